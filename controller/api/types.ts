@@ -1,0 +1,263 @@
+// The Vireo objects (API group vireo.dev, version v1alpha1) as TypeScript types.
+// The CRDs under crds/ are the source of truth for the schema; these types mirror them after defaulting.
+
+export const GROUP = "vireo.dev";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export type Kind = "Host" | "HostCluster" | "VirtualMachine";
+export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine"];
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  ownerReferences?: OwnerReference[];
+}
+
+export interface OwnerReference {
+  apiVersion: string;
+  kind: string;
+  name: string;
+  uid: string;
+  controller?: boolean;
+  blockOwnerDeletion?: boolean;
+}
+
+export type ConditionStatus = "True" | "False" | "Unknown";
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
+
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  values?: string[];
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+// ---------------------------------------------------------------- Host
+
+export type Hypervisor = "esx" | "hyperv" | "kvm" | "xen";
+export type CpuVendor = "intel" | "amd";
+
+export interface HostCpu {
+  cores: number;
+  vendor: CpuVendor;
+  model?: string;
+  features: string[];
+  overcommitRatio: number;
+}
+
+export interface HostSpec {
+  hypervisor: Hypervisor;
+  cpu: HostCpu;
+  memoryMiB: number;
+  datastores: string[];
+  networks: string[];
+  storagePaths: number;
+  maintenance: boolean;
+}
+
+export type HostPhase = "Ready" | "NotResponding" | "Isolated" | "Partitioned" | "Failed" | "EnteringMaintenance" | "Maintenance";
+
+export interface HostStatus {
+  observedGeneration?: number;
+  phase?: HostPhase;
+  cluster?: string;
+  lastHeartbeatTime?: string;
+  lastDatastoreHeartbeatTime?: string;
+  allocated?: { cpu: number; memoryMiB: number };
+  capacity?: { cpu: number; memoryMiB: number };
+  used?: { cpu: number; memoryMiB: number };
+  vmCount?: number;
+  storagePathsUp?: number;
+  conditions?: Condition[];
+}
+
+export interface Host {
+  apiVersion: typeof API_VERSION;
+  kind: "Host";
+  metadata: ObjectMeta;
+  spec: HostSpec;
+  status?: HostStatus;
+}
+
+// ---------------------------------------------------------------- HostCluster
+
+export type PlacementStrategy = "Spread" | "Pack";
+export type AdmissionControlPolicy = "HostFailuresToTolerate" | "ReservedPercentage" | "DedicatedFailoverHosts" | "Disabled";
+
+export interface HostClusterSpec {
+  hostSelector: LabelSelector;
+  cpuBaseline?: { vendor?: CpuVendor; features: string[] };
+  placement: { strategy: PlacementStrategy };
+  ha: {
+    enabled: boolean;
+    failureDetectionSeconds: number;
+    admissionControl: {
+      policy: AdmissionControlPolicy;
+      hostFailures?: number;
+      cpuPercent?: number;
+      memoryPercent?: number;
+      failoverHosts?: string[];
+    };
+  };
+  balancing: {
+    mode: "Off" | "Manual" | "Automatic";
+    threshold: number;
+    intervalSeconds: number;
+    maxMigrationsPerHost: number;
+  };
+}
+
+export interface HostClusterStatus {
+  observedGeneration?: number;
+  hostsReady?: number;
+  hostsTotal?: number;
+  capacity?: { cpu: number; memoryMiB: number };
+  allocated?: { cpu: number; memoryMiB: number };
+  vmsRunning?: number;
+  vmsTotal?: number;
+  vmsUnschedulable?: number;
+  conditions?: Condition[];
+}
+
+export interface HostCluster {
+  apiVersion: typeof API_VERSION;
+  kind: "HostCluster";
+  metadata: ObjectMeta;
+  spec: HostClusterSpec;
+  status?: HostClusterStatus;
+}
+
+// ---------------------------------------------------------------- VirtualMachine
+
+export type RunStrategy = "Always" | "RerunOnFailure" | "Once" | "Manual" | "Halted";
+
+export interface VmDisk {
+  name: string;
+  sizeGiB: number;
+  datastore: string;
+}
+
+/** A network attachment. `macAddress` may be given; otherwise Vireo assigns one and reports it in status. */
+export interface VmNetwork {
+  name: string;
+  macAddress?: string;
+}
+
+export interface HostAffinityTerm {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: LabelSelectorRequirement[];
+}
+
+export interface WeightedHostAffinityTerm {
+  weight: number;
+  preference: HostAffinityTerm;
+}
+
+export interface VmAffinityTerm {
+  labelSelector: LabelSelector;
+  topologyKey: string;
+  /** Namespaces the selector looks in; the VM's own namespace when empty. */
+  namespaces?: string[];
+}
+
+export interface WeightedVmAffinityTerm {
+  weight: number;
+  term: VmAffinityTerm;
+}
+
+export interface VmPlacement {
+  cluster: string;
+  hypervisor?: Hypervisor;
+  hostAffinity?: { required?: HostAffinityTerm[]; preferred?: WeightedHostAffinityTerm[] };
+  vmAffinity?: { required?: VmAffinityTerm[]; preferred?: WeightedVmAffinityTerm[] };
+  vmAntiAffinity?: { required?: VmAffinityTerm[]; preferred?: WeightedVmAffinityTerm[] };
+}
+
+export interface VirtualMachineSpec {
+  runStrategy: RunStrategy;
+  cpu: number;
+  memoryMiB: number;
+  cpuFeatures: string[];
+  disks: VmDisk[];
+  networks: VmNetwork[];
+  placement: VmPlacement;
+  migration: { policy: "Live" | "Cold" | "Never" };
+  /** CPU usage profile of the guest in the simulator (how busy it is over time). */
+  workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number };
+  /** Disk replication to another cluster (DESIGN.md §1); the CRD defaults rpoSeconds to 4 h. */
+  replication?: { targetCluster: string; rpoSeconds: number };
+  /** How long the VM may live: `ttl` is a duration such as "720h". */
+  lease?: { ttl: string; onExpiry: "Stop" | "Delete" };
+}
+
+export type VmPhase = "Pending" | "Unschedulable" | "Starting" | "Running" | "Migrating" | "Stopping" | "Stopped" | "Failed";
+
+export interface VmStatusNetwork {
+  name: string;
+  macAddress: string;
+}
+
+export type VmExitReason = "GuestShutdown" | "PoweredOff" | "HostFailure" | "Crashed";
+
+export interface VirtualMachineStatus {
+  observedGeneration?: number;
+  phase?: VmPhase;
+  host?: string;
+  networks?: VmStatusNetwork[];
+  restarts?: number;
+  /** The last time the VM stopped without Vireo asking it to, and why. */
+  lastExit?: { reason: VmExitReason; time: string };
+  /** When the current (or last) run began: lets Once and RerunOnFailure tell a finished run from a new one. */
+  startedAt?: string;
+  conditions?: Condition[];
+}
+
+export interface VirtualMachine {
+  apiVersion: typeof API_VERSION;
+  kind: "VirtualMachine";
+  metadata: ObjectMeta;
+  spec: VirtualMachineSpec;
+  status?: VirtualMachineStatus;
+}
+
+export type VireoObject = Host | HostCluster | VirtualMachine;
+
+/** The store's key of an object: "Kind/name" or "Kind/namespace/name". */
+export function objectKey(kind: Kind, name: string, namespace?: string): string {
+  return namespace ? `${kind}/${namespace}/${name}` : `${kind}/${name}`;
+}
+
+export function keyOf(obj: VireoObject): string {
+  return objectKey(obj.kind, obj.metadata.name, obj.metadata.namespace);
+}
+
+/** The provider's id of a VM: "namespace/name". */
+export function vmId(vm: Pick<VirtualMachine, "metadata">): string {
+  return `${vm.metadata.namespace ?? "default"}/${vm.metadata.name}`;
+}
+
+/** Label every Host carries with its own name, so `vireo.dev/host` works as a topology key. */
+export const HOST_LABEL = "vireo.dev/host";
+/** Label that joins a Host to a HostCluster by convention. */
+export const CLUSTER_LABEL = "vireo.dev/cluster";

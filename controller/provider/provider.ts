@@ -1,0 +1,111 @@
+// The boundary between Vireo and the hypervisor hosts. The simulator implements it in-process
+// (provider/sim) and over HTTP (`vireo hostsim`); a real hypervisor driver could implement it too.
+//
+// Every action is idempotent: asking twice for what already holds is a no-op, so an executor that crashed
+// mid-plan can simply run the plan again. An action's result is not proof that it worked: the controller
+// believes only the next observation.
+
+import type { CpuVendor, Hypervisor, VmExitReason } from "../api/types.ts";
+
+/** What a host is made of, as the driver is told when the host is registered. */
+export interface HostConfig {
+  hypervisor: Hypervisor;
+  cpu: { cores: number; vendor: CpuVendor; model?: string; features: string[]; overcommitRatio: number };
+  memoryMiB: number;
+  datastores: string[];
+  networks: string[];
+  storagePaths: number;
+  labels: Record<string, string>;
+}
+
+export type WorkloadProfile = "Idle" | "Steady" | "Diurnal" | "Bursty";
+
+/** What a VM is made of on a host. */
+export interface VmConfig {
+  cpu: number;
+  memoryMiB: number;
+  /** The CPU features the guest sees (the cluster's baseline intersected with the host's). */
+  cpuFeatures: string[];
+  disks: { name: string; sizeGiB: number; datastore: string }[];
+  nics: { network: string; macAddress: string }[];
+  workload: { profile: WorkloadProfile; cpuPercent: number };
+}
+
+/** One host's latest report. A host that is down stops reporting: its entry keeps the last report it sent. */
+export interface HostObservation {
+  name: string;
+  config: HostConfig;
+  /** Clock time (ms) of the last network heartbeat the host sent. */
+  lastNetworkHeartbeat: number;
+  /** Clock time (ms) of the last datastore heartbeat the host wrote. */
+  lastDatastoreHeartbeat: number;
+  storagePathsUp: number;
+  /** vCPUs and MiB allocated to VMs that hold resources on this host (starting, running, stopping). */
+  allocated: { cpu: number; memoryMiB: number };
+  /** Physical cores busy and MiB touched by the guests right now. */
+  used: { cpu: number; memoryMiB: number };
+  vmCount: number;
+}
+
+export type VmPowerState = "Starting" | "Running" | "Stopping" | "Off";
+
+/** One VM as the host it is registered on reports it. */
+export interface VmObservation {
+  id: string;
+  host: string;
+  power: VmPowerState;
+  config: VmConfig;
+  /** Clock time (ms) the VM last entered its current power state. */
+  since: number;
+  /** Clock time (ms) the current run was powered on, when it is on. */
+  poweredOnAt?: number;
+  /** Why the VM last went Off without being asked to (a guest shutdown, a crash), with the time. */
+  lastExit?: { reason: VmExitReason; at: number };
+  /** Clock time (ms) of the guest's last heartbeat (VMware Tools / qemu-guest-agent). */
+  guestHeartbeat?: number;
+  /** Physical cores the guest is using now. */
+  cpuUsage: number;
+  /** Bumped on every change the host reports, so observers can tell what changed cheaply. */
+  revision: number;
+}
+
+export interface Observation {
+  /** Clock time the snapshot was taken. */
+  at: number;
+  hosts: HostObservation[];
+  vms: VmObservation[];
+  /** Power-ons refused because another copy of the VM might still run (its disk lock was held). */
+  splitBrainAttempts: number;
+}
+
+export type ProviderErrorCode = "NotFound" | "Conflict" | "Invalid" | "Unavailable" | "LockHeld" | "InsufficientResources";
+
+/** A refusal the caller must handle; `code` says which kind. */
+export class ProviderError extends Error {
+  readonly code: ProviderErrorCode;
+  constructor(code: ProviderErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ProviderError";
+    this.code = code;
+  }
+}
+
+export interface HypervisorProvider {
+  /** A consistent snapshot of every host and VM, as last reported. */
+  observe(): Promise<Observation>;
+  /** Adds a host or updates what it is made of. Idempotent. */
+  registerHost(name: string, config: HostConfig): Promise<void>;
+  /** Forgets a host. Refused (Conflict) while VMs are registered on it. */
+  unregisterHost(name: string): Promise<void>;
+  /**
+   * Registers the VM on `host` with `config` (replacing an Off registration elsewhere) and powers it on.
+   * A no-op when it is already starting or running there. Refused with Conflict when it is on elsewhere,
+   * with LockHeld (counted as a split-brain attempt) when its disks are locked by another host, with
+   * InsufficientResources when the host cannot hold it, and with Unavailable when the host is down.
+   */
+  startVm(id: string, host: string, config: VmConfig): Promise<VmObservation>;
+  /** Powers the VM off: `Shutdown` asks the guest (takes time), `PowerOff` pulls the plug. No-op when Off. */
+  stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void>;
+  /** Powers the VM off if needed and removes it from its host, releasing its disk locks. No-op when unknown. */
+  removeVm(id: string): Promise<void>;
+}

@@ -1,0 +1,393 @@
+// The simulated hypervisor hosts: a HypervisorProvider whose hosts heartbeat, run VMs that take time to
+// boot and shut down, lock their disks and fail on request. It only answers the interface; it never
+// calls into the controller. Time comes from the injected clock, so a virtual clock replays a run.
+
+import { existsSync } from "node:fs";
+import type { Clock, Timer } from "../../engine/clock.ts";
+import { ProviderError } from "../provider.ts";
+import type { HostConfig, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+import * as faults from "./faults.ts";
+import type { SimContext } from "./faults.ts";
+import { capacityOf, checkHostCanRun, checkRoom, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
+import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
+import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
+import { readStateFile, StateWriter } from "./persistence.ts";
+import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
+import type { RestoredWorld } from "./state-file.ts";
+import { resolveTimings } from "./timings.ts";
+import type { SimTimings } from "./timings.ts";
+import { beginShutdown, finishBoot, powerOff, powerOn, validateVmConfig } from "./vms.ts";
+import { attachVm, copyHostConfig, copyVmConfig, detachVm, emptyWorld, isPoweredOn, isReachable } from "./world.ts";
+import type { HostRecord, VmRecord, World } from "./world.ts";
+
+export { DEFAULT_SIM_TIMINGS, resolveTimings } from "./timings.ts";
+export type { SimTimings } from "./timings.ts";
+export { StateFileError } from "./state-file.ts";
+export { cpuDemand } from "./usage.ts";
+
+export interface SimOptions {
+  clock: Clock;
+  /** Seeds the guests' CPU usage profiles. A restored world keeps the seed it was created with. */
+  seed: number;
+  timings?: Partial<SimTimings>;
+  /** Where the world is saved after every change. */
+  statePath?: string;
+  /** Told about every failed save; by default a process warning. `flush()` rejects while saves fail. */
+  onSaveError?: (error: Error) => void;
+}
+
+/** A disk lock as the datastore shows it. */
+export interface DiskLockView {
+  datastore: string;
+  disk: string;
+  vmId: string;
+  host: string;
+  acquiredAt: number;
+  lastRenewal: number;
+  expiresAt: number;
+}
+
+/** What is really true, whatever the hosts last reported: for tests and drills, never for the controller. */
+export interface GroundTruth {
+  hosts: { name: string; up: boolean; isolated: boolean; storagePathsUp: number }[];
+  vms: { id: string; host: string; power: VmPowerState }[];
+}
+
+export class SimulatedHosts implements HypervisorProvider {
+  readonly clock: Clock;
+  readonly timings: SimTimings;
+  private readonly world: World;
+  private readonly ctx: SimContext;
+  private readonly transitionTimers = new Map<string, Timer>();
+  private readonly fenceTimers = new Map<string, Timer>();
+  private readonly writer: StateWriter | undefined;
+  private closed = false;
+
+  /** A new, empty world. `restored` is for `load` only. */
+  constructor(options: SimOptions, restored?: RestoredWorld) {
+    if (!Number.isInteger(options.seed)) throw new RangeError(`seed must be an integer, got ${options.seed}`);
+    if (!restored && options.statePath !== undefined && existsSync(options.statePath)) {
+      throw new StateFileError(options.statePath, "already exists; restore it with SimulatedHosts.load rather than replace it");
+    }
+    this.clock = options.clock;
+    this.timings = restored?.timings ?? resolveTimings(options.timings);
+    this.world = restored?.world ?? emptyWorld(options.seed);
+    this.ctx = {
+      world: this.world,
+      timings: this.timings,
+      now: () => this.clock.now(),
+      syncTransition: (vm) => this.syncTransition(vm),
+      syncFence: (host) => this.syncFence(host),
+      changed: () => this.changed(),
+    };
+    this.writer = options.statePath === undefined
+      ? undefined
+      : new StateWriter(options.statePath, () => serializeWorld(this.world, this.timings, this.clock.now()), options.onSaveError);
+    if (restored) this.rearmTimers();
+  }
+
+  /**
+   * The world saved at `statePath`, with its VMs where they were and the transitions under way completing
+   * at their original times (or at once, when those have passed). A new, empty world when there is no file
+   * yet, seeded with `seed` (default 1). The file's seed and timings win over `seed` and the defaults;
+   * `timings` given here override both.
+   */
+  static async load(options: Omit<SimOptions, "seed"> & { seed?: number; statePath: string }): Promise<SimulatedHosts> {
+    const text = await readStateFile(options.statePath);
+    if (text === undefined) {
+      const seed = options.seed ?? 1;
+      return new SimulatedHosts({ ...options, seed }, { world: emptyWorld(seed), timings: resolveTimings(options.timings) });
+    }
+    const restored = parseWorld(options.statePath, text);
+    const overrides = Object.entries(options.timings ?? {}).filter(([, value]) => value !== undefined);
+    if (overrides.length > 0) restored.timings = resolveTimings({ ...restored.timings, ...Object.fromEntries(overrides) });
+    return new SimulatedHosts({ ...options, seed: restored.world.seed }, restored);
+  }
+
+  get seed(): number {
+    return this.world.seed;
+  }
+
+  async observe(): Promise<Observation> {
+    return observeWorld(this.world, this.clock.now(), this.timings);
+  }
+
+  /** One VM as its host last reported it, or undefined when no host has it. */
+  observeVm(id: string): VmObservation | undefined {
+    const vm = this.world.vms.get(id);
+    return vm && reportVm(this.world, vm, this.clock.now(), this.timings);
+  }
+
+  /** Power-ons refused so far because another copy of the VM might still run. */
+  splitBrainAttempts(): number {
+    return this.world.splitBrainAttempts;
+  }
+
+  async registerHost(name: string, config: HostConfig): Promise<void> {
+    this.assertOpen();
+    validateHostConfig(name, config);
+    const existing = this.world.hosts.get(name);
+    if (!existing) {
+      const now = this.clock.now();
+      const host: HostRecord = {
+        name,
+        config: copyHostConfig(config),
+        bootedAt: now,
+        networkSince: now,
+        storagePathsUp: config.storagePaths,
+        storageSince: now,
+      };
+      if (config.storagePaths === 0) host.storageLostAt = now;
+      this.world.hosts.set(name, host);
+      this.changed();
+      return;
+    }
+    if (JSON.stringify(copyHostConfig(config)) === JSON.stringify(existing.config)) return;
+    const allocated = allocatedOn(this.world, name);
+    const capacity = capacityOf(config);
+    if (allocated.memoryMiB > capacity.memoryMiB || allocated.cpu > capacity.cpu) {
+      throw new ProviderError(
+        "Conflict",
+        `host ${name} runs VMs with ${allocated.cpu} vCPUs and ${allocated.memoryMiB} MiB; the new description holds only ${capacity.cpu} vCPUs and ${capacity.memoryMiB} MiB`,
+      );
+    }
+    // A path fault survives a change of description; a host with all paths up keeps them all up.
+    const allUp = existing.storagePathsUp === existing.config.storagePaths;
+    existing.config = copyHostConfig(config);
+    faults.applyStoragePaths(this.ctx, existing, allUp ? config.storagePaths : Math.min(existing.storagePathsUp, config.storagePaths));
+    this.changed();
+  }
+
+  async unregisterHost(name: string): Promise<void> {
+    this.assertOpen();
+    if (!this.world.hosts.has(name)) return;
+    const registered = this.world.vmsByHost.get(name)?.size ?? 0;
+    if (registered > 0) throw new ProviderError("Conflict", `host ${name} still has ${registered} VM(s) registered`);
+    this.fenceTimers.get(name)?.cancel();
+    this.fenceTimers.delete(name);
+    this.world.hosts.delete(name);
+    pruneDeadLocks(this.world, this.clock.now(), this.timings);
+    this.changed();
+  }
+
+  async startVm(id: string, hostName: string, config: VmConfig): Promise<VmObservation> {
+    this.assertOpen();
+    validateVmConfig(id, config);
+    const { world, timings } = this;
+    const host = faults.requireHost(world, hostName);
+    if (!isReachable(host)) throw new ProviderError("Unavailable", `host ${hostName} is not responding`);
+    const now = this.clock.now();
+    const existing = world.vms.get(id);
+    if (existing?.host === hostName) {
+      if (existing.power === "Starting" || existing.power === "Running") return reportVm(world, existing, now, timings);
+      if (existing.power === "Stopping") {
+        throw new ProviderError("Conflict", `VM ${id} is shutting down on host ${hostName}; it can be powered on once it is Off`);
+      }
+    } else if (existing && isPoweredOn(existing.power) && isReachable(hostOf(world, existing))) {
+      throw new ProviderError("Conflict", `VM ${id} is ${existing.power} on host ${existing.host}`);
+    }
+    checkHostCanRun(host, id, config);
+    this.refuseSplitBrain(id, hostName, config, existing, now);
+    checkRoom(host, allocatedOn(world, hostName), id, config);
+
+    const vm: VmRecord = existing ?? { id, host: hostName, config, power: "Off", since: now, guestHung: false, revision: 0 };
+    if (existing && existing.host !== hostName) {
+      detachVm(world, existing);
+      existing.host = hostName;
+    }
+    vm.config = copyVmConfig(config);
+    attachVm(world, vm);
+    powerOn(world, vm, now, timings);
+    this.syncTransition(vm);
+    this.changed();
+    return reportVm(world, vm, now, timings);
+  }
+
+  async stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void> {
+    this.assertOpen();
+    if (mode !== "Shutdown" && mode !== "PowerOff") throw new ProviderError("Invalid", `stop mode must be Shutdown or PowerOff, got ${String(mode)}`);
+    const vm = this.world.vms.get(id);
+    if (!vm) return;
+    const now = this.clock.now();
+    const host = hostOf(this.world, vm);
+    if (!isReachable(host)) {
+      if (reportVm(this.world, vm, now, this.timings).power === "Off") return;
+      throw new ProviderError("Unavailable", `VM ${id}'s host ${host.name} is not responding`);
+    }
+    if (vm.power === "Off") return;
+    if (mode === "PowerOff") powerOff(this.world, vm, now);
+    else if (vm.power === "Stopping") return;
+    else beginShutdown(this.world, vm, now, this.timings);
+    this.syncTransition(vm);
+    this.changed();
+  }
+
+  async removeVm(id: string): Promise<void> {
+    this.assertOpen();
+    const vm = this.world.vms.get(id);
+    if (!vm) return;
+    const host = hostOf(this.world, vm);
+    if (!isReachable(host)) {
+      throw new ProviderError("Unavailable", `VM ${id}'s host ${host.name} is not responding: it can neither power the VM off nor release its disks`);
+    }
+    if (isPoweredOn(vm.power)) powerOff(this.world, vm, this.clock.now());
+    releaseLocks(this.world, vm);
+    this.transitionTimers.get(id)?.cancel();
+    this.transitionTimers.delete(id);
+    detachVm(this.world, vm);
+    this.changed();
+  }
+
+  // ------------------------------------------------------------ simulator-only: faults and inspection
+
+  crashHost(name: string): void {
+    this.assertOpen();
+    faults.crashHost(this.ctx, name);
+  }
+
+  recoverHost(name: string): void {
+    this.assertOpen();
+    faults.recoverHost(this.ctx, name);
+  }
+
+  isolateHost(name: string): void {
+    this.assertOpen();
+    faults.isolateHost(this.ctx, name);
+  }
+
+  healIsolation(name: string): void {
+    this.assertOpen();
+    faults.healIsolation(this.ctx, name);
+  }
+
+  setStoragePathsUp(name: string, up: number): void {
+    this.assertOpen();
+    faults.setStoragePathsUp(this.ctx, name, up);
+  }
+
+  guestShutdown(id: string): void {
+    this.assertOpen();
+    faults.guestShutdown(this.ctx, id);
+  }
+
+  crashVm(id: string): void {
+    this.assertOpen();
+    faults.crashVm(this.ctx, id);
+  }
+
+  hangGuest(id: string): void {
+    this.assertOpen();
+    faults.hangGuest(this.ctx, id);
+  }
+
+  /** Every disk lock on the datastores, live or expired-but-not-yet-taken-over. */
+  diskLocks(): DiskLockView[] {
+    const now = this.clock.now();
+    return [...this.world.locks.values()].map((lock) => ({
+      datastore: lock.datastore,
+      disk: lock.disk,
+      vmId: lock.vmId,
+      host: lock.host,
+      acquiredAt: lock.acquiredAt,
+      lastRenewal: lockLastRenewal(this.world, lock, now, this.timings),
+      expiresAt: lockExpiresAt(this.world, lock, now, this.timings),
+    }));
+  }
+
+  groundTruth(): GroundTruth {
+    return {
+      hosts: [...this.world.hosts.values()].map((host) => ({
+        name: host.name,
+        up: host.crashedAt === undefined,
+        isolated: host.isolatedAt !== undefined,
+        storagePathsUp: host.storagePathsUp,
+      })),
+      vms: [...this.world.vms.values()].map((vm) => ({ id: vm.id, host: vm.host, power: vm.power })),
+    };
+  }
+
+  /** Resolves once the latest state is on disk (at once without a state file); rejects on a failed save. */
+  async flush(): Promise<void> {
+    await this.writer?.flush();
+  }
+
+  /** Stops every timer, refuses further actions, and waits for the last save. */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.transitionTimers.values()) timer.cancel();
+    for (const timer of this.fenceTimers.values()) timer.cancel();
+    this.transitionTimers.clear();
+    this.fenceTimers.clear();
+    await this.flush();
+  }
+
+  // ------------------------------------------------------------ internals
+
+  /**
+   * Refuses (and counts) a power-on while another copy of the VM may still run: a live lock on one of its
+   * disks held by another host, or — for a VM without disks, which no lock protects — the copy itself.
+   */
+  private refuseSplitBrain(id: string, hostName: string, config: VmConfig, existing: VmRecord | undefined, now: number): void {
+    const { world, timings } = this;
+    // A storage fence that fell due has happened, whether or not its timer has fired yet.
+    for (const key of lockKeysOf(id, config)) {
+      const holder = world.hosts.get(world.locks.get(key)?.host ?? "");
+      if (holder) faults.fenceIfDue(this.ctx, holder);
+    }
+    if (existing && existing.host !== hostName) faults.fenceIfDue(this.ctx, hostOf(world, existing));
+    const lock = lockHeldElsewhere(world, id, config, hostName, now, timings);
+    const stillRuns = existing !== undefined && existing.host !== hostName && isPoweredOn(existing.power);
+    if (!lock && !stillRuns) return;
+    world.splitBrainAttempts += 1;
+    this.changed();
+    const reason = lock
+      ? `disk ${lock.disk} on datastore ${lock.datastore} is locked by host ${lock.host}`
+      : `it still runs on host ${existing?.host}`;
+    throw new ProviderError("LockHeld", `VM ${id} cannot power on on host ${hostName}: ${reason}`);
+  }
+
+  private syncTransition(vm: VmRecord): void {
+    this.transitionTimers.get(vm.id)?.cancel();
+    this.transitionTimers.delete(vm.id);
+    const due = vm.transitionDueAt;
+    if (due === undefined || this.closed) return;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.completeTransition(vm.id, due));
+    this.transitionTimers.set(vm.id, timer);
+  }
+
+  private completeTransition(id: string, due: number): void {
+    this.transitionTimers.delete(id);
+    const vm = this.world.vms.get(id);
+    // A timer that outlived its transition (the VM was stopped or removed meanwhile) has nothing to do.
+    if (!vm || vm.transitionDueAt !== due) return;
+    const now = this.clock.now();
+    if (vm.power === "Starting") finishBoot(this.world, vm, now);
+    else if (vm.power === "Stopping") powerOff(this.world, vm, now);
+    this.changed();
+  }
+
+  private syncFence(host: HostRecord): void {
+    this.fenceTimers.get(host.name)?.cancel();
+    this.fenceTimers.delete(host.name);
+    const due = storageFenceDueAt(host, this.timings);
+    if (due === undefined || host.crashedAt !== undefined || this.closed) return;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => {
+      this.fenceTimers.delete(host.name);
+      faults.fenceStorageLoss(this.ctx, host);
+    });
+    this.fenceTimers.set(host.name, timer);
+  }
+
+  private rearmTimers(): void {
+    for (const vm of this.world.vms.values()) this.syncTransition(vm);
+    for (const host of this.world.hosts.values()) this.syncFence(host);
+  }
+
+  private changed(): void {
+    this.writer?.request();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ProviderError("Unavailable", "the simulated hosts have been closed");
+  }
+}

@@ -1,0 +1,72 @@
+// What observers see: each host's latest report and its VMs'. A live host reports the truth as of now;
+// a crashed host's report, and its VMs', stay as they were when it went down. Every report is a fresh
+// copy, so nothing an observer does to it reaches the world.
+
+import type { HostObservation, Observation, VmObservation } from "../provider.ts";
+import { emptyTally, hostObservation } from "./hosts.ts";
+import type { HostTally, Resources } from "./hosts.ts";
+import type { SimTimings } from "./timings.ts";
+import { addToTally, vmObservation } from "./vms.ts";
+import { copyHostObservation, copyVmObservation, isPoweredOn, vmsOnHost } from "./world.ts";
+import type { HostRecord, VmRecord, World } from "./world.ts";
+
+export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTimings): VmObservation {
+  const host = hostOf(world, vm);
+  if (host.crashedAt !== undefined) return copyVmObservation(lastReportOf(vm));
+  return vmObservation(vm, host, now, world.seed, timings);
+}
+
+/** The report a live host sends now. */
+export function liveHostReport(world: World, host: HostRecord, now: number, timings: SimTimings): HostObservation {
+  const tally = emptyTally();
+  for (const vm of vmsOnHost(world, host.name)) addToTally(tally, vmObservation(vm, host, now, world.seed, timings));
+  return hostObservation(host, tally, now, timings);
+}
+
+export function observeWorld(world: World, now: number, timings: SimTimings): Observation {
+  const tallies = new Map<string, HostTally>();
+  const vms: VmObservation[] = [];
+  for (const vm of world.vms.values()) {
+    const report = reportVm(world, vm, now, timings);
+    vms.push(report);
+    let tally = tallies.get(vm.host);
+    if (!tally) {
+      tally = emptyTally();
+      tallies.set(vm.host, tally);
+    }
+    addToTally(tally, report);
+  }
+  const hosts: HostObservation[] = [];
+  for (const host of world.hosts.values()) {
+    if (host.crashedAt !== undefined) hosts.push(copyHostObservation(lastHostReportOf(host)));
+    else hosts.push(hostObservation(host, tallies.get(host.name) ?? emptyTally(), now, timings));
+  }
+  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts };
+}
+
+/** vCPUs and memory the host has handed to its powered-on VMs, in truth. */
+export function allocatedOn(world: World, host: string): Resources {
+  const allocated = { cpu: 0, memoryMiB: 0 };
+  for (const vm of vmsOnHost(world, host)) {
+    if (!isPoweredOn(vm.power)) continue;
+    allocated.cpu += vm.config.cpu;
+    allocated.memoryMiB += vm.config.memoryMiB;
+  }
+  return allocated;
+}
+
+export function hostOf(world: World, vm: VmRecord): HostRecord {
+  const host = world.hosts.get(vm.host);
+  if (!host) throw new Error(`simulator invariant broken: VM ${vm.id} is on unknown host ${vm.host}`);
+  return host;
+}
+
+function lastReportOf(vm: VmRecord): VmObservation {
+  if (!vm.lastReport) throw new Error(`simulator invariant broken: VM ${vm.id} is on a crashed host but has no last report`);
+  return vm.lastReport;
+}
+
+function lastHostReportOf(host: HostRecord): HostObservation {
+  if (!host.lastReport) throw new Error(`simulator invariant broken: crashed host ${host.name} has no last report`);
+  return host.lastReport;
+}

@@ -1,0 +1,190 @@
+// The simulated world on disk: one JSON document. Reading it checks every record, so a damaged file is
+// an error naming the file and the record, never a half-restored world.
+
+import type { VmPowerState } from "../provider.ts";
+import { validateHostConfig } from "./hosts.ts";
+import type { SimTimings } from "./timings.ts";
+import { resolveTimings } from "./timings.ts";
+import { validateVmConfig } from "./vms.ts";
+import { attachVm, emptyWorld } from "./world.ts";
+import type { DiskLock, HostRecord, VmRecord, World } from "./world.ts";
+
+export const STATE_FORMAT = "vireo-simulated-hosts";
+export const STATE_VERSION = 1;
+
+interface WorldFile {
+  format: typeof STATE_FORMAT;
+  version: typeof STATE_VERSION;
+  savedAt: number;
+  seed: number;
+  timings: SimTimings;
+  splitBrainAttempts: number;
+  revision: number;
+  hosts: HostRecord[];
+  vms: VmRecord[];
+  locks: DiskLock[];
+}
+
+/** The state file cannot be read back into a world. */
+export class StateFileError extends Error {
+  readonly path: string;
+  constructor(path: string, problem: string, options?: { cause?: unknown }) {
+    super(`simulator state file ${path}: ${problem}`, options);
+    this.name = "StateFileError";
+    this.path = path;
+  }
+}
+
+export function serializeWorld(world: World, timings: SimTimings, savedAt: number): string {
+  const file: WorldFile = {
+    format: STATE_FORMAT,
+    version: STATE_VERSION,
+    savedAt,
+    seed: world.seed,
+    timings,
+    splitBrainAttempts: world.splitBrainAttempts,
+    revision: world.revision,
+    hosts: [...world.hosts.values()],
+    vms: [...world.vms.values()],
+    locks: [...world.locks.values()],
+  };
+  return `${JSON.stringify(file)}\n`;
+}
+
+export interface RestoredWorld {
+  world: World;
+  timings: SimTimings;
+}
+
+export function parseWorld(path: string, text: string): RestoredWorld {
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (error) {
+    throw new StateFileError(path, "is not valid JSON", { cause: error });
+  }
+  try {
+    return restore(data);
+  } catch (error) {
+    if (error instanceof RecordError) throw new StateFileError(path, error.message, { cause: error.cause });
+    throw error;
+  }
+}
+
+/** A record of the file that does not hold together; turned into a StateFileError naming the file. */
+class RecordError extends Error {}
+
+type Fields = Record<string, unknown>;
+
+function restore(data: unknown): RestoredWorld {
+  const file = object(data, "the document");
+  if (file.format !== STATE_FORMAT) throw new RecordError(`format is ${JSON.stringify(file.format)}, expected ${STATE_FORMAT}`);
+  if (file.version !== STATE_VERSION) throw new RecordError(`version ${JSON.stringify(file.version)} is not supported (expected ${STATE_VERSION})`);
+  const world = emptyWorld(number(file, "seed", "the document"));
+  world.splitBrainAttempts = number(file, "splitBrainAttempts", "the document");
+  world.revision = number(file, "revision", "the document");
+  let timings: SimTimings;
+  try {
+    timings = resolveTimings(object(file.timings, "timings") as Partial<SimTimings>);
+  } catch (error) {
+    throw new RecordError(`timings: ${(error as Error).message}`, { cause: error });
+  }
+  list(file, "hosts").forEach((entry, i) => {
+    const host = hostRecord(entry, `hosts[${i}]`);
+    if (world.hosts.has(host.name)) throw new RecordError(`hosts[${i}]: host ${host.name} appears twice`);
+    world.hosts.set(host.name, host);
+  });
+  list(file, "vms").forEach((entry, i) => {
+    const vm = vmRecord(entry, `vms[${i}]`);
+    if (world.vms.has(vm.id)) throw new RecordError(`vms[${i}]: VM ${vm.id} appears twice`);
+    const host = world.hosts.get(vm.host);
+    if (!host) throw new RecordError(`vms[${i}]: VM ${vm.id} is on unknown host ${vm.host}`);
+    if (host.crashedAt !== undefined && vm.lastReport === undefined) {
+      throw new RecordError(`vms[${i}]: VM ${vm.id} is on crashed host ${vm.host} but has no last report`);
+    }
+    attachVm(world, vm);
+  });
+  list(file, "locks").forEach((entry, i) => {
+    const lock = lockRecord(entry, `locks[${i}]`);
+    world.locks.set(lock.key, lock);
+  });
+  return { world, timings };
+}
+
+function hostRecord(entry: unknown, where: string): HostRecord {
+  const fields = object(entry, where);
+  const host = fields as unknown as HostRecord;
+  string(fields, "name", where);
+  object(fields.config, `${where}.config`);
+  list(object((fields.config as Fields).cpu, `${where}.config.cpu`), "features", `${where}.config.cpu`);
+  for (const name of ["datastores", "networks"]) list(fields.config as Fields, name, `${where}.config`);
+  object((fields.config as Fields).labels, `${where}.config.labels`);
+  checked(where, () => validateHostConfig(host.name, host.config));
+  for (const name of ["bootedAt", "networkSince", "storagePathsUp", "storageSince"]) number(fields, name, where);
+  for (const name of ["isolatedAt", "storageLostAt", "crashedAt"]) optionalNumber(fields, name, where);
+  if (host.crashedAt !== undefined) object(fields.lastReport, `${where}.lastReport`);
+  return host;
+}
+
+const POWER_STATES: readonly VmPowerState[] = ["Starting", "Running", "Stopping", "Off"];
+
+function vmRecord(entry: unknown, where: string): VmRecord {
+  const fields = object(entry, where);
+  const vm = fields as unknown as VmRecord;
+  string(fields, "id", where);
+  string(fields, "host", where);
+  const config = object(fields.config, `${where}.config`);
+  for (const name of ["cpuFeatures", "disks", "nics"]) list(config, name, `${where}.config`);
+  object(config.workload, `${where}.config.workload`);
+  checked(where, () => validateVmConfig(vm.id, vm.config));
+  if (!POWER_STATES.includes(vm.power)) throw new RecordError(`${where}.power ${JSON.stringify(vm.power)} is not a power state`);
+  for (const name of ["since", "revision"]) number(fields, name, where);
+  for (const name of ["poweredOnAt", "transitionDueAt", "guestSince", "guestStoppedAt"]) optionalNumber(fields, name, where);
+  if (typeof vm.guestHung !== "boolean") throw new RecordError(`${where}.guestHung must be true or false`);
+  if (vm.lastExit !== undefined) number(object(vm.lastExit, `${where}.lastExit`), "at", `${where}.lastExit`);
+  if (vm.lastReport !== undefined) object(vm.lastReport, `${where}.lastReport`);
+  return vm;
+}
+
+function lockRecord(entry: unknown, where: string): DiskLock {
+  const fields = object(entry, where);
+  for (const name of ["key", "datastore", "disk", "vmId", "host"]) string(fields, name, where);
+  number(fields, "acquiredAt", where);
+  optionalNumber(fields, "renewedUntil", where);
+  return fields as unknown as DiskLock;
+}
+
+function checked(where: string, check: () => void): void {
+  try {
+    check();
+  } catch (error) {
+    throw new RecordError(`${where}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function object(value: unknown, where: string): Fields {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new RecordError(`${where} must be an object`);
+  return value as Fields;
+}
+
+function list(fields: Fields, name: string, where = "the document"): unknown[] {
+  const value = fields[name];
+  if (!Array.isArray(value)) throw new RecordError(`${where}.${name} must be a list`);
+  return value;
+}
+
+function string(fields: Fields, name: string, where: string): string {
+  const value = fields[name];
+  if (typeof value !== "string" || value.length === 0) throw new RecordError(`${where}.${name} must be a non-empty string`);
+  return value;
+}
+
+function number(fields: Fields, name: string, where: string): number {
+  const value = fields[name];
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new RecordError(`${where}.${name} must be a number`);
+  return value;
+}
+
+function optionalNumber(fields: Fields, name: string, where: string): void {
+  if (fields[name] !== undefined) number(fields, name, where);
+}

@@ -1,0 +1,169 @@
+// The simulated world as plain data: what every host and VM really is, and the disk locks between them.
+// Heartbeats, lock renewals and CPU usage are not stored: they are derived from these records and the
+// clock when asked for, so a thousand idle hosts cost nothing between observations.
+
+import type { VmExitReason } from "../../api/types.ts";
+import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+
+export interface HostRecord {
+  name: string;
+  config: HostConfig;
+  /** When the host last booted (registered, or recovered from a crash). */
+  bootedAt: number;
+  /** Network heartbeats tick from here: the boot, or the end of the last isolation. */
+  networkSince: number;
+  /** Set while the host is cut off from the network: its network heartbeat stopped then. */
+  isolatedAt?: number;
+  storagePathsUp: number;
+  /** Datastore heartbeats and lock renewals tick from here: the boot, or storage coming back. */
+  storageSince: number;
+  /** Set while every storage path is down: datastore heartbeats and lock renewals stopped then. */
+  storageLostAt?: number;
+  /** Set while the host is down. */
+  crashedAt?: number;
+  /** The last report the host sent before it went down; observers see only this until it recovers. */
+  lastReport?: HostObservation;
+}
+
+export interface VmRecord {
+  id: string;
+  host: string;
+  config: VmConfig;
+  /** The truth, which observers see only while the host reports. */
+  power: VmPowerState;
+  since: number;
+  poweredOnAt?: number;
+  lastExit?: { reason: VmExitReason; at: number };
+  /** When the boot or guest shutdown under way completes; absent when none is, or the guest ignores it. */
+  transitionDueAt?: number;
+  /** Guest heartbeats tick from here once the guest has booted. */
+  guestSince?: number;
+  /** Set when the guest stopped heartbeating (hang, power-off). */
+  guestStoppedAt?: number;
+  guestHung: boolean;
+  revision: number;
+  /** While the VM's host is down: the last report of the VM that the host sent. */
+  lastReport?: VmObservation;
+}
+
+/** A lock on one disk of one VM, held by the host that runs it (VMFS lock / sanlock resource lease). */
+export interface DiskLock {
+  key: string;
+  datastore: string;
+  disk: string;
+  vmId: string;
+  host: string;
+  acquiredAt: number;
+  /** Fixed when the holder can never renew again (its host crashed); otherwise derived from the host. */
+  renewedUntil?: number;
+}
+
+export interface World {
+  seed: number;
+  hosts: Map<string, HostRecord>;
+  vms: Map<string, VmRecord>;
+  /** Index of `vms` by host, so per-host work does not scan every VM. */
+  vmsByHost: Map<string, Set<string>>;
+  locks: Map<string, DiskLock>;
+  splitBrainAttempts: number;
+  /** The last revision handed out: revisions are unique across the world, so a re-created VM never repeats one. */
+  revision: number;
+}
+
+export function emptyWorld(seed: number): World {
+  return { seed, hosts: new Map(), vms: new Map(), vmsByHost: new Map(), locks: new Map(), splitBrainAttempts: 0, revision: 0 };
+}
+
+export function isPoweredOn(power: VmPowerState): boolean {
+  return power !== "Off";
+}
+
+/** A host the management network can reach: up and not isolated. Only such a host takes commands. */
+export function isReachable(host: HostRecord): boolean {
+  return host.crashedAt === undefined && host.isolatedAt === undefined;
+}
+
+/** The time of the last tick of a periodic event that started at `anchor`, at or before `end`. */
+export function lastTick(anchor: number, interval: number, end: number): number | undefined {
+  if (end < anchor) return undefined;
+  return anchor + Math.floor((end - anchor) / interval) * interval;
+}
+
+export function vmsOnHost(world: World, host: string): VmRecord[] {
+  const ids = world.vmsByHost.get(host);
+  if (!ids) return [];
+  const vms: VmRecord[] = [];
+  for (const id of ids) {
+    const vm = world.vms.get(id);
+    if (vm) vms.push(vm);
+  }
+  return vms;
+}
+
+export function attachVm(world: World, vm: VmRecord): void {
+  world.vms.set(vm.id, vm);
+  let ids = world.vmsByHost.get(vm.host);
+  if (!ids) {
+    ids = new Set();
+    world.vmsByHost.set(vm.host, ids);
+  }
+  ids.add(vm.id);
+}
+
+export function detachVm(world: World, vm: VmRecord): void {
+  world.vms.delete(vm.id);
+  const ids = world.vmsByHost.get(vm.host);
+  ids?.delete(vm.id);
+  if (ids && ids.size === 0) world.vmsByHost.delete(vm.host);
+}
+
+/** Marks a VM as changed: a new world-wide revision. */
+export function touch(world: World, vm: VmRecord): void {
+  world.revision += 1;
+  vm.revision = world.revision;
+}
+
+export function copyHostConfig(config: HostConfig): HostConfig {
+  const cpu: HostConfig["cpu"] = {
+    cores: config.cpu.cores,
+    vendor: config.cpu.vendor,
+    features: [...config.cpu.features],
+    overcommitRatio: config.cpu.overcommitRatio,
+  };
+  if (config.cpu.model !== undefined) cpu.model = config.cpu.model;
+  return {
+    hypervisor: config.hypervisor,
+    cpu,
+    memoryMiB: config.memoryMiB,
+    datastores: [...config.datastores],
+    networks: [...config.networks],
+    storagePaths: config.storagePaths,
+    labels: { ...config.labels },
+  };
+}
+
+export function copyVmConfig(config: VmConfig): VmConfig {
+  return {
+    cpu: config.cpu,
+    memoryMiB: config.memoryMiB,
+    cpuFeatures: [...config.cpuFeatures],
+    disks: config.disks.map((disk) => ({ name: disk.name, sizeGiB: disk.sizeGiB, datastore: disk.datastore })),
+    nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress })),
+    workload: { profile: config.workload.profile, cpuPercent: config.workload.cpuPercent },
+  };
+}
+
+export function copyHostObservation(report: HostObservation): HostObservation {
+  return {
+    ...report,
+    config: copyHostConfig(report.config),
+    allocated: { ...report.allocated },
+    used: { ...report.used },
+  };
+}
+
+export function copyVmObservation(report: VmObservation): VmObservation {
+  const copy: VmObservation = { ...report, config: copyVmConfig(report.config) };
+  if (report.lastExit) copy.lastExit = { ...report.lastExit };
+  return copy;
+}

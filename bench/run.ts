@@ -1,0 +1,24 @@
+// Runs the benchmarks in sequence: `node bench/run.ts` runs all, `node bench/run.ts placement …` a subset.
+// Each benchmark prints its own figures beside its baseline; add one by adding a line to `benchmarks`.
+
+import { benchPlacement } from "./placement.ts";
+
+interface Benchmark {
+  name: string;
+  run: () => Promise<void>;
+}
+
+const benchmarks: readonly Benchmark[] = [{ name: "placement", run: benchPlacement }];
+
+async function main(names: readonly string[]): Promise<void> {
+  const unknown = names.filter((name) => !benchmarks.some((b) => b.name === name));
+  if (unknown.length > 0) {
+    console.error(`unknown benchmark: ${unknown.join(", ")} (known: ${benchmarks.map((b) => b.name).join(", ")})`);
+    process.exitCode = 2;
+    return;
+  }
+  const selected = names.length === 0 ? benchmarks : benchmarks.filter((b) => names.includes(b.name));
+  for (const benchmark of selected) await benchmark.run();
+}
+
+await main(process.argv.slice(2));

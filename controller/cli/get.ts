@@ -1,0 +1,84 @@
+// `vireo get vms|hosts|hostclusters [NAME] [-n NS] [-o wide|json|yaml]`: tables like `kubectl get`, from
+// the state directory of a running or stopped `vireo run`.
+
+import { join } from "node:path";
+import { dump } from "js-yaml";
+import type { Kind, VireoObject } from "../api/types.ts";
+import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
+import { formatTable } from "./table.ts";
+import { formatManifestError } from "../sources/files/manifests.ts";
+import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
+
+export const GET_FLAGS: FlagSpec = {
+  "state-dir": { type: "string", default: ".vireo", help: "the state directory of `vireo run`" },
+  namespace: { type: "string", short: "n", help: "only this namespace (default: all namespaces)" },
+  output: { type: "string", short: "o", help: "wide, json or yaml" },
+};
+
+const RESOURCES: Record<string, Kind> = {
+  vm: "VirtualMachine", vms: "VirtualMachine", virtualmachine: "VirtualMachine", virtualmachines: "VirtualMachine",
+  host: "Host", hosts: "Host", vhost: "Host",
+  hc: "HostCluster", hostcluster: "HostCluster", hostclusters: "HostCluster",
+};
+
+export interface Output {
+  out: (text: string) => void;
+  err: (text: string) => void;
+}
+
+export function resolveKind(resource: string): Kind {
+  const kind = RESOURCES[resource.toLowerCase().replace(/\.vireo\.dev$/, "")];
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters)`);
+  return kind;
+}
+
+export function get(argv: readonly string[], io: Output, now: number): number {
+  const { flags, positionals } = parseArgs(argv, GET_FLAGS);
+  const [resource, name] = positionals;
+  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts or hostclusters");
+  const snapshot = readSnapshot(join(flags["state-dir"] as string, "objects.json"));
+  if (!snapshot) {
+    io.err(`no state in ${flags["state-dir"] as string}: is \`vireo run\` running there?`);
+    return 1;
+  }
+  if (resource === "errors" || resource === "manifesterrors") return printErrors(snapshot.manifestErrors, io, true);
+
+  const kind = resolveKind(resource);
+  const namespace = flags["namespace"] as string | undefined;
+  let objects = snapshot.objects.map((e) => e.object).filter((o) => o.kind === kind);
+  if (namespace !== undefined && kind === "VirtualMachine") objects = objects.filter((o) => (o.metadata.namespace ?? "default") === namespace);
+  if (name !== undefined) objects = objects.filter((o) => o.metadata.name === name);
+  objects.sort(byNamespaceAndName);
+  if (name !== undefined && objects.length === 0) {
+    io.err(`Error from server (NotFound): ${resource} "${name}" not found`);
+    return 1;
+  }
+
+  const output = flags["output"] as string | undefined;
+  if (output === "json" || output === "yaml") {
+    const body = name !== undefined ? objects[0] : { apiVersion: "v1", kind: "List", items: objects, metadata: { resourceVersion: "" } };
+    io.out(output === "json" ? JSON.stringify(body, null, 4) : dump(body, { noRefs: true, lineWidth: -1 }).trimEnd());
+  } else if (output === undefined || output === "wide") {
+    if (objects.length === 0) io.err(namespace ? `No resources found in ${namespace} namespace.` : "No resources found");
+    else io.out(formatTable(kind, objects, { wide: output === "wide", now, allNamespaces: kind === "VirtualMachine" && namespace === undefined }).trimEnd());
+  } else {
+    throw new UsageError(`unable to match a printer suitable for the output format "${output}", allowed formats are: json,wide,yaml`);
+  }
+  printErrors(snapshot.manifestErrors, io, false);
+  return 0;
+}
+
+function printErrors(errors: readonly ManifestError[], io: Output, always: boolean): number {
+  if (errors.length === 0) {
+    if (always) io.out("no manifest errors");
+    return 0;
+  }
+  io.err(`Warning: ${errors.length} manifest error${errors.length === 1 ? "" : "s"} (the last good version of these files stays in force):`);
+  for (const e of errors) io.err(`  ${formatManifestError(e)}`);
+  return always ? 1 : 0;
+}
+
+function byNamespaceAndName(a: VireoObject, b: VireoObject): number {
+  const ns = (a.metadata.namespace ?? "").localeCompare(b.metadata.namespace ?? "");
+  return ns !== 0 ? ns : a.metadata.name.localeCompare(b.metadata.name);
+}

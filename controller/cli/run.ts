@@ -1,0 +1,139 @@
+// `vireo run --manifests DIR`: the file mode. Watches DIR, reconciles against the simulated hosts in this
+// process, keeps state under --state-dir, serves /metrics, /healthz and /readyz.
+
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { writeFileAtomic } from "../state/atomic-write.ts";
+import { RealClock } from "../engine/clock.ts";
+import { Controller } from "../engine/controller.ts";
+import { ObjectStore } from "../sources/store.ts";
+import { FileSource } from "../sources/files/file-source.ts";
+import { LogEventRecorder, StateStatusWriter } from "../sources/files/file-status.ts";
+import { StateDirectory, readSnapshot } from "../state/state-dir.ts";
+import { join } from "node:path";
+import { SimulatedHosts } from "../provider/sim/index.ts";
+import { createLogger, type Logger } from "../observe/log.ts";
+import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
+import { serveObservability, type ObservabilityServer } from "../observe/http.ts";
+import { formatManifestError } from "../sources/files/manifests.ts";
+import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
+import { VERSION } from "./version.ts";
+import { ProgressReporter } from "./progress.ts";
+
+const CLOCK_FILE = "clock";
+
+export const RUN_FLAGS: FlagSpec = {
+  manifests: { type: "string", help: "directory of YAML manifests to watch (a Git checkout)" },
+  "state-dir": { type: "string", default: ".vireo", help: "where status and the simulated world are kept" },
+  "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
+  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
+  prune: { type: "boolean", default: true, help: "delete the objects of removed manifests (--no-prune keeps them)" },
+  seed: { type: "string", default: "1", help: "seed of the simulated hosts' workloads" },
+  workers: { type: "string", default: "2", help: "concurrent reconciles" },
+};
+
+export async function run(argv: readonly string[]): Promise<number> {
+  const { flags } = parseArgs(argv, RUN_FLAGS);
+  const manifests = flags["manifests"] as string | undefined;
+  if (!manifests) throw new UsageError("vireo run needs --manifests DIR (the API mode comes with --kubeconfig)");
+  if (!existsSync(manifests) || !statSync(manifests).isDirectory()) throw new UsageError(`--manifests ${manifests}: not a directory`);
+  const stateDir = flags["state-dir"] as string;
+  StateDirectory.checkOutside(stateDir, manifests);
+  const timeScale = Number(flags["time-scale"]);
+  if (!(timeScale > 0)) throw new UsageError(`--time-scale must be a positive number, got ${String(flags["time-scale"])}`);
+
+  const log = createLogger();
+  const clock = new RealClock(timeScale, lastSavedTime(stateDir));
+  const state = new StateDirectory(stateDir, { now: () => clock.now(), onSaveError: (err) => log.error({ err }, "saving state failed") });
+  state.open();
+  const provider = existsSync(state.worldPath)
+    ? await SimulatedHosts.load({ clock, statePath: state.worldPath })
+    : new SimulatedHosts({ clock, seed: Number(flags["seed"]), statePath: state.worldPath });
+
+  const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
+  const store = new ObjectStore();
+  attachStoreGauges(metrics, store);
+  const source = new FileSource({ dir: manifests, store, state, log, metrics, now: () => clock.now(), prune: flags["prune"] as boolean });
+  const controller = new Controller({
+    store, provider, clock, log, metrics,
+    statusWriter: new StateStatusWriter(state),
+    events: new LogEventRecorder(log),
+    workers: Number(flags["workers"]),
+  });
+
+  let ready = false;
+  const http = await serveObservability(flags["metrics-addr"] as string, metrics.registry, { live: () => true, ready: () => ready });
+  await source.start();
+  await controller.start();
+  ready = true;
+  announce(log, { manifests, stateDir: state.dir, http, store, errors: source.manifestErrors().map(formatManifestError), timeScale });
+  const progress = new ProgressReporter(store, log);
+  progress.start();
+  const stopNotingTime = noteTimePeriodically(state.dir, clock, log);
+
+  await waitForSignal(log);
+  progress.stop();
+  await stopNotingTime();
+  await shutdown({ controller, source, provider, state, http });
+  log.info("stopped; state saved");
+  return 0;
+}
+
+function announce(
+  log: Logger,
+  info: { manifests: string; stateDir: string; http: ObservabilityServer; store: ObjectStore; errors: string[]; timeScale: number },
+): void {
+  const hosts = info.store.count("Host");
+  const clusters = info.store.count("HostCluster");
+  const vms = info.store.count("VirtualMachine");
+  log.info(`vireo ${VERSION}: watching ${info.manifests}: ${hosts} hosts in ${clusters} clusters, ${vms} VMs`);
+  log.info(`state in ${info.stateDir}; metrics on http://${info.http.address}/metrics` + (info.timeScale !== 1 ? `; time runs ${info.timeScale}x` : ""));
+  for (const e of info.errors) log.warn(`manifest error: ${e}`);
+}
+
+/** When the previous run last noted the time: a sped-up clock resumes from there. */
+function lastSavedTime(stateDir: string): number {
+  const saved = readSnapshot(join(stateDir, "objects.json"));
+  const noted = existsSync(join(stateDir, CLOCK_FILE)) ? Number(readFileSync(join(stateDir, CLOCK_FILE), "utf8")) : 0;
+  return Math.max(saved?.updatedAt ? Date.parse(saved.updatedAt) : 0, Number.isFinite(noted) ? noted : 0);
+}
+
+/** Notes the clock's time every second, so a sped-up clock never runs backwards after a crash. */
+function noteTimePeriodically(stateDir: string, clock: RealClock, log: Logger): () => Promise<void> {
+  const path = join(stateDir, CLOCK_FILE);
+  let writing: Promise<void> = Promise.resolve();
+  const note = () => {
+    writing = writeFileAtomic(path, String(clock.now())).catch((err: unknown) => log.warn({ err }, "noting the time failed"));
+  };
+  const timer = setInterval(note, 1_000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await writing;
+    note();
+    await writing;
+  };
+}
+
+function waitForSignal(log: Logger): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = (signal: string) => {
+      log.info(`${signal}: stopping`);
+      process.off("SIGTERM", onTerm);
+      process.off("SIGINT", onInt);
+      resolve();
+    };
+    const onTerm = () => stop("SIGTERM");
+    const onInt = () => stop("SIGINT");
+    process.on("SIGTERM", onTerm);
+    process.on("SIGINT", onInt);
+  });
+}
+
+async function shutdown(parts: { controller: Controller; source: FileSource; provider: SimulatedHosts; state: StateDirectory; http: ObservabilityServer }): Promise<void> {
+  await parts.source.stop();
+  await parts.controller.stop();
+  await parts.provider.close();
+  await parts.state.flush();
+  parts.state.close();
+  await parts.http.close();
+}

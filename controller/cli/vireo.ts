@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// The `vireo` command.
+
+import { run } from "./run.ts";
+import { get } from "./get.ts";
+import { UsageError } from "./args.ts";
+import { VERSION } from "./version.ts";
+
+const HELP = `vireo — a declarative controller for virtual machines
+
+Usage:
+  vireo run --manifests DIR [--state-dir DIR] [--time-scale N] [--metrics-addr HOST:PORT] [--no-prune]
+  vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR]
+  vireo version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "run": return run(rest);
+    case "get": return get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
+    case "version":
+    case "--version": console.log(`vireo ${VERSION}`); return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h": console.log(HELP); return command === undefined ? 1 : 0;
+    default: throw new UsageError(`unknown command "${command}"`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      console.error(`error: ${error.message}\n\n${HELP}`);
+      process.exitCode = 2;
+    } else {
+      console.error(error);
+      process.exitCode = 1;
+    }
+  },
+);

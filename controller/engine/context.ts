@@ -1,0 +1,77 @@
+// What every reconcile shares: the store of desired objects, the observation cache, the provider, and the
+// sinks for status, events and metrics. Built once by the Controller.
+
+import type { Host, HostCluster, VireoObject, VirtualMachine } from "../api/types.ts";
+import { keyOf, objectKey, vmId } from "../api/types.ts";
+import type { Clock } from "./clock.ts";
+import type { ObservationCache } from "./observer.ts";
+import type { HypervisorProvider } from "../provider/provider.ts";
+import type { ObjectStore } from "../sources/store.ts";
+import type { Logger } from "../observe/log.ts";
+import type { ControllerMetrics } from "../observe/metrics.ts";
+import { MacRegistry } from "./macs.ts";
+
+/** Where status goes: a file under the state directory, or the API server's status subresource. */
+export interface StatusWriter {
+  writeStatus(object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<void>;
+}
+
+export type EventType = "Normal" | "Warning";
+
+/** Where events go: the log in file mode, Kubernetes Events in API mode. */
+export interface EventRecorder {
+  record(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): void;
+}
+
+export interface ReconcileContext {
+  store: ObjectStore;
+  observed: ObservationCache;
+  provider: HypervisorProvider;
+  statusWriter: StatusWriter;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  metrics: ControllerMetrics;
+  macs: MacRegistry;
+  /** The last placement round's answer for VMs it could not place: VM id -> why. */
+  unschedulable: Map<string, string>;
+  enqueue(key: string): void;
+  /** Called once a deleted object's VMs are gone from the hosts: the API mode removes its finalizer here. */
+  finalize?(object: Readonly<VireoObject>): Promise<void>;
+}
+
+export function clusterKey(name: string): string {
+  return objectKey("HostCluster", name);
+}
+
+export function hostKey(name: string): string {
+  return objectKey("Host", name);
+}
+
+/** The store key of a VM from its provider id ("namespace/name"). */
+export function vmKeyOfId(id: string): string {
+  const slash = id.indexOf("/");
+  return objectKey("VirtualMachine", id.slice(slash + 1), id.slice(0, slash));
+}
+
+export function vmsOfCluster(ctx: ReconcileContext, cluster: string): VirtualMachine[] {
+  return ctx.store.list("VirtualMachine").filter((vm) => vm.spec.placement.cluster === cluster);
+}
+
+export function hostByName(ctx: ReconcileContext, name: string): Host | undefined {
+  return ctx.store.get(objectKey("Host", name)) as Host | undefined;
+}
+
+export function clusterByName(ctx: ReconcileContext, name: string): HostCluster | undefined {
+  return ctx.store.get(clusterKey(name)) as HostCluster | undefined;
+}
+
+/** Writes status only when it changed, then records it in the store. */
+export async function writeStatusIfChanged(ctx: ReconcileContext, object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<boolean> {
+  if (JSON.stringify(object.status ?? null) === JSON.stringify(status)) return false;
+  await ctx.statusWriter.writeStatus(object, status);
+  ctx.store.setStatus(keyOf(object), status);
+  return true;
+}
+
+export { vmId };

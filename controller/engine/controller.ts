@@ -1,0 +1,207 @@
+// The controller: routes changes (from the store and from observations) to work-queue keys, and runs the
+// reconcilers over the queue. Event handlers only enqueue; every decision is made in a reconcile.
+
+import type { Kind, VirtualMachine } from "../api/types.ts";
+import { objectKey, vmId } from "../api/types.ts";
+import type { Clock, Timer } from "./clock.ts";
+import { ObservationCache } from "./observer.ts";
+import { WorkQueue } from "./workqueue.ts";
+import { ReconcileRunner, type ReconcileOutcome } from "./runner.ts";
+import type { HypervisorProvider } from "../provider/provider.ts";
+import type { ObjectStore, StoreEvent } from "../sources/store.ts";
+import type { Logger } from "../observe/log.ts";
+import { ControllerMetrics } from "../observe/metrics.ts";
+import { MacRegistry } from "./macs.ts";
+import type { EventRecorder, ReconcileContext, StatusWriter } from "./context.ts";
+import { clusterKey, hostKey, vmKeyOfId } from "./context.ts";
+import { reconcileVm } from "./reconcile-vm.ts";
+import { reconcileHost } from "./reconcile-host.ts";
+import { reconcileCluster } from "./reconcile-cluster.ts";
+import { viewHost } from "./views.ts";
+
+/** Hosts heartbeat every second (BEHAVIOUR.md, Failure detection): observing faster would see nothing new. */
+export const DEFAULT_OBSERVE_INTERVAL_MS = 1_000;
+
+export interface ControllerOptions {
+  store: ObjectStore;
+  provider: HypervisorProvider;
+  statusWriter: StatusWriter;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  metrics?: ControllerMetrics;
+  workers?: number;
+  observeIntervalMs?: number;
+  finalize?: ReconcileContext["finalize"];
+}
+
+export class Controller {
+  readonly ctx: ReconcileContext;
+  private readonly queue: WorkQueue;
+  private readonly runner: ReconcileRunner;
+  private readonly observeIntervalMs: number;
+  private observeTimer: Timer | undefined;
+  private observing: Promise<void> | undefined;
+  private hostPhases = new Map<string, string>();
+  private running = false;
+
+  constructor(options: ControllerOptions) {
+    const metrics = options.metrics ?? new ControllerMetrics();
+    this.queue = new WorkQueue({
+      clock: options.clock,
+      events: {
+        onDepth: (n) => metrics.queueDepth.set(n),
+        onAdd: () => metrics.queueAdds.inc(),
+        onRetry: () => metrics.queueRetries.inc(),
+      },
+    });
+    this.ctx = {
+      store: options.store,
+      observed: new ObservationCache(options.provider),
+      provider: options.provider,
+      statusWriter: options.statusWriter,
+      events: options.events,
+      clock: options.clock,
+      log: options.log,
+      metrics,
+      macs: new MacRegistry(),
+      unschedulable: new Map(),
+      enqueue: (key) => this.queue.add(key),
+      ...(options.finalize ? { finalize: options.finalize } : {}),
+    };
+    this.observeIntervalMs = options.observeIntervalMs ?? DEFAULT_OBSERVE_INTERVAL_MS;
+    this.runner = new ReconcileRunner({
+      queue: this.queue,
+      workers: options.workers ?? 2,
+      reconcile: (key) => this.reconcile(key),
+      onError: (key, error, retries) => options.log.warn({ key, err: error, retries }, "reconcile failed; retrying with backoff"),
+      onReconciled: (key, ms, outcome) => this.countReconcile(key, ms, outcome),
+    });
+    options.store.onChange((event) => this.onStoreChange(event));
+  }
+
+  /** Takes the first observation, queues every object, and starts the workers and the observation loop. */
+  async start(): Promise<void> {
+    this.running = true;
+    for (const vm of this.ctx.store.list("VirtualMachine")) this.ctx.macs.adopt(vm);
+    await this.observe();
+    for (const instance of this.ctx.observed.vms()) {
+      const vm = this.ctx.store.get(vmKeyOfId(instance.id)) as VirtualMachine | undefined;
+      if (vm && !vm.status?.networks) this.ctx.macs.adopt({ ...vm, status: { networks: instance.config.nics.map((n) => ({ name: n.network, macAddress: n.macAddress })) } });
+    }
+    for (const kind of ["Host", "HostCluster", "VirtualMachine"] as const) this.enqueueAll(kind);
+    for (const instance of this.ctx.observed.vms()) this.queue.add(vmKeyOfId(instance.id));
+    this.runner.start();
+    this.scheduleObserve();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.observeTimer?.cancel();
+    await this.observing;
+    await this.runner.stop();
+  }
+
+  /** Resolves when no observation is in flight, nothing is queued and no reconcile runs. */
+  async idle(): Promise<void> {
+    for (;;) {
+      await this.observing;
+      await this.runner.idle();
+      if (!this.observing && this.queue.len() === 0 && this.queue.inFlight() === 0) return;
+    }
+  }
+
+  /** Observes the hosts now and queues whatever changed. */
+  async observe(): Promise<void> {
+    const run = this.observeOnce();
+    this.observing = run;
+    try {
+      await run;
+    } finally {
+      if (this.observing === run) this.observing = undefined;
+    }
+  }
+
+  private async observeOnce(): Promise<void> {
+    const changes = await this.ctx.observed.refresh();
+    this.ctx.metrics.splitBrainAttempts.set(this.ctx.observed.splitBrainAttempts());
+    if (changes.initial) return;
+    for (const id of changes.vms) {
+      this.queue.add(vmKeyOfId(id));
+      const vm = this.ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
+      if (vm) this.queue.add(clusterKey(vm.spec.placement.cluster));
+    }
+    const clusters = this.ctx.store.list("HostCluster");
+    const touched = new Set(changes.hosts);
+    // Heartbeats age without any report changing: a phase can change with time alone.
+    for (const host of this.ctx.store.list("Host")) {
+      const name = host.metadata.name;
+      const view = viewHost(this.ctx, name, clusters);
+      if (this.hostPhases.get(name) !== view.phase) {
+        this.hostPhases.set(name, view.phase);
+        touched.add(name);
+      }
+    }
+    for (const name of touched) {
+      this.queue.add(hostKey(name));
+      const cluster = viewHost(this.ctx, name, clusters).cluster;
+      if (cluster) this.queue.add(clusterKey(cluster.metadata.name));
+      for (const instance of this.ctx.observed.vmsOn(name)) this.queue.add(vmKeyOfId(instance.id));
+    }
+  }
+
+  private scheduleObserve(): void {
+    if (!this.running) return;
+    this.observeTimer = this.ctx.clock.setTimer(this.observeIntervalMs, () => {
+      this.observe().then(
+        () => this.scheduleObserve(),
+        (error: unknown) => {
+          this.ctx.log.warn({ err: error }, "observing the hosts failed; retrying");
+          this.scheduleObserve();
+        },
+      );
+    });
+  }
+
+  private reconcile(key: string) {
+    const [kind, ...rest] = key.split("/");
+    switch (kind as Kind) {
+      case "VirtualMachine": return reconcileVm(this.ctx, key, rest.join("/"));
+      case "Host": return reconcileHost(this.ctx, rest[0]!);
+      case "HostCluster": return reconcileCluster(this.ctx, rest[0]!);
+    }
+    throw new Error(`unknown key ${key}`);
+  }
+
+  private onStoreChange(event: StoreEvent): void {
+    const object = event.type === "upsert" ? event.object : event.previous;
+    this.queue.add(event.key);
+    switch (object.kind) {
+      case "VirtualMachine": {
+        this.queue.add(clusterKey(object.spec.placement.cluster));
+        const before = event.previous as VirtualMachine | undefined;
+        if (before && before.spec.placement.cluster !== object.spec.placement.cluster) this.queue.add(clusterKey(before.spec.placement.cluster));
+        if (event.type === "upsert" && before && JSON.stringify(before.spec) !== JSON.stringify(object.spec)) this.ctx.unschedulable.delete(vmId(object));
+        break;
+      }
+      case "Host":
+        this.enqueueAll("HostCluster");
+        for (const instance of this.ctx.observed.vmsOn(object.metadata.name)) this.queue.add(vmKeyOfId(instance.id));
+        break;
+      case "HostCluster":
+        this.enqueueAll("Host");
+        for (const vm of this.ctx.store.list("VirtualMachine")) if (vm.spec.placement.cluster === object.metadata.name) this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+        break;
+    }
+  }
+
+  private enqueueAll(kind: Kind): void {
+    for (const object of this.ctx.store.list(kind)) this.queue.add(objectKey(kind, object.metadata.name, object.metadata.namespace));
+  }
+
+  private countReconcile(key: string, ms: number, outcome: ReconcileOutcome): void {
+    const kind = key.slice(0, key.indexOf("/"));
+    this.ctx.metrics.reconciles.inc({ kind, result: outcome });
+    this.ctx.metrics.reconcileDuration.observe({ kind }, ms / 1000);
+  }
+}

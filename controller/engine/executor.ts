@@ -1,0 +1,62 @@
+// The executor: applies a plan's actions to the provider. Each action is idempotent, so running a plan
+// twice (after a crash, or a retry) does no harm. Results are not trusted as proof: the next observation is.
+
+import type { Action } from "../planners/actions.ts";
+import { describeAction } from "../planners/actions.ts";
+import { ProviderError } from "../provider/provider.ts";
+import type { ReconcileContext } from "./context.ts";
+
+export type ActionOutcome = "applied" | "refused";
+
+/**
+ * Applies one action. A refusal that the next observation will explain (the VM already runs elsewhere,
+ * its disks are still locked, the host is full) is logged and reported as "refused"; anything else throws,
+ * so the reconcile is retried with backoff.
+ */
+export async function execute(ctx: ReconcileContext, action: Readonly<Action>): Promise<ActionOutcome> {
+  const log = ctx.log.child({ action: action.type, ...("vm" in action ? { vm: action.vm } : {}), ...("host" in action ? { host: action.host } : {}) });
+  try {
+    switch (action.type) {
+      case "RegisterHost": {
+        const host = action.config;
+        await ctx.provider.registerHost(action.host, host);
+        break;
+      }
+      case "UnregisterHost":
+        await ctx.provider.unregisterHost(action.host);
+        break;
+      case "Start": {
+        const observed = await ctx.provider.startVm(action.vm, action.host, action.config);
+        ctx.observed.assume(observed);
+        break;
+      }
+      case "Stop":
+        await ctx.provider.stopVm(action.vm, action.mode);
+        break;
+      case "Remove":
+        await ctx.provider.removeVm(action.vm);
+        break;
+    }
+  } catch (error) {
+    if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
+      ctx.metrics.actions.inc({ type: action.type, result: "refused" });
+      log.warn({ code: error.code, err: error.message }, `refused: ${describeAction(action)}`);
+      return "refused";
+    }
+    ctx.metrics.actions.inc({ type: action.type, result: "error" });
+    throw new Error(`${describeAction(action)} failed`, { cause: error });
+  }
+  ctx.metrics.actions.inc({ type: action.type, result: "applied" });
+  log.debug(describeAction(action));
+  return "applied";
+}
+
+function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): boolean {
+  switch (action.type) {
+    case "Start": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources";
+    case "Stop":
+    case "Remove": return error.code === "NotFound";
+    case "UnregisterHost": return error.code === "NotFound";
+    case "RegisterHost": return false;
+  }
+}

@@ -1,0 +1,138 @@
+// The controller's view of the hosts: the latest observation, refreshed on a heartbeat-like interval,
+// plus what Vireo itself just did and the provider confirmed ("assumed" VMs, as kube-scheduler's assume
+// cache) so that two placement rounds never count on the same free capacity before the next observation.
+
+import type { HostObservation, HypervisorProvider, Observation, VmObservation } from "../provider/provider.ts";
+
+export interface ObservationChanges {
+  /** VMs whose report changed, appeared or vanished. */
+  vms: string[];
+  /** Hosts whose report changed in what matters to decisions (not merely a newer heartbeat). */
+  hosts: string[];
+  /** Whether this is the first observation. */
+  initial: boolean;
+}
+
+export class ObservationCache {
+  private readonly provider: HypervisorProvider;
+  private vmsById = new Map<string, VmObservation>();
+  private hostsByName = new Map<string, HostObservation>();
+  private vmsByHost = new Map<string, Set<string>>();
+  private observedAt = 0;
+  private splitBrain = 0;
+  private synced = false;
+
+  constructor(provider: HypervisorProvider) {
+    this.provider = provider;
+  }
+
+  async refresh(): Promise<ObservationChanges> {
+    const observation = await this.provider.observe();
+    return this.apply(observation);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  at(): number {
+    return this.observedAt;
+  }
+
+  splitBrainAttempts(): number {
+    return this.splitBrain;
+  }
+
+  vm(id: string): VmObservation | undefined {
+    return this.vmsById.get(id);
+  }
+
+  host(name: string): HostObservation | undefined {
+    return this.hostsByName.get(name);
+  }
+
+  hosts(): IterableIterator<HostObservation> {
+    return this.hostsByName.values();
+  }
+
+  vms(): IterableIterator<VmObservation> {
+    return this.vmsById.values();
+  }
+
+  vmsOn(host: string): VmObservation[] {
+    const ids = this.vmsByHost.get(host);
+    if (!ids) return [];
+    const result: VmObservation[] = [];
+    for (const id of ids) {
+      const vm = this.vmsById.get(id);
+      if (vm) result.push(vm);
+    }
+    return result;
+  }
+
+  /** Records what the provider answered to an action, until the next observation confirms or replaces it. */
+  assume(vm: VmObservation): void {
+    const before = this.vmsById.get(vm.id);
+    if (before && before.revision > vm.revision) return;
+    this.index(vm, before);
+  }
+
+  private apply(observation: Observation): ObservationChanges {
+    const changedVms: string[] = [];
+    const changedHosts = new Set<string>();
+    const seen = new Set<string>();
+    for (const vm of observation.vms) {
+      seen.add(vm.id);
+      const before = this.vmsById.get(vm.id);
+      if (before && before.revision === vm.revision && before.host === vm.host) continue;
+      changedVms.push(vm.id);
+      changedHosts.add(vm.host);
+      if (before && before.host !== vm.host) changedHosts.add(before.host);
+      this.index(vm, before);
+    }
+    for (const [id, before] of this.vmsById) {
+      if (seen.has(id)) continue;
+      changedVms.push(id);
+      changedHosts.add(before.host);
+      this.vmsById.delete(id);
+      this.vmsByHost.get(before.host)?.delete(id);
+    }
+    const seenHosts = new Set<string>();
+    for (const host of observation.hosts) {
+      seenHosts.add(host.name);
+      const before = this.hostsByName.get(host.name);
+      if (!before || hostChanged(before, host)) changedHosts.add(host.name);
+      this.hostsByName.set(host.name, host);
+    }
+    for (const name of this.hostsByName.keys()) {
+      if (!seenHosts.has(name)) {
+        this.hostsByName.delete(name);
+        changedHosts.add(name);
+      }
+    }
+    const initial = !this.synced;
+    this.synced = true;
+    this.observedAt = observation.at;
+    this.splitBrain = observation.splitBrainAttempts;
+    return { vms: changedVms, hosts: [...changedHosts], initial };
+  }
+
+  private index(vm: VmObservation, before: VmObservation | undefined): void {
+    if (before && before.host !== vm.host) this.vmsByHost.get(before.host)?.delete(vm.id);
+    this.vmsById.set(vm.id, vm);
+    let onHost = this.vmsByHost.get(vm.host);
+    if (!onHost) {
+      onHost = new Set();
+      this.vmsByHost.set(vm.host, onHost);
+    }
+    onHost.add(vm.id);
+  }
+}
+
+function hostChanged(a: HostObservation, b: HostObservation): boolean {
+  return a.vmCount !== b.vmCount
+    || a.allocated.cpu !== b.allocated.cpu
+    || a.allocated.memoryMiB !== b.allocated.memoryMiB
+    || a.storagePathsUp !== b.storagePathsUp
+    || JSON.stringify(a.config) !== JSON.stringify(b.config);
+}

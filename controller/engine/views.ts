@@ -1,0 +1,29 @@
+// Derived views the reconcilers share: a host's cluster and phase, from the store and the observation.
+
+import type { Host, HostCluster, HostPhase } from "../api/types.ts";
+import type { HostObservation } from "../provider/provider.ts";
+import { clusterOf, hostPhase, holdsResources, unavailableReason } from "../planners/hosts.ts";
+import type { ReconcileContext } from "./context.ts";
+import { hostByName } from "./context.ts";
+
+export interface HostView {
+  name: string;
+  /** The declared host; undefined once its object is deleted (it is being removed). */
+  host?: Host;
+  observed?: HostObservation;
+  cluster?: HostCluster;
+  phase: HostPhase;
+  /** Why the host takes no new VMs, or undefined when it may. */
+  unavailable?: string;
+}
+
+export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.store.list("HostCluster")): HostView {
+  const host = hostByName(ctx, name);
+  const observed = ctx.observed.host(name);
+  if (!host) return { name, ...(observed ? { observed } : {}), phase: "NotResponding", unavailable: "being removed" };
+  const cluster = clusterOf(host, clusters);
+  const busy = ctx.observed.vmsOn(name).filter(holdsResources).length;
+  const phase = hostPhase(host, observed, busy, ctx.clock.now(), cluster?.spec.ha.failureDetectionSeconds);
+  const unavailable = observed ? unavailableReason(phase, false) : "not registered";
+  return { name, host, ...(observed ? { observed } : {}), ...(cluster ? { cluster } : {}), phase, ...(unavailable ? { unavailable } : {}) };
+}

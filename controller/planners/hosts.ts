@@ -1,0 +1,131 @@
+// What Vireo concludes about a host from what it reports. Only heartbeats tell a host's health: the
+// controller never asks the simulator whether a host "really" crashed.
+
+import type { Host, HostCluster, HostPhase, HostStatus } from "../api/types.ts";
+import { HOST_LABEL } from "../api/types.ts";
+import { nextConditions } from "../api/conditions.ts";
+import { selectorMatches } from "../api/selectors.ts";
+import type { HostConfig, HostObservation, VmObservation } from "../provider/provider.ts";
+
+/** vSphere HA declares a host silent on the network for 15 s as failed (BEHAVIOUR.md, Failure detection). */
+export const DEFAULT_FAILURE_DETECTION_SECONDS = 15;
+
+/** The labels a host is known by: its own, plus vireo.dev/host=<name> so the host works as a topology key. */
+export function hostLabels(host: Readonly<Host>): Record<string, string> {
+  return { ...(host.metadata.labels ?? {}), [HOST_LABEL]: host.metadata.name };
+}
+
+/** The HostCluster a host belongs to: the first (by name) whose selector matches it. */
+export function clusterOf(host: Readonly<Host>, clusters: readonly HostCluster[]): HostCluster | undefined {
+  const labels = hostLabels(host);
+  const matching = clusters.filter((c) => selectorMatches(c.spec.hostSelector, labels));
+  matching.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
+  return matching[0];
+}
+
+export function hostConfig(host: Readonly<Host>): HostConfig {
+  return {
+    hypervisor: host.spec.hypervisor,
+    cpu: { ...host.spec.cpu, features: [...host.spec.cpu.features] },
+    memoryMiB: host.spec.memoryMiB,
+    datastores: [...host.spec.datastores],
+    networks: [...host.spec.networks],
+    storagePaths: host.spec.storagePaths,
+    labels: hostLabels(host),
+  };
+}
+
+/**
+ * The phase of a host from its latest report. A host silent on the network past the failure detection
+ * time is Failed when its datastore heartbeat is stale too, and Isolated when the datastore heartbeat is
+ * fresh (it is alive and may still run its VMs: isolation is not failure).
+ */
+export function hostPhase(
+  host: Readonly<Host>,
+  observed: Readonly<HostObservation> | undefined,
+  vmsOnHost: number,
+  now: number,
+  failureDetectionSeconds = DEFAULT_FAILURE_DETECTION_SECONDS,
+): HostPhase {
+  if (!observed) return "NotResponding";
+  const limit = failureDetectionSeconds * 1000;
+  const networkSilent = now - observed.lastNetworkHeartbeat > limit;
+  const datastoreSilent = now - observed.lastDatastoreHeartbeat > limit;
+  if (networkSilent) return datastoreSilent ? "Failed" : "Isolated";
+  if (host.spec.maintenance) return vmsOnHost > 0 ? "EnteringMaintenance" : "Maintenance";
+  return "Ready";
+}
+
+/** Why a host takes no new VMs, or undefined when it may. */
+export function unavailableReason(phase: HostPhase, deleting: boolean): string | undefined {
+  if (deleting) return "being removed";
+  switch (phase) {
+    case "Ready": return undefined;
+    case "EnteringMaintenance":
+    case "Maintenance": return "in maintenance";
+    case "NotResponding":
+    case "Isolated":
+    case "Partitioned":
+    case "Failed": return "not ready";
+  }
+}
+
+/** The VMs that hold resources on a host: starting, running or stopping. */
+export function holdsResources(vm: Readonly<VmObservation>): boolean {
+  return vm.power !== "Off";
+}
+
+export function hostStatus(
+  host: Readonly<Host>,
+  observed: Readonly<HostObservation> | undefined,
+  phase: HostPhase,
+  cluster: string | undefined,
+  now: number,
+): HostStatus {
+  const iso = new Date(now).toISOString();
+  const generation = host.metadata.generation;
+  const ready = phase === "Ready";
+  const maintenanceReached = phase === "Maintenance";
+  const status: HostStatus = {
+    observedGeneration: generation,
+    phase,
+    capacity: { cpu: host.spec.cpu.cores * host.spec.cpu.overcommitRatio, memoryMiB: host.spec.memoryMiB },
+  };
+  if (cluster !== undefined) status.cluster = cluster;
+  if (observed) {
+    status.lastHeartbeatTime = new Date(observed.lastNetworkHeartbeat).toISOString();
+    status.lastDatastoreHeartbeatTime = new Date(observed.lastDatastoreHeartbeat).toISOString();
+    status.allocated = { ...observed.allocated };
+    status.used = { cpu: round2(observed.used.cpu), memoryMiB: observed.used.memoryMiB };
+    status.vmCount = observed.vmCount;
+    status.storagePathsUp = observed.storagePathsUp;
+  }
+  const desiredReached = host.spec.maintenance ? maintenanceReached : ready;
+  const reason = !observed ? "Registering" : phase;
+  const message = describeHost(phase, observed, cluster);
+  status.conditions = nextConditions(host.status?.conditions, [
+    { type: "Ready", status: desiredReached, reason, message },
+    ...(desiredReached ? [] : [{ type: "Reconciling", status: true, reason, message }]),
+    ...(cluster === undefined ? [{ type: "Stalled", status: true, reason: "NoCluster", message: "no HostCluster selects this host" }] : []),
+  ], iso, generation);
+  return status;
+}
+
+function describeHost(phase: HostPhase, observed: Readonly<HostObservation> | undefined, cluster: string | undefined): string {
+  if (!observed) return "waiting for the host's first report";
+  const where = cluster ? ` in cluster ${cluster}` : "";
+  switch (phase) {
+    case "Ready": return `host is up${where} with ${observed.vmCount} VMs`;
+    case "EnteringMaintenance": return `evacuating ${observed.vmCount} VMs before maintenance`;
+    case "Maintenance": return "in maintenance: no VMs run here";
+    case "Failed": return "no network or datastore heartbeat: host failed";
+    case "Isolated": return "no network heartbeat, datastore heartbeat alive: host isolated";
+    case "Partitioned": return "cut off from part of the cluster";
+    case "NotResponding": return "no heartbeat";
+  }
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
+}
+

@@ -1,0 +1,218 @@
+// The VM lifecycle: what power state a VM's runStrategy asks for, what to do to get there, and the
+// status that tells the user where it stands. Pure: (desired, observed, now) -> plan.
+//
+// runStrategy keeps KubeVirt's meanings:
+//   Always          run; start again whenever it stops, whatever stopped it
+//   RerunOnFailure  run; start again after a failure, but not after the guest shut itself down
+//   Once            run once; whatever ends the run, leave it off
+//   Manual          Vireo powers it neither on nor off: it stays as it is
+//   Halted          keep it off
+
+import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
+import { nextConditions, type ConditionInput } from "../api/conditions.ts";
+import type { VmConfig, VmObservation } from "../provider/provider.ts";
+import type { Action } from "./actions.ts";
+
+export type DesiredPower = "On" | "Off" | "AsIs";
+
+export interface VmSituation {
+  vm: Readonly<VirtualMachine>;
+  /** The VM as its host last reported it; undefined when no host knows it. */
+  instance?: Readonly<VmObservation>;
+  /** The phase of the host the instance is on. */
+  hostPhase?: HostPhase;
+  /** Why the instance's host must be vacated (maintenance, being removed), if it must. */
+  vacate?: string;
+  cluster?: Readonly<HostCluster>;
+  /** The MACs of the VM's networks, as assigned. */
+  networks: readonly VmStatusNetwork[];
+  /** Why the last placement round found no host, if it found none. */
+  unschedulable?: string;
+  now: number;
+}
+
+export interface VmPlan {
+  actions: Action[];
+  status: VirtualMachineStatus;
+  /** True when the VM should run and has no host: the cluster's next placement round takes it. */
+  needsPlacement: boolean;
+}
+
+const STOP_REASON_HALTED = "runStrategy is Halted";
+
+export function desiredPower(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): DesiredPower {
+  const ended = endOfCurrentRun(vm, instance);
+  switch (vm.spec.runStrategy) {
+    case "Always": return "On";
+    case "Halted": return "Off";
+    case "Manual": return "AsIs";
+    case "Once": return ended ? "Off" : "On";
+    case "RerunOnFailure": return ended?.reason === "GuestShutdown" ? "Off" : "On";
+  }
+}
+
+/** How the VM's current run ended, if it ended on its own (not stopped by Vireo): from status, or newly observed. */
+export function endOfCurrentRun(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): { reason: string; at: number } | undefined {
+  const startedAt = vm.status?.startedAt ? Date.parse(vm.status.startedAt) : undefined;
+  if (startedAt === undefined) return undefined;
+  if (instance && instance.power !== "Off" && (instance.poweredOnAt ?? 0) > startedAt) return undefined;
+  const exit = latestExit(vm, instance);
+  return exit && exit.at >= startedAt ? exit : undefined;
+}
+
+function latestExit(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): { reason: VmObservationExit; at: number } | undefined {
+  const recorded = vm.status?.lastExit ? { reason: vm.status.lastExit.reason, at: Date.parse(vm.status.lastExit.time) } : undefined;
+  const observed = instance?.lastExit;
+  if (observed && (!recorded || observed.at > recorded.at)) return observed;
+  return recorded;
+}
+
+type VmObservationExit = NonNullable<VmObservation["lastExit"]>["reason"];
+
+/** The configuration the VM should run with on `hostFeatures`, from its spec and its cluster's CPU baseline. */
+export function desiredConfig(
+  vm: Readonly<VirtualMachine>,
+  networks: readonly VmStatusNetwork[],
+  cluster: Readonly<HostCluster> | undefined,
+  hostFeatures: readonly string[],
+): VmConfig {
+  const baseline = cluster?.spec.cpuBaseline?.features;
+  return {
+    cpu: vm.spec.cpu,
+    memoryMiB: vm.spec.memoryMiB,
+    cpuFeatures: [...(baseline ?? hostFeatures)].sort(),
+    disks: vm.spec.disks.map((d) => ({ name: d.name, sizeGiB: d.sizeGiB, datastore: d.datastore })),
+    nics: networks.map((n) => ({ network: n.name, macAddress: n.macAddress })),
+    workload: { profile: vm.spec.workload?.profile ?? "Steady", cpuPercent: vm.spec.workload?.cpuPercent ?? 20 },
+  };
+}
+
+/** What differs between the running configuration and the declared one that only a power cycle applies. */
+export function configChanges(vm: Readonly<VirtualMachine>, networks: readonly VmStatusNetwork[], running: Readonly<VmConfig>): string[] {
+  const changes: string[] = [];
+  if (running.cpu !== vm.spec.cpu) changes.push(`cpu ${running.cpu}→${vm.spec.cpu}`);
+  if (running.memoryMiB !== vm.spec.memoryMiB) changes.push(`memory ${running.memoryMiB}→${vm.spec.memoryMiB} MiB`);
+  const nics = (list: readonly { network: string; macAddress: string }[]) => list.map((n) => `${n.network}=${n.macAddress}`).join(",");
+  const wantedNics = networks.map((n) => ({ network: n.name, macAddress: n.macAddress }));
+  if (nics(running.nics) !== nics(wantedNics)) changes.push("networks");
+  const disks = (list: readonly { name: string; sizeGiB: number; datastore: string }[]) => list.map((d) => `${d.name}:${d.sizeGiB}@${d.datastore}`).join(",");
+  if (disks(running.disks) !== disks(vm.spec.disks)) changes.push("disks");
+  return changes;
+}
+
+export function planVm(s: Readonly<VmSituation>): VmPlan {
+  const { vm, instance } = s;
+  const want = desiredPower(vm, instance);
+  const on = instance !== undefined && instance.power !== "Off";
+  const actions: Action[] = [];
+  let progress: Progress;
+
+  if (!s.cluster) {
+    progress = { phase: on ? phaseOf(instance) : "Pending", ready: false, stalled: { reason: "ClusterNotFound", message: `HostCluster ${vm.spec.placement.cluster} does not exist` } };
+  } else if (want === "Off") {
+    progress = planOff(s, actions);
+  } else if (want === "AsIs") {
+    const settled = !on || instance.power === "Running";
+    progress = { phase: on ? phaseOf(instance) : "Stopped", ready: settled, reason: on ? "ManualRunning" : "ManualStopped", message: "runStrategy is Manual: Vireo leaves the power state alone" };
+  } else {
+    progress = planOn(s, actions);
+  }
+
+  return {
+    actions,
+    needsPlacement: progress.needsPlacement === true,
+    status: statusOf(s, progress),
+  };
+}
+
+interface Progress {
+  phase: VmPhase;
+  ready: boolean;
+  reason?: string;
+  message?: string;
+  stalled?: { reason: string; message: string };
+  needsPlacement?: boolean;
+}
+
+function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
+  const { vm, instance } = s;
+  const ended = endOfCurrentRun(vm, instance);
+  if (!instance || instance.power === "Off") {
+    const reason = vm.spec.runStrategy === "Halted" ? "Halted" : "Completed";
+    const message = vm.spec.runStrategy === "Halted" ? "stopped, as runStrategy Halted asks" : `run ended (${ended?.reason ?? "stopped"}); runStrategy ${vm.spec.runStrategy} leaves it off`;
+    return { phase: "Stopped", ready: true, reason, message };
+  }
+  if (instance.power !== "Stopping") {
+    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: STOP_REASON_HALTED });
+  }
+  return { phase: "Stopping", ready: false, reason: "Stopping", message: `shutting down on ${instance.host}` };
+}
+
+function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
+  const { vm, instance } = s;
+  if (!instance || instance.power === "Off") {
+    if (s.unschedulable) return { phase: "Unschedulable", ready: false, stalled: { reason: "Unschedulable", message: s.unschedulable }, needsPlacement: true };
+    return { phase: "Pending", ready: false, reason: "Scheduling", message: "waiting for a host", needsPlacement: true };
+  }
+  if (instance.power === "Stopping") {
+    return { phase: "Stopping", ready: false, reason: "Restarting", message: `stopping on ${instance.host} before it starts again` };
+  }
+  if (s.vacate) {
+    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `host ${instance.host} is ${s.vacate}: moving the VM (cold)` });
+    return { phase: "Stopping", ready: false, reason: "Evacuating", message: `host ${instance.host} is ${s.vacate}` };
+  }
+  const changes = configChanges(vm, s.networks, instance.config);
+  if (changes.length > 0) {
+    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `spec changed (${changes.join(", ")}): a power cycle applies it` });
+    return { phase: "Stopping", ready: false, reason: "Reconfiguring", message: `spec changed (${changes.join(", ")})` };
+  }
+  if (instance.power === "Starting") return { phase: "Starting", ready: false, reason: "Starting", message: `booting on ${instance.host}` };
+  if (s.hostPhase !== undefined && s.hostPhase !== "Ready" && s.hostPhase !== "EnteringMaintenance") {
+    return { phase: "Running", ready: false, reason: "HostNotReady", message: `host ${instance.host} is ${s.hostPhase}` };
+  }
+  return { phase: "Running", ready: true, reason: "Running", message: `running on ${instance.host}` };
+}
+
+function phaseOf(instance: Readonly<VmObservation>): VmPhase {
+  switch (instance.power) {
+    case "Starting": return "Starting";
+    case "Running": return "Running";
+    case "Stopping": return "Stopping";
+    case "Off": return "Stopped";
+  }
+}
+
+function statusOf(s: Readonly<VmSituation>, p: Progress): VirtualMachineStatus {
+  const { vm, instance } = s;
+  const previous = vm.status ?? {};
+  const generation = vm.metadata.generation;
+  const status: VirtualMachineStatus = { observedGeneration: generation, phase: p.phase };
+  const on = instance !== undefined && instance.power !== "Off";
+  if (on) status.host = instance.host;
+  if (s.networks.length > 0) status.networks = s.networks.map((n) => ({ ...n }));
+
+  // A new run: remember when it began; a restart after an exit the VM did not ask for counts.
+  const previousStart = previous.startedAt ? Date.parse(previous.startedAt) : undefined;
+  const runStart = on && instance.poweredOnAt !== undefined ? instance.poweredOnAt : previousStart;
+  let restarts = previous.restarts ?? 0;
+  const exit = latestExit(vm, instance);
+  if (on && runStart !== undefined && previousStart !== undefined && runStart > previousStart && exit && exit.at >= previousStart) restarts++;
+  if (runStart !== undefined) status.startedAt = new Date(runStart).toISOString();
+  if (restarts > 0) status.restarts = restarts;
+  if (exit) status.lastExit = { reason: exit.reason, time: new Date(exit.at).toISOString() };
+
+  const reason = p.stalled?.reason ?? p.reason ?? p.phase;
+  const message = p.stalled?.message ?? p.message ?? "";
+  const conditions: ConditionInput[] = [
+    { type: "Ready", status: p.ready, reason, message },
+    { type: "Placed", status: on, reason: on ? "Placed" : p.stalled?.reason ?? "NotPlaced", message: on ? `on host ${instance.host}` : message },
+  ];
+  if (!p.ready && !p.stalled) conditions.push({ type: "Reconciling", status: true, reason, message });
+  if (p.stalled) conditions.push({ type: "Stalled", status: true, reason: p.stalled.reason, message: p.stalled.message });
+  status.conditions = nextConditions(previous.conditions as Condition[] | undefined, conditions, new Date(s.now).toISOString(), generation);
+  return status;
+}
+
+function idOf(vm: Readonly<VirtualMachine>): string {
+  return `${vm.metadata.namespace ?? "default"}/${vm.metadata.name}`;
+}

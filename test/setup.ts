@@ -1,0 +1,14 @@
+// Everything the test suite needs on a fresh machine, installed or built when missing: the Kubernetes
+// control plane (etcd, kube-apiserver, kube-controller-manager) and helm, built from the Go module proxy
+// into a cache outside the repository and reused when present.
+
+import { ensureControlPlaneBinaries } from "./envtest/setup.ts";
+
+const major = Number(process.versions.node.split(".")[0]);
+if (major < 24) {
+  console.error(`tests run on Node 24 (the devDependency); this is ${process.version}: run them through npm`);
+  process.exit(1);
+}
+
+const dir = await ensureControlPlaneBinaries();
+console.error(`test control plane: ${dir}`);

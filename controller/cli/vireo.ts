@@ -2,6 +2,7 @@
 // The `vireo` command.
 
 import { run } from "./run.ts";
+import { runKube } from "./run-kube.ts";
 import { get } from "./get.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
@@ -10,6 +11,7 @@ const HELP = `vireo — a declarative controller for virtual machines
 
 Usage:
   vireo run --manifests DIR [--state-dir DIR] [--time-scale N] [--metrics-addr HOST:PORT] [--no-prune]
+  vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
   vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR]
   vireo version
 `;
@@ -17,7 +19,8 @@ Usage:
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case "run": return run(rest);
+    // With --manifests, the file mode; otherwise the API mode (--kubeconfig, KUBECONFIG or in-cluster).
+    case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : runKube(rest);
     case "get": return get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;

@@ -23,6 +23,13 @@ export interface EventRecorder {
   record(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): void;
 }
 
+export interface Finalizers {
+  /** Adds Vireo's finalizer if the object lacks it. */
+  ensure(object: Readonly<VireoObject>): Promise<void>;
+  /** Removes it once the object is gone from the hosts, letting the deletion complete. */
+  remove(object: Readonly<VireoObject>): Promise<void>;
+}
+
 export interface ReconcileContext {
   store: ObjectStore;
   observed: ObservationCache;
@@ -36,8 +43,8 @@ export interface ReconcileContext {
   /** The last placement round's answer for VMs it could not place: VM id -> why. */
   unschedulable: Map<string, string>;
   enqueue(key: string): void;
-  /** Called once a deleted object's VMs are gone from the hosts: the API mode removes its finalizer here. */
-  finalize?(object: Readonly<VireoObject>): Promise<void>;
+  /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
+  finalizers?: Finalizers;
 }
 
 export function clusterKey(name: string): string {
@@ -56,6 +63,11 @@ export function vmKeyOfId(id: string): string {
 
 export function vmsOfCluster(ctx: ReconcileContext, cluster: string): VirtualMachine[] {
   return ctx.store.list("VirtualMachine").filter((vm) => vm.spec.placement.cluster === cluster);
+}
+
+/** Deleted, or being deleted (waiting on Vireo's finalizer). */
+export function isDeleting(object: Readonly<VireoObject> | undefined): boolean {
+  return object === undefined || object.metadata.deletionTimestamp !== undefined;
 }
 
 export function hostByName(ctx: ReconcileContext, name: string): Host | undefined {

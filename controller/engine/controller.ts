@@ -1,7 +1,7 @@
 // The controller: routes changes (from the store and from observations) to work-queue keys, and runs the
 // reconcilers over the queue. Event handlers only enqueue; every decision is made in a reconcile.
 
-import type { Kind, VirtualMachine } from "../api/types.ts";
+import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
 import { objectKey, vmId } from "../api/types.ts";
 import type { Clock, Timer } from "./clock.ts";
 import { ObservationCache } from "./observer.ts";
@@ -32,7 +32,7 @@ export interface ControllerOptions {
   metrics?: ControllerMetrics;
   workers?: number;
   observeIntervalMs?: number;
-  finalize?: ReconcileContext["finalize"];
+  finalizers?: ReconcileContext["finalizers"];
 }
 
 export class Controller {
@@ -67,7 +67,7 @@ export class Controller {
       macs: new MacRegistry(),
       unschedulable: new Map(),
       enqueue: (key) => this.queue.add(key),
-      ...(options.finalize ? { finalize: options.finalize } : {}),
+      ...(options.finalizers ? { finalizers: options.finalizers } : {}),
     };
     this.observeIntervalMs = options.observeIntervalMs ?? DEFAULT_OBSERVE_INTERVAL_MS;
     this.runner = new ReconcileRunner({
@@ -174,6 +174,8 @@ export class Controller {
   }
 
   private onStoreChange(event: StoreEvent): void {
+    // Vireo's own status writes come back from the API server: nothing to do for them.
+    if (event.type === "upsert" && event.previous && !desiredStateChanged(event.previous, event.object)) return;
     const object = event.type === "upsert" ? event.object : event.previous;
     this.queue.add(event.key);
     switch (object.kind) {
@@ -204,4 +206,15 @@ export class Controller {
     this.ctx.metrics.reconciles.inc({ kind, result: outcome });
     this.ctx.metrics.reconcileDuration.observe({ kind }, ms / 1000);
   }
+}
+
+/** What a reconcile depends on: the spec and the metadata that steers it — not status, which is Vireo's output. */
+function desiredStateChanged(before: Readonly<VireoObject>, after: Readonly<VireoObject>): boolean {
+  const a = before.metadata;
+  const b = after.metadata;
+  return a.generation !== b.generation
+    || a.deletionTimestamp !== b.deletionTimestamp
+    || JSON.stringify(before.spec) !== JSON.stringify(after.spec)
+    || JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})
+    || JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? []);
 }

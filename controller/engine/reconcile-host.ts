@@ -5,7 +5,7 @@ import type { Host } from "../api/types.ts";
 import { hostConfig, hostStatus } from "../planners/hosts.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterKey, writeStatusIfChanged } from "./context.ts";
+import { clusterKey, hostByName, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
@@ -13,9 +13,13 @@ import { viewHost } from "./views.ts";
 const HOST_STATUS_REFRESH_MS = 30_000;
 
 export async function reconcileHost(ctx: ReconcileContext, name: string): Promise<ReconcileResult | void> {
+  if (ctx.finalizers) {
+    const declared = hostByName(ctx, name);
+    if (declared) await ctx.finalizers.ensure(declared);
+  }
   const view = viewHost(ctx, name);
   const host = view.host;
-  if (!host) return removeHost(ctx, name);
+  if (!host || host.metadata.deletionTimestamp) return removeHost(ctx, name, host);
 
   const config = hostConfig(host);
   if (!view.observed || JSON.stringify(view.observed.config) !== JSON.stringify(config)) {
@@ -29,11 +33,15 @@ export async function reconcileHost(ctx: ReconcileContext, name: string): Promis
   return { requeueAfter: HOST_STATUS_REFRESH_MS };
 }
 
-async function removeHost(ctx: ReconcileContext, name: string): Promise<ReconcileResult | void> {
-  if (!ctx.observed.host(name)) return;
-  const busy = ctx.observed.vmsOn(name).filter((vm) => vm.power !== "Off").length;
-  if (busy > 0) return { requeueAfter: 5_000 };
-  await execute(ctx, { type: "UnregisterHost", host: name, reason: "Host object deleted" });
+/** A deleted host is drained (its VMs move elsewhere), then unregistered; then its deletion completes. */
+async function removeHost(ctx: ReconcileContext, name: string, host: Host | undefined): Promise<ReconcileResult | void> {
+  if (ctx.observed.host(name)) {
+    const busy = ctx.observed.vmsOn(name).filter((vm) => vm.power !== "Off").length;
+    if (busy > 0) return { requeueAfter: 5_000 };
+    await execute(ctx, { type: "UnregisterHost", host: name, reason: "Host object deleted" });
+    return { requeueAfter: 1_000 };
+  }
+  if (host) await ctx.finalizers?.remove(host);
 }
 
 function phaseMessage(host: Host, phase: string | undefined): string {

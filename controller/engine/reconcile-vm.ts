@@ -12,12 +12,16 @@ import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
 export async function reconcileVm(ctx: ReconcileContext, key: string, id: string): Promise<ReconcileResult | void> {
-  const vm = ctx.store.get(key) as VirtualMachine | undefined;
+  let vm = ctx.store.get(key) as VirtualMachine | undefined;
   if (!vm || vm.metadata.deletionTimestamp) return removeVm(ctx, id, vm);
+  if (ctx.finalizers) {
+    await ctx.finalizers.ensure(vm);
+    vm = ctx.store.get(key) as VirtualMachine;
+  }
 
   const instance = ctx.observed.vm(id);
   const hostView = instance ? viewHost(ctx, instance.host) : undefined;
-  const vacate = hostView?.host?.spec.maintenance ? "in maintenance" : hostView && !hostView.host ? "being removed" : undefined;
+  const vacate = hostView?.unavailable === "being removed" ? "being removed" : hostView?.host?.spec.maintenance ? "in maintenance" : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
   const unschedulable = ctx.unschedulable.get(id);
   const plan = planVm({
@@ -52,7 +56,7 @@ async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | 
     return { requeueAfter: 1_000 };
   }
   ctx.macs.release(id);
-  if (vm) await ctx.finalize?.(vm);
+  if (vm) await ctx.finalizers?.remove(vm);
   if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
 }
 

@@ -21,6 +21,7 @@ export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.sto
   const host = hostByName(ctx, name);
   const observed = ctx.observed.host(name);
   if (!host) return { name, ...(observed ? { observed } : {}), phase: "NotResponding", unavailable: "being removed" };
+  if (host.metadata.deletionTimestamp) return { name, host, ...(observed ? { observed } : {}), phase: "NotResponding", unavailable: "being removed" };
   const cluster = clusterOf(host, clusters);
   const busy = ctx.observed.vmsOn(name).filter(holdsResources).length;
   const phase = hostPhase(host, observed, busy, ctx.clock.now(), cluster?.spec.ha.failureDetectionSeconds);

@@ -30,11 +30,18 @@ export function parseManifestFile(file: string, text: string): ParsedFile {
   const errors: ManifestError[] = [];
   raw.forEach((doc, index) => {
     if (doc === null || doc === undefined) return; // an empty document, e.g. after a trailing ---
+    if (isForeign(doc)) return; // a Namespace or another group's object: the same checkout may feed kubectl
     const result = validateManifest(doc);
     if (result.ok) documents.push({ document: index, object: result.object });
     else for (const e of result.errors) errors.push({ file, document: index, path: e.path, message: e.message });
   });
   return errors.length > 0 ? { ok: false, errors } : { ok: true, documents };
+}
+
+/** Objects of other API groups (a Namespace, say) are not Vireo's to validate or to act on. */
+function isForeign(doc: unknown): boolean {
+  const apiVersion = (doc as { apiVersion?: unknown }).apiVersion;
+  return typeof doc === "object" && typeof apiVersion === "string" && apiVersion !== "" && !apiVersion.startsWith("vireo.dev/");
 }
 
 export function formatManifestError(e: ManifestError): string {

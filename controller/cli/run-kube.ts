@@ -1,0 +1,132 @@
+// `vireo run --kubeconfig PATH` (or KUBECONFIG, or in a cluster): the API mode. Informers feed the same
+// store, engine, planners and executor as the file mode; status goes through the status subresource;
+// with --leader-elect only the holder of the Lease reconciles.
+
+import { readFileSync, existsSync, mkdirSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { RealClock, type Clock } from "../engine/clock.ts";
+import { Controller } from "../engine/controller.ts";
+import { LeaderElector } from "../engine/leader.ts";
+import { ObjectStore } from "../sources/store.ts";
+import { KubeClient } from "../sources/kube/client.ts";
+import { KubeSource, finalizersVia } from "../sources/kube/kube-source.ts";
+import { KubeEventRecorder, KubeStatusWriter } from "../sources/kube/writer.ts";
+import { SimulatedHosts } from "../provider/sim/index.ts";
+import type { HypervisorProvider } from "../provider/provider.ts";
+import { createLogger, type Logger } from "../observe/log.ts";
+import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
+import { serveObservability } from "../observe/http.ts";
+import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
+import { VERSION } from "./version.ts";
+import { ProgressReporter } from "./progress.ts";
+import { waitForSignal } from "./signals.ts";
+
+export const KUBE_RUN_FLAGS: FlagSpec = {
+  kubeconfig: { type: "string", help: "kubeconfig file (default: KUBECONFIG, then in-cluster config)" },
+  "leader-elect": { type: "boolean", default: false, help: "take part in leader election on a Lease; only the leader reconciles" },
+  "leader-election-namespace": { type: "string", help: "namespace of the Lease (default: POD_NAMESPACE, the service account's namespace, or default)" },
+  "leader-election-id": { type: "string", default: "vireo-controller", help: "name of the Lease" },
+  "state-dir": { type: "string", default: ".vireo", help: "where the in-process simulated world is kept (without --provider)" },
+  "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
+  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
+  "kube-api-qps": { type: "string", default: "200", help: "client-side rate limit on API requests per second" },
+  "kube-api-burst": { type: "string", default: "400", help: "client-side burst above the rate limit" },
+  workers: { type: "string", default: "4", help: "concurrent reconciles" },
+  seed: { type: "string", default: "1", help: "seed of the in-process simulated hosts' workloads" },
+};
+
+export interface ProviderFactory {
+  (clock: Clock, log: Logger): Promise<{ provider: HypervisorProvider; clock: Clock; close(): Promise<void> }>;
+}
+
+export async function runKube(argv: readonly string[], connectProvider?: ProviderFactory): Promise<number> {
+  const { flags } = parseArgs(argv, KUBE_RUN_FLAGS);
+  const log = createLogger();
+  const timeScale = Number(flags["time-scale"]);
+  if (!(timeScale > 0)) throw new UsageError(`--time-scale must be a positive number, got ${String(flags["time-scale"])}`);
+  const realClock = new RealClock(timeScale);
+  const { provider, clock, close } = connectProvider ? await connectProvider(realClock, log) : await inProcessSimulator(flags["state-dir"] as string, realClock, Number(flags["seed"]));
+
+  const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
+  const client = new KubeClient({
+    ...(flags["kubeconfig"] ? { kubeconfig: flags["kubeconfig"] as string } : {}),
+    qps: Number(flags["kube-api-qps"]),
+    burst: Number(flags["kube-api-burst"]),
+    clock: new RealClock(),
+    registry: metrics.registry,
+  });
+  const store = new ObjectStore();
+  attachStoreGauges(metrics, store);
+  const writer = new KubeStatusWriter(client, store);
+  const source = new KubeSource({ client, store, clock: new RealClock(), log, registry: metrics.registry });
+  const controller = new Controller({
+    store, provider, clock, log, metrics,
+    statusWriter: writer,
+    // Events carry wall-clock times, whatever the simulation's time scale: kubectl shows their age.
+    events: new KubeEventRecorder(client, new RealClock(), log),
+    finalizers: finalizersVia(writer),
+    workers: Number(flags["workers"]),
+  });
+
+  let active = false;
+  let synced = false;
+  const standby = flags["leader-elect"] === true;
+  const http = await serveObservability(flags["metrics-addr"] as string, metrics.registry, {
+    live: () => true,
+    // A standby is ready: it serves its purpose by standing by. The leader is ready once it has synced.
+    ready: () => (standby && !active) || synced,
+  });
+  log.info(`vireo ${VERSION}: API mode against ${client.server()}; metrics on http://${http.address}/metrics`);
+
+  const startWorking = async () => {
+    active = true;
+    await source.start();
+    await controller.start();
+    synced = true;
+    log.info(`synced: ${store.count("Host")} hosts in ${store.count("HostCluster")} clusters, ${store.count("VirtualMachine")} VMs`);
+  };
+  const progress = new ProgressReporter(store, log);
+  let elector: LeaderElector | undefined;
+  const lost = new Promise<void>((resolveLost) => {
+    if (!standby) {
+      startWorking().then(() => progress.start(), (error: unknown) => { log.error({ err: error }, "starting failed"); resolveLost(); });
+      return;
+    }
+    elector = new LeaderElector(client, { namespace: leaseNamespace(flags["leader-election-namespace"] as string | undefined), name: flags["leader-election-id"] as string }, new RealClock(), log, {
+      onStartedLeading: () => { startWorking().then(() => progress.start(), (error: unknown) => { log.error({ err: error }, "starting failed"); resolveLost(); }); },
+      onStoppedLeading: () => resolveLost(),
+    }, metrics.registry);
+    log.info(`standing by for the leader lease as ${elector.identity}`);
+    elector.start();
+  });
+
+  const outcome = await Promise.race([waitForSignal(log).then(() => "signal" as const), lost.then(() => "lost" as const)]);
+  progress.stop();
+  source.stop();
+  await controller.stop();
+  await elector?.stop();
+  await close();
+  await http.close();
+  if (outcome === "lost") {
+    log.error("exiting: leadership lost or start failed; a restart rejoins as a standby");
+    return 1;
+  }
+  log.info("stopped");
+  return 0;
+}
+
+async function inProcessSimulator(stateDir: string, clock: RealClock, seed: number): Promise<{ provider: HypervisorProvider; clock: Clock; close(): Promise<void> }> {
+  mkdirSync(stateDir, { recursive: true });
+  const statePath = join(resolve(stateDir), "world.json");
+  const sim = existsSync(statePath) ? await SimulatedHosts.load({ clock, statePath }) : new SimulatedHosts({ clock, seed, statePath });
+  return { provider: sim, clock, close: () => sim.close() };
+}
+
+/** Where the Lease lives: the flag, then the pod's namespace, then the service account's, then default. */
+function leaseNamespace(flag: string | undefined): string {
+  if (flag) return flag;
+  if (process.env["POD_NAMESPACE"]) return process.env["POD_NAMESPACE"];
+  const saFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+  if (existsSync(saFile)) return readFileSync(saFile, "utf8").trim();
+  return "default";
+}

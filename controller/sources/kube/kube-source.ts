@@ -1,0 +1,64 @@
+// The API mode's source of desired state: an informer per Vireo kind feeding the one store, exactly
+// where the file mode's watcher feeds it. Finalizers and status go back through the same client.
+
+import { Counter, type Registry } from "prom-client";
+import type { Kind, VireoObject } from "../../api/types.ts";
+import { KINDS } from "../../api/types.ts";
+import type { Clock } from "../../engine/clock.ts";
+import type { Finalizers } from "../../engine/context.ts";
+import type { ObjectStore } from "../store.ts";
+import type { Logger } from "../../observe/log.ts";
+import type { KubeClient } from "./client.ts";
+import { resourceOf } from "./client.ts";
+import { Informer } from "./informer.ts";
+import type { KubeStatusWriter } from "./writer.ts";
+
+export interface KubeSourceOptions {
+  client: KubeClient;
+  store: ObjectStore;
+  clock: Clock;
+  log: Logger;
+  registry?: Registry;
+  kinds?: readonly Kind[];
+  quietDeadlineMs?: number;
+}
+
+export class KubeSource {
+  private readonly informers: Informer[];
+  readonly watchRestarts: Counter<"kind" | "reason">;
+
+  constructor(options: KubeSourceOptions) {
+    this.watchRestarts = new Counter({
+      name: "vireo_watch_restarts_total",
+      help: "Watches on the API server restarted, by kind and reason (closed, quiet, expired, error).",
+      labelNames: ["kind", "reason"] as const,
+      registers: options.registry ? [options.registry] : [],
+    });
+    this.informers = (options.kinds ?? KINDS).map((kind) => new Informer({
+      client: options.client,
+      resource: resourceOf(kind),
+      clock: options.clock,
+      log: options.log,
+      restarts: this.watchRestarts,
+      handlers: { upsert: (o: VireoObject) => options.store.upsert(o), delete: (key: string) => options.store.delete(key) },
+      ...(options.quietDeadlineMs ? { quietDeadlineMs: options.quietDeadlineMs } : {}),
+    }));
+  }
+
+  /** Lists every kind (the store is complete when this resolves) and keeps watching. */
+  async start(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.start()));
+  }
+
+  hasSynced(): boolean {
+    return this.informers.every((i) => i.hasSynced());
+  }
+
+  stop(): void {
+    for (const informer of this.informers) informer.stop();
+  }
+}
+
+export function finalizersVia(writer: KubeStatusWriter): Finalizers {
+  return { ensure: (o) => writer.ensureFinalizer(o), remove: (o) => writer.removeFinalizer(o) };
+}

@@ -1,0 +1,150 @@
+// Status, finalizers and events through the API server. Status goes through the status subresource as a
+// JSON merge patch carrying the resourceVersion it was computed from: the API server refuses it with 409
+// if the object changed meanwhile, so Vireo never overwrites newer status; it re-reads and tries again.
+
+import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import type { VireoObject } from "../../api/types.ts";
+import { keyOf } from "../../api/types.ts";
+import type { EventRecorder, EventType, StatusWriter } from "../../engine/context.ts";
+import type { ObjectStore } from "../store.ts";
+import type { Logger } from "../../observe/log.ts";
+import type { Clock } from "../../engine/clock.ts";
+import type { KubeClient } from "./client.ts";
+import { resourceOf, statusOf } from "./client.ts";
+
+export const FINALIZER = "vireo.dev/cleanup";
+export const FIELD_MANAGER = "vireo";
+
+const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+
+/** The object changed on the server since it was read; the caller re-reads and reconciles again. */
+export class ConflictError extends Error {
+  constructor(key: string, options?: { cause?: unknown }) {
+    super(`${key} changed on the server; re-reading it`, options);
+    this.name = "ConflictError";
+  }
+}
+
+export class KubeStatusWriter implements StatusWriter {
+  private readonly client: KubeClient;
+  private readonly store: ObjectStore;
+
+  constructor(client: KubeClient, store: ObjectStore) {
+    this.client = client;
+    this.store = store;
+  }
+
+  async writeStatus(object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<void> {
+    const body = { metadata: { resourceVersion: object.metadata.resourceVersion }, status };
+    const updated = await this.patch(object, body, true);
+    this.store.upsert(updated);
+  }
+
+  /** Adds Vireo's finalizer, so deleting the object waits until its VMs are gone from the hosts. */
+  async ensureFinalizer(object: Readonly<VireoObject>): Promise<void> {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (finalizers.includes(FINALIZER) || object.metadata.deletionTimestamp) return;
+    const updated = await this.patch(object, { metadata: { resourceVersion: object.metadata.resourceVersion, finalizers: [...finalizers, FINALIZER] } }, false);
+    this.store.upsert(updated);
+  }
+
+  async removeFinalizer(object: Readonly<VireoObject>): Promise<void> {
+    const finalizers = object.metadata.finalizers ?? [];
+    if (!finalizers.includes(FINALIZER)) return;
+    await this.patch(object, { metadata: { resourceVersion: object.metadata.resourceVersion, finalizers: finalizers.filter((f) => f !== FINALIZER) } }, false);
+  }
+
+  private async patch(object: Readonly<VireoObject>, body: object, status: boolean): Promise<VireoObject> {
+    const r = resourceOf(object.kind);
+    const { name, namespace } = object.metadata;
+    try {
+      const result = await this.client.call("patch", status ? `${r.plural}/status` : r.plural, () => {
+        if (r.namespaced) {
+          const params = { group: r.group, version: r.version, plural: r.plural, namespace: namespace!, name, body, fieldManager: FIELD_MANAGER };
+          return status ? this.client.custom.patchNamespacedCustomObjectStatus(params, mergePatch) : this.client.custom.patchNamespacedCustomObject(params, mergePatch);
+        }
+        const params = { group: r.group, version: r.version, plural: r.plural, name, body, fieldManager: FIELD_MANAGER };
+        return status ? this.client.custom.patchClusterCustomObjectStatus(params, mergePatch) : this.client.custom.patchClusterCustomObject(params, mergePatch);
+      });
+      return { ...(result as VireoObject), kind: object.kind } as VireoObject;
+    } catch (error) {
+      if (statusOf(error) === 409) {
+        await this.reread(object);
+        throw new ConflictError(keyOf(object as VireoObject), { cause: error });
+      }
+      if (statusOf(error) === 404) throw new ConflictError(keyOf(object as VireoObject), { cause: error });
+      throw error;
+    }
+  }
+
+  /** Refreshes the store from the server after a conflict, so the retry starts from what is there now. */
+  private async reread(object: Readonly<VireoObject>): Promise<void> {
+    const r = resourceOf(object.kind);
+    const { name, namespace } = object.metadata;
+    try {
+      const fresh = await this.client.call("get", r.plural, () => r.namespaced
+        ? this.client.custom.getNamespacedCustomObject({ group: r.group, version: r.version, plural: r.plural, namespace: namespace!, name })
+        : this.client.custom.getClusterCustomObject({ group: r.group, version: r.version, plural: r.plural, name }));
+      this.store.upsert({ ...(fresh as VireoObject), kind: object.kind } as VireoObject);
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+  }
+}
+
+/**
+ * Kubernetes Events for what an operator wants to see in `kubectl describe`. Repeats of the same event
+ * within ten minutes bump its count instead of creating another, as client-go's recorder does.
+ * Recording never blocks or fails a reconcile: a lost event is logged.
+ */
+export class KubeEventRecorder implements EventRecorder {
+  private readonly client: KubeClient;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
+
+  constructor(client: KubeClient, clock: Clock, log: Logger) {
+    this.client = client;
+    this.clock = clock;
+    this.log = log;
+  }
+
+  record(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): void {
+    this.send(object, type, reason, message).catch((error: unknown) => this.log.warn({ err: error, reason }, "recording an event failed"));
+  }
+
+  private async send(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): Promise<void> {
+    const now = this.clock.now();
+    const iso = new Date(now).toISOString();
+    const namespace = object.metadata.namespace ?? "default";
+    const dedupKey = `${object.metadata.uid}/${type}/${reason}/${message}`;
+    const previous = this.recent.get(dedupKey);
+    if (previous && now - previous.at < 600_000) {
+      previous.count++;
+      previous.at = now;
+      await this.client.call("patch", "events", () => this.client.core.patchNamespacedEvent(
+        { name: previous.name, namespace: previous.namespace, body: { count: previous.count, lastTimestamp: iso } }, mergePatch));
+      return;
+    }
+    const name = `${object.metadata.name}.${now.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
+    await this.client.call("create", "events", () => this.client.core.createNamespacedEvent({
+      namespace,
+      body: {
+        metadata: { name, namespace },
+        involvedObject: { apiVersion: object.apiVersion, kind: object.kind, name: object.metadata.name, namespace: object.metadata.namespace, uid: object.metadata.uid, resourceVersion: object.metadata.resourceVersion },
+        reason, message, type,
+        source: { component: "vireo-controller" },
+        reportingComponent: "vireo.dev/controller",
+        reportingInstance: process.env["POD_NAME"] ?? "vireo",
+        firstTimestamp: iso as unknown as Date, lastTimestamp: iso as unknown as Date, count: 1,
+      },
+    }));
+    this.recent.set(dedupKey, { name, namespace, count: 1, at: now });
+    if (this.recent.size > 5_000) this.forgetOldest();
+  }
+
+  private forgetOldest(): void {
+    const cutoff = this.clock.now() - 600_000;
+    for (const [key, entry] of this.recent) if (entry.at < cutoff) this.recent.delete(key);
+  }
+}

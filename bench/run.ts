@@ -2,13 +2,17 @@
 // Each benchmark prints its own figures beside its baseline; add one by adding a line to `benchmarks`.
 
 import { benchPlacement } from "./placement.ts";
+import { benchCluster } from "./cluster.ts";
 
 interface Benchmark {
   name: string;
   run: () => Promise<void>;
 }
 
-const benchmarks: readonly Benchmark[] = [{ name: "placement", run: benchPlacement }];
+const benchmarks: readonly Benchmark[] = [
+  { name: "placement", run: benchPlacement },
+  { name: "cluster", run: benchCluster },
+];
 
 async function main(names: readonly string[]): Promise<void> {
   const unknown = names.filter((name) => !benchmarks.some((b) => b.name === name));

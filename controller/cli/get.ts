@@ -1,5 +1,5 @@
 // `vireo get vms|hosts|hostclusters [NAME] [-n NS] [-o wide|json|yaml]`: tables like `kubectl get`, from
-// the state directory of a running or stopped `vireo run`.
+// the state directory of a running or stopped `vireo run`, or with --kubeconfig from the API server.
 
 import { join } from "node:path";
 import { dump } from "js-yaml";
@@ -8,9 +8,12 @@ import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { formatTable } from "./table.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
+import { KubeClient, resourceOf } from "../sources/kube/client.ts";
+import { RealClock } from "../engine/clock.ts";
 
 export const GET_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "the state directory of `vireo run`" },
+  kubeconfig: { type: "string", help: "read from the API server of this kubeconfig instead of a state directory" },
   namespace: { type: "string", short: "n", help: "only this namespace (default: all namespaces)" },
   output: { type: "string", short: "o", help: "wide, json or yaml" },
 };
@@ -32,20 +35,30 @@ export function resolveKind(resource: string): Kind {
   return kind;
 }
 
-export function get(argv: readonly string[], io: Output, now: number): number {
+export async function get(argv: readonly string[], io: Output, now: number): Promise<number> {
   const { flags, positionals } = parseArgs(argv, GET_FLAGS);
   const [resource, name] = positionals;
   if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts or hostclusters");
-  const snapshot = readSnapshot(join(flags["state-dir"] as string, "objects.json"));
-  if (!snapshot) {
-    io.err(`no state in ${flags["state-dir"] as string}: is \`vireo run\` running there?`);
-    return 1;
+  const kubeconfig = flags["kubeconfig"] as string | undefined;
+  let all: VireoObject[];
+  let manifestErrors: ManifestError[] = [];
+  if (kubeconfig !== undefined) {
+    if (resource === "errors" || resource === "manifesterrors") throw new UsageError("manifest errors belong to the file mode; the API server refuses bad manifests itself");
+    all = await listFromApi(kubeconfig, resolveKind(resource));
+  } else {
+    const snapshot = readSnapshot(join(flags["state-dir"] as string, "objects.json"));
+    if (!snapshot) {
+      io.err(`no state in ${flags["state-dir"] as string}: is \`vireo run\` running there?`);
+      return 1;
+    }
+    if (resource === "errors" || resource === "manifesterrors") return printErrors(snapshot.manifestErrors, io, true);
+    all = snapshot.objects.map((e) => e.object);
+    manifestErrors = snapshot.manifestErrors;
   }
-  if (resource === "errors" || resource === "manifesterrors") return printErrors(snapshot.manifestErrors, io, true);
 
   const kind = resolveKind(resource);
   const namespace = flags["namespace"] as string | undefined;
-  let objects = snapshot.objects.map((e) => e.object).filter((o) => o.kind === kind);
+  let objects = all.filter((o) => o.kind === kind);
   if (namespace !== undefined && kind === "VirtualMachine") objects = objects.filter((o) => (o.metadata.namespace ?? "default") === namespace);
   if (name !== undefined) objects = objects.filter((o) => o.metadata.name === name);
   objects.sort(byNamespaceAndName);
@@ -64,8 +77,15 @@ export function get(argv: readonly string[], io: Output, now: number): number {
   } else {
     throw new UsageError(`unable to match a printer suitable for the output format "${output}", allowed formats are: json,wide,yaml`);
   }
-  printErrors(snapshot.manifestErrors, io, false);
+  printErrors(manifestErrors, io, false);
   return 0;
+}
+
+async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {
+  const client = new KubeClient({ kubeconfig, clock: new RealClock() });
+  const r = resourceOf(kind);
+  const list = await client.call("list", r.plural, () => client.custom.listClusterCustomObject({ group: r.group, version: r.version, plural: r.plural })) as { items: VireoObject[] };
+  return list.items.map((o) => ({ ...o, kind }) as VireoObject);
 }
 
 function printErrors(errors: readonly ManifestError[], io: Output, always: boolean): number {

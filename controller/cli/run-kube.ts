@@ -29,8 +29,8 @@ export const KUBE_RUN_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "where the in-process simulated world is kept (without --provider)" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
   "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
-  "kube-api-qps": { type: "string", default: "200", help: "client-side rate limit on API requests per second" },
-  "kube-api-burst": { type: "string", default: "400", help: "client-side burst above the rate limit" },
+  "kube-api-qps": { type: "string", default: "1000", help: "client-side rate limit on API requests per second" },
+  "kube-api-burst": { type: "string", default: "2000", help: "client-side burst above the rate limit" },
   workers: { type: "string", default: "4", help: "concurrent reconciles" },
   seed: { type: "string", default: "1", help: "seed of the in-process simulated hosts' workloads" },
 };

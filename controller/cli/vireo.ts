@@ -12,7 +12,7 @@ const HELP = `vireo — a declarative controller for virtual machines
 Usage:
   vireo run --manifests DIR [--state-dir DIR] [--time-scale N] [--metrics-addr HOST:PORT] [--no-prune]
   vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
-  vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR]
+  vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
   vireo version
 `;
 
@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     // With --manifests, the file mode; otherwise the API mode (--kubeconfig, KUBECONFIG or in-cluster).
     case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : runKube(rest);
-    case "get": return get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
+    case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;
     case undefined:

@@ -9,7 +9,7 @@ import type { VirtualMachine } from "../../controller/api/types.ts";
 import { validateManifest } from "../../controller/api/schema.ts";
 import { load } from "js-yaml";
 import { ControlPlane, eventually, kubectlOk, vireoApiMode, worldVms } from "../support/cluster.ts";
-import { REPO, VireoProcess, tempDir } from "../support/process.ts";
+import { REPO, VireoProcess, tempDir, vireoSync } from "../support/process.ts";
 import { Scenario } from "../support/scenario.ts";
 import { readFileSync, readdirSync } from "node:fs";
 
@@ -52,6 +52,9 @@ test("kubectl get vm shows the printer columns, and kubectl get vireo lists ever
   assert.match(table, /^db-1\s+Running\s+esx-\d\d\s+8\s+32768\s+True\s/m);
   const all = await kubectlOk(cp, ["get", "vireo", "-A"]);
   for (const kind of ["virtualmachine.vireo.dev/db-1", "host.vireo.dev/esx-01", "hostcluster.vireo.dev/prod"]) assert.match(all, new RegExp(kind.replace(/\./g, "\\.")));
+  const ours = vireoSync(["get", "vms", "-n", "shop", "--kubeconfig", cp.kubeconfigPath]);
+  assert.equal(ours.code, 0, ours.stderr);
+  assert.match(ours.stdout, /^db-1\s+Running\s+esx-\d\d\s+8\s+32768\s+True\s/m, "vireo get reads the API in this mode");
   const events = await kubectlOk(cp, ["get", "events", "-n", "shop", "--field-selector", "involvedObject.name=db-1"]);
   assert.match(events, /Scheduled\s+virtualmachine\/db-1\s+placed on host esx-/);
 });

@@ -3,15 +3,19 @@
 
 import { ApiException, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/client-node";
 import { Counter, type Registry } from "prom-client";
+import { createHash } from "node:crypto";
 import type { Kind } from "../../api/types.ts";
 import { GROUP, VERSION } from "../../api/types.ts";
 import { crdFor, isNamespaced } from "../../api/schema.ts";
 import type { Clock } from "../../engine/clock.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";
 
-/** client-go's defaults (5 qps, burst 10) starve a controller of thousands of VMs; controller-runtime uses 20/30. */
-export const DEFAULT_QPS = 200;
-export const DEFAULT_BURST = 400;
+/**
+ * client-go's defaults (5 qps, burst 10) starve a controller of thousands of VMs. The API server's own
+ * priority and fairness protects it; this limit only stops a runaway loop from flooding it.
+ */
+export const DEFAULT_QPS = 1000;
+export const DEFAULT_BURST = 2000;
 
 export interface KubeClientOptions {
   kubeconfig?: string;
@@ -71,12 +75,64 @@ export class KubeClient {
   }
 }
 
+/**
+ * A KubeConfig whose requests share connections. @kubernetes/client-node 2.0 builds a new undici Agent
+ * for every request, so every API call pays a fresh TLS handshake; under load that is most of a
+ * controller's CPU. Agents are kept per distinct TLS configuration (a rotated client certificate
+ * makes a new one), as client-go keeps its transports.
+ */
+class PooledKubeConfig extends KubeConfig {
+  private readonly dispatchers = new Map<string, unknown>();
+
+  constructor() {
+    super();
+    const self = this as unknown as { createDispatcher: (cluster: unknown, options: unknown) => unknown };
+    const build = self.createDispatcher.bind(this);
+    self.createDispatcher = (cluster, options) => {
+      const key = fingerprint(cluster, options);
+      let dispatcher = this.dispatchers.get(key);
+      if (dispatcher === undefined) {
+        dispatcher = build(cluster, options);
+        this.dispatchers.set(key, dispatcher);
+      }
+      return dispatcher;
+    };
+  }
+}
+
+/** What makes two TLS configurations the same, cheaply: certificate material is hashed, not serialized. */
+function fingerprint(cluster: unknown, options: unknown): string {
+  const hash = createHash("sha256");
+  hash.update(JSON.stringify(cluster));
+  for (const [field, value] of Object.entries((options ?? {}) as Record<string, unknown>)) {
+    hash.update(field);
+    if (value instanceof Uint8Array) hash.update(value);
+    else hash.update(String(value));
+  }
+  return hash.digest("hex");
+}
+
 export function loadKubeConfig(path?: string): KubeConfig {
-  const config = new KubeConfig();
+  const config = new PooledKubeConfig();
   if (path) config.loadFromFile(path);
   else config.loadFromDefault();
   if (!config.getCurrentCluster()) throw new Error(path ? `kubeconfig ${path} has no current cluster` : "no kubeconfig: set --kubeconfig or KUBECONFIG, or run in a cluster");
   return config;
+}
+
+/** A failed API call in one line: the status code and the server's own message, not the whole response. */
+export function describeApiError(error: unknown): string {
+  if (error instanceof ApiException) {
+    let message = typeof error.body === "string" ? error.body : JSON.stringify(error.body);
+    try {
+      const status = JSON.parse(message) as { message?: string; reason?: string };
+      message = status.message ?? status.reason ?? message;
+    } catch (notJson) {
+      if (!(notJson instanceof SyntaxError)) throw notJson;
+    }
+    return `HTTP ${error.code}: ${message.trim().slice(0, 300)}`;
+  }
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** The HTTP status of a failed API call, if it got that far. */

@@ -10,7 +10,7 @@ import { keyOf } from "../../api/types.ts";
 import type { Clock, Timer } from "../../engine/clock.ts";
 import type { Logger } from "../../observe/log.ts";
 import type { KubeClient, ResourceInfo } from "./client.ts";
-import { pathOf, statusOf } from "./client.ts";
+import { describeApiError, pathOf, statusOf } from "./client.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
@@ -57,9 +57,21 @@ export class Informer {
     this.quietDeadlineMs = options.quietDeadlineMs ?? DEFAULT_QUIET_DEADLINE_MS;
   }
 
-  /** Lists once (throwing if the API server cannot be listed) and starts watching. */
+  /**
+   * Lists (retrying with backoff while the API server cannot answer: it may be starting, or busy
+   * re-initializing its cache), then keeps watching. Resolves once the first list succeeded.
+   */
   async start(): Promise<void> {
-    await this.list();
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.list();
+        break;
+      } catch (error) {
+        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)) * (1 + this.random() * 0.2);
+        this.o.log.warn({ kind: this.o.resource.kind, attempt, retryInMs: Math.round(delay) }, `listing ${this.o.resource.plural} failed (${describeApiError(error)}); retrying`);
+        await this.o.clock.sleep(delay);
+      }
+    }
     this.synced = true;
     this.watch();
   }
@@ -158,7 +170,7 @@ export class Informer {
     }
     this.failures++;
     const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1)) * (1 + this.random() * 0.2);
-    this.o.log.warn({ kind: this.o.resource.kind, reason, err: error, retryInMs: Math.round(delay) }, "watch ended; restarting");
+    this.o.log.warn({ kind: this.o.resource.kind, reason, retryInMs: Math.round(delay) }, `watch of ${this.o.resource.plural} ended (${error === undefined ? reason : describeApiError(error)}); restarting`);
     this.retryTimer = this.o.clock.setTimer(delay, () => {
       // An expired resourceVersion needs a fresh list; after other errors the list also re-syncs
       // whatever changed while the watch was down.

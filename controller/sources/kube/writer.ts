@@ -11,8 +11,13 @@ import type { Logger } from "../../observe/log.ts";
 import type { Clock } from "../../engine/clock.ts";
 import type { KubeClient } from "./client.ts";
 import { resourceOf, statusOf } from "./client.ts";
+import { TokenBucket } from "../../engine/ratelimit.ts";
 
 export const FINALIZER = "vireo.dev/cleanup";
+/** Events' own budget, apart from status writes: client-go's event spam filter allows bursts of 25. */
+const EVENT_QPS = 50;
+const EVENT_BURST = 100;
+const EVENT_BACKLOG = 1_000;
 export const FIELD_MANAGER = "vireo";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
@@ -95,22 +100,36 @@ export class KubeStatusWriter implements StatusWriter {
 /**
  * Kubernetes Events for what an operator wants to see in `kubectl describe`. Repeats of the same event
  * within ten minutes bump its count instead of creating another, as client-go's recorder does.
- * Recording never blocks or fails a reconcile: a lost event is logged.
+ * Recording never blocks or fails a reconcile, and events never take the API budget that status needs:
+ * they have their own rate limit, and past a backlog they are dropped (counted), as client-go drops
+ * events when its broadcaster's queue is full.
  */
 export class KubeEventRecorder implements EventRecorder {
   private readonly client: KubeClient;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly recent = new Map<string, { name: string; namespace: string; count: number; at: number }>();
+  private readonly bucket: TokenBucket;
+  private backlog = 0;
+  private dropped = 0;
 
   constructor(client: KubeClient, clock: Clock, log: Logger) {
     this.client = client;
     this.clock = clock;
     this.log = log;
+    this.bucket = new TokenBucket({ qps: EVENT_QPS, burst: EVENT_BURST, clock });
   }
 
   record(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): void {
-    this.send(object, type, reason, message).catch((error: unknown) => this.log.warn({ err: error, reason }, "recording an event failed"));
+    if (this.backlog >= EVENT_BACKLOG) {
+      if (this.dropped++ % 100 === 0) this.log.warn({ dropped: this.dropped }, "too many events waiting; dropping some");
+      return;
+    }
+    this.backlog++;
+    this.bucket.take()
+      .then(() => this.send(object, type, reason, message))
+      .catch((error: unknown) => this.log.warn({ err: error, reason }, "recording an event failed"))
+      .finally(() => { this.backlog--; });
   }
 
   private async send(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): Promise<void> {

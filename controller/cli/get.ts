@@ -8,7 +8,6 @@ import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { formatTable } from "./table.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
-import { KubeClient, resourceOf } from "../sources/kube/client.ts";
 import { RealClock } from "../engine/clock.ts";
 
 export const GET_FLAGS: FlagSpec = {
@@ -82,6 +81,7 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
 }
 
 async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {
+  const { KubeClient, resourceOf } = await import("../sources/kube/client.ts");
   const client = new KubeClient({ kubeconfig, clock: new RealClock() });
   const r = resourceOf(kind);
   const list = await client.call("list", r.plural, () => client.custom.listClusterCustomObject({ group: r.group, version: r.version, plural: r.plural })) as { items: VireoObject[] };

@@ -17,6 +17,7 @@ import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
 import { serveObservability } from "../observe/http.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
+import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
 import { waitForSignal } from "./signals.ts";
@@ -31,21 +32,20 @@ export const KUBE_RUN_FLAGS: FlagSpec = {
   "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
   "kube-api-qps": { type: "string", default: "1000", help: "client-side rate limit on API requests per second" },
   "kube-api-burst": { type: "string", default: "2000", help: "client-side burst above the rate limit" },
-  workers: { type: "string", default: "4", help: "concurrent reconciles" },
+  workers: { type: "string", default: "16", help: "concurrent reconciles (distinct objects only)" },
   seed: { type: "string", default: "1", help: "seed of the in-process simulated hosts' workloads" },
+  ...PROVIDER_FLAGS,
 };
 
-export interface ProviderFactory {
-  (clock: Clock, log: Logger): Promise<{ provider: HypervisorProvider; clock: Clock; close(): Promise<void> }>;
-}
-
-export async function runKube(argv: readonly string[], connectProvider?: ProviderFactory): Promise<number> {
+export async function runKube(argv: readonly string[]): Promise<number> {
   const { flags } = parseArgs(argv, KUBE_RUN_FLAGS);
   const log = createLogger();
   const timeScale = Number(flags["time-scale"]);
   if (!(timeScale > 0)) throw new UsageError(`--time-scale must be a positive number, got ${String(flags["time-scale"])}`);
-  const realClock = new RealClock(timeScale);
-  const { provider, clock, close } = connectProvider ? await connectProvider(realClock, log) : await inProcessSimulator(flags["state-dir"] as string, realClock, Number(flags["seed"]));
+  const remote = await connectRemoteProvider(argv, flags, timeScale, log);
+  const { provider, clock, close } = remote
+    ? { provider: remote.provider, clock: remote.clock, close: async () => undefined }
+    : await inProcessSimulator(flags["state-dir"] as string, new RealClock(timeScale), Number(flags["seed"]));
 
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const client = new KubeClient({

@@ -1,9 +1,11 @@
 // `vireo run --manifests DIR`: the file mode. Watches DIR, reconciles against the simulated hosts in this
-// process, keeps state under --state-dir, serves /metrics, /healthz and /readyz.
+// process (or, with --provider, in a `vireo hostsim`), keeps state under --state-dir, serves /metrics,
+// /healthz and /readyz.
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../state/atomic-write.ts";
 import { RealClock } from "../engine/clock.ts";
+import type { Clock } from "../engine/clock.ts";
 import { Controller } from "../engine/controller.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { FileSource } from "../sources/files/file-source.ts";
@@ -11,6 +13,7 @@ import { LogEventRecorder, StateStatusWriter } from "../sources/files/file-statu
 import { StateDirectory, readSnapshot } from "../state/state-dir.ts";
 import { join } from "node:path";
 import { SimulatedHosts } from "../provider/sim/index.ts";
+import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
 import { serveObservability, type ObservabilityServer } from "../observe/http.ts";
@@ -29,6 +32,8 @@ export const RUN_FLAGS: FlagSpec = {
   prune: { type: "boolean", default: true, help: "delete the objects of removed manifests (--no-prune keeps them)" },
   seed: { type: "string", default: "1", help: "seed of the simulated hosts' workloads" },
   workers: { type: "string", default: "2", help: "concurrent reconciles" },
+  // A remote simulator (`vireo hostsim`) instead of the in-process one; its clock becomes the controller's.
+  ...PROVIDER_FLAGS,
 };
 
 export async function run(argv: readonly string[]): Promise<number> {
@@ -42,12 +47,14 @@ export async function run(argv: readonly string[]): Promise<number> {
   if (!(timeScale > 0)) throw new UsageError(`--time-scale must be a positive number, got ${String(flags["time-scale"])}`);
 
   const log = createLogger();
-  const clock = new RealClock(timeScale, lastSavedTime(stateDir));
+  const remote = await connectRemoteProvider(argv, flags, timeScale, log);
+  const clock: Clock = remote?.clock ?? new RealClock(timeScale, lastSavedTime(stateDir));
   const state = new StateDirectory(stateDir, { now: () => clock.now(), onSaveError: (err) => log.error({ err }, "saving state failed") });
   state.open();
-  const provider = existsSync(state.worldPath)
+  const sim = remote ? undefined : existsSync(state.worldPath)
     ? await SimulatedHosts.load({ clock, statePath: state.worldPath })
     : new SimulatedHosts({ clock, seed: Number(flags["seed"]), statePath: state.worldPath });
+  const provider = remote?.provider ?? sim!;
 
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const store = new ObjectStore();
@@ -65,7 +72,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   await source.start();
   await controller.start();
   ready = true;
-  announce(log, { manifests, stateDir: state.dir, http, store, errors: source.manifestErrors().map(formatManifestError), timeScale });
+  announce(log, { manifests, stateDir: state.dir, http, store, errors: source.manifestErrors().map(formatManifestError), timeScale: remote?.clock.timeScale ?? timeScale });
   const progress = new ProgressReporter(store, log);
   progress.start();
   const stopNotingTime = noteTimePeriodically(state.dir, clock, log);
@@ -73,7 +80,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   await waitForSignal(log);
   progress.stop();
   await stopNotingTime();
-  await shutdown({ controller, source, provider, state, http });
+  await shutdown({ controller, source, sim, state, http });
   log.info("stopped; state saved");
   return 0;
 }
@@ -98,7 +105,7 @@ function lastSavedTime(stateDir: string): number {
 }
 
 /** Notes the clock's time every second, so a sped-up clock never runs backwards after a crash. */
-function noteTimePeriodically(stateDir: string, clock: RealClock, log: Logger): () => Promise<void> {
+function noteTimePeriodically(stateDir: string, clock: Clock, log: Logger): () => Promise<void> {
   const path = join(stateDir, CLOCK_FILE);
   let writing: Promise<void> = Promise.resolve();
   const note = () => {
@@ -129,10 +136,10 @@ function waitForSignal(log: Logger): Promise<void> {
   });
 }
 
-async function shutdown(parts: { controller: Controller; source: FileSource; provider: SimulatedHosts; state: StateDirectory; http: ObservabilityServer }): Promise<void> {
+async function shutdown(parts: { controller: Controller; source: FileSource; sim: SimulatedHosts | undefined; state: StateDirectory; http: ObservabilityServer }): Promise<void> {
   await parts.source.stop();
   await parts.controller.stop();
-  await parts.provider.close();
+  await parts.sim?.close();
   await parts.state.flush();
   parts.state.close();
   await parts.http.close();

@@ -2,8 +2,8 @@
 // The `vireo` command.
 
 import { run } from "./run.ts";
-import { runKube } from "./run-kube.ts";
 import { get } from "./get.ts";
+import { hostsim } from "./hostsim.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
 
@@ -11,8 +11,10 @@ const HELP = `vireo — a declarative controller for virtual machines
 
 Usage:
   vireo run --manifests DIR [--state-dir DIR] [--time-scale N] [--metrics-addr HOST:PORT] [--no-prune]
+            [--provider URL --provider-token-file FILE]
   vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
   vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
+  vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
   vireo version
 `;
 
@@ -20,7 +22,9 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     // With --manifests, the file mode; otherwise the API mode (--kubeconfig, KUBECONFIG or in-cluster).
-    case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : runKube(rest);
+    // The API client is loaded only in API mode: it is most of the process's memory.
+    case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : (await import("./run-kube.ts")).runKube(rest);
+    case "hostsim": return hostsim(rest);
     case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;

@@ -1,0 +1,142 @@
+// The routes of `vireo hostsim`'s API: each maps one HTTP request onto one call of the simulated hosts.
+// The HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
+
+import type { SimulatedHosts } from "../sim/index.ts";
+import { MAX_WATCH_SECONDS, WireError, hostConfigBody, hostsBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
+import type { ClockBody, ObservationBody } from "./wire.ts";
+
+export interface RouteRequest {
+  params: string[];
+  query: URLSearchParams;
+  /** The parsed JSON body; undefined for routes that take none. */
+  body: unknown;
+  /** Aborted when the client goes away or the server closes: a long-poll then stops waiting. */
+  signal: AbortSignal;
+}
+
+export interface Reply {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export interface Route {
+  method: "GET" | "PUT" | "POST" | "DELETE";
+  /** Path segments; `:x` matches any one segment and is handed over in `params`. */
+  pattern: string[];
+  takesBody: boolean;
+  handle(request: RouteRequest): Promise<Reply> | Reply;
+}
+
+export interface RouteContext {
+  sim: SimulatedHosts;
+  timeScale: number;
+}
+
+const NO_CONTENT: Reply = { status: 204 };
+
+export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
+  const vmId = (params: string[]) => `${params[0]}/${params[1]}`;
+  const route = (method: Route["method"], path: string, takesBody: boolean, handle: Route["handle"]): Route =>
+    ({ method, pattern: path.split("/").filter(Boolean), takesBody, handle });
+  const simAction = (method: Route["method"], path: string, act: (params: string[]) => void | Promise<void>): Route =>
+    route(method, path, false, async ({ params }) => {
+      await act(params);
+      return NO_CONTENT;
+    });
+
+  return [
+    route("GET", "/v1/observation", false, (request) => observation(sim, request)),
+    route("GET", "/v1/clock", false, (): Reply => ({ status: 200, body: { now: sim.clock.now(), timeScale } satisfies ClockBody })),
+    route("PUT", "/v1/hosts/:name", true, async ({ params, body }) => {
+      await sim.registerHost(params[0]!, hostConfigBody(body));
+      return NO_CONTENT;
+    }),
+    route("DELETE", "/v1/hosts/:name", false, async ({ params }) => {
+      await sim.unregisterHost(params[0]!);
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/start", true, async ({ params, body }) => {
+      const { host, config } = startBody(body);
+      return { status: 200, body: await sim.startVm(vmId(params), host, config) };
+    }),
+    route("POST", "/v1/vms/:namespace/:name/stop", true, async ({ params, body }) => {
+      await sim.stopVm(vmId(params), stopBody(body).mode);
+      return NO_CONTENT;
+    }),
+    route("DELETE", "/v1/vms/:namespace/:name", false, async ({ params }) => {
+      await sim.removeVm(vmId(params));
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/reset", true, async ({ params, body }) => {
+      await sim.resetVm(vmId(params), resetBody(body).key);
+      return NO_CONTENT;
+    }),
+
+    // Simulator-only: out-of-band events for drills and tests. The controller never calls these.
+    simAction("POST", "/v1/sim/hosts/:name/crash", ([name]) => sim.crashHost(name!)),
+    simAction("POST", "/v1/sim/hosts/:name/recover", ([name]) => sim.recoverHost(name!)),
+    simAction("POST", "/v1/sim/hosts/:name/isolate", ([name]) => sim.isolateHost(name!)),
+    simAction("POST", "/v1/sim/hosts/:name/heal", ([name]) => sim.healIsolation(name!)),
+    route("PUT", "/v1/sim/hosts/:name/slowdown", true, async ({ params, body }) => {
+      await sim.slowHost(params[0]!, slowdownBody(body).factor);
+      return NO_CONTENT;
+    }),
+    simAction("DELETE", "/v1/sim/hosts/:name/slowdown", ([name]) => sim.healSlowHost(name!)),
+    route("POST", "/v1/sim/partition", true, async ({ body }) => {
+      await sim.partitionHosts(hostsBody(body).hosts);
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/sim/partition/heal", true, async ({ body }) => {
+      await sim.healPartition(hostsBody(body).hosts);
+      return NO_CONTENT;
+    }),
+    route("PUT", "/v1/sim/hosts/:name/storage-paths", true, async ({ params, body }) => {
+      await sim.setStoragePathsUp(params[0]!, storagePathsBody(body).up);
+      return NO_CONTENT;
+    }),
+    simAction("POST", "/v1/sim/vms/:namespace/:name/guest-shutdown", (params) => sim.guestShutdown(vmId(params))),
+    simAction("POST", "/v1/sim/vms/:namespace/:name/crash", (params) => sim.crashVm(vmId(params))),
+    simAction("POST", "/v1/sim/vms/:namespace/:name/hang", (params) => sim.hangGuest(vmId(params))),
+    simAction("POST", "/v1/sim/vms/:namespace/:name/heal-hang", (params) => sim.healGuestHang(vmId(params))),
+    route("GET", "/v1/sim/ground-truth", false, () => ({ status: 200, body: sim.groundTruth() })),
+    route("GET", "/v1/sim/disk-locks", false, () => ({ status: 200, body: sim.diskLocks() })),
+  ];
+}
+
+/**
+ * The observation, at once; or with `afterRevision`, as soon as the world's revision exceeds it (or at
+ * `timeoutSeconds`). A revision above the world's own comes from before a restart that lost the last
+ * unsaved changes: that world is gone, so the answer is immediate.
+ */
+async function observation(sim: SimulatedHosts, { query, signal }: RouteRequest): Promise<Reply> {
+  const after = query.get("afterRevision");
+  if (after !== null) {
+    const revision = Number(after);
+    if (!Number.isInteger(revision) || revision < 0) throw new WireError(400, "BadRequest", `afterRevision must be a non-negative integer, got ${JSON.stringify(after)}`);
+    const timeout = query.get("timeoutSeconds");
+    const seconds = timeout === null ? MAX_WATCH_SECONDS : Number(timeout);
+    if (!(seconds >= 0)) throw new WireError(400, "BadRequest", `timeoutSeconds must be a non-negative number, got ${JSON.stringify(timeout)}`);
+    if (sim.revision() === revision) await changeAfter(sim, Math.min(seconds, MAX_WATCH_SECONDS), signal);
+  }
+  // The revision is read in the same turn as the snapshot, so the two always agree.
+  const revision = sim.revision();
+  const body: ObservationBody = { ...(await sim.observe()), revision };
+  return { status: 200, body };
+}
+
+/** Resolves at the world's next change, after `seconds` of real time, or when `signal` aborts. */
+function changeAfter(sim: SimulatedHosts, seconds: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stopListening();
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const stopListening = sim.onChange(done);
+    const timer = setTimeout(done, seconds * 1000);
+    signal.addEventListener("abort", done);
+    if (signal.aborted) done();
+  });
+}

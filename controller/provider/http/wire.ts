@@ -1,0 +1,197 @@
+// The wire format of `vireo hostsim`'s HTTP API, shared by the server and the client: paths, headers,
+// the mapping of ProviderError codes to HTTP statuses, and the shape checks a request body must pass
+// before the simulator sees it (the simulator checks meaning; this checks that the JSON has the shape).
+
+import type { HostConfig, Observation, ProviderErrorCode, VmConfig } from "../provider.ts";
+
+export const API_PREFIX = "/v1";
+/** Request bodies above this are refused with 413: the largest real one, a VM config, is a few KiB. */
+export const MAX_BODY_BYTES = 1024 * 1024;
+/** The longest a long-poll of the observation waits for a change. */
+export const MAX_WATCH_SECONDS = 60;
+
+/** Every API response carries the provider's time and time scale, so each exchange keeps clocks in step. */
+export const TIME_HEADER = "vireo-time";
+export const TIME_SCALE_HEADER = "vireo-time-scale";
+
+/** `GET /v1/observation`: the observation and the world's revision it was taken at. */
+export type ObservationBody = Observation & { revision: number };
+
+/** `GET /v1/clock`. */
+export interface ClockBody {
+  now: number;
+  timeScale: number;
+}
+
+/** The body of every error response. `code` is a ProviderErrorCode or one of the HTTP-level codes. */
+export interface ErrorBody {
+  code: ProviderErrorCode | HttpErrorCode;
+  message: string;
+}
+
+/** Refusals that come from HTTP itself rather than from the simulated hosts. */
+export type HttpErrorCode = "BadRequest" | "Unauthorized" | "RouteNotFound" | "MethodNotAllowed" | "PayloadTooLarge" | "Internal";
+
+export const PROVIDER_ERROR_STATUS: Readonly<Record<ProviderErrorCode, number>> = {
+  NotFound: 404,
+  // A state conflict: the same request may succeed once the world has moved on.
+  Conflict: 409,
+  LockHeld: 409,
+  // Also a state conflict, not a bad request: the host may have room once other VMs stop.
+  InsufficientResources: 409,
+  // The request is well-formed JSON but names something no host can do (a missing datastore, a bad field).
+  Invalid: 422,
+  Unavailable: 503,
+};
+
+const PROVIDER_ERROR_CODES = new Set<string>(Object.keys(PROVIDER_ERROR_STATUS));
+
+export function isProviderErrorCode(code: unknown): code is ProviderErrorCode {
+  return typeof code === "string" && PROVIDER_ERROR_CODES.has(code);
+}
+
+/** A request the server refuses before the simulator sees it; becomes an ErrorBody with `status`. */
+export class WireError extends Error {
+  readonly status: number;
+  readonly code: ErrorBody["code"];
+  /** Response headers the refusal calls for (Allow on a 405). */
+  readonly headers: Record<string, string>;
+  constructor(status: number, code: ErrorBody["code"], message: string, headers: Record<string, string> = {}) {
+    super(message);
+    this.name = "WireError";
+    this.status = status;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** The two path segments of a VM id `namespace/name`, the form every Vireo VM id takes. */
+export function vmPath(id: string): string {
+  const slash = id.indexOf("/");
+  if (slash <= 0 || slash === id.length - 1 || id.indexOf("/", slash + 1) !== -1) {
+    throw new RangeError(`VM id ${JSON.stringify(id)} is not of the form namespace/name`);
+  }
+  return `${encodeURIComponent(id.slice(0, slash))}/${encodeURIComponent(id.slice(slash + 1))}`;
+}
+
+// ------------------------------------------------------------ shape checks of request bodies
+
+type Fields = Record<string, unknown>;
+
+function invalid(path: string, problem: string): WireError {
+  return new WireError(422, "Invalid", `${path} ${problem}`);
+}
+
+function object(value: unknown, path: string): Fields {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalid(path, "must be an object");
+  return value as Fields;
+}
+
+function string(fields: Fields, name: string, path: string): string {
+  const value = fields[name];
+  if (typeof value !== "string") throw invalid(`${path}.${name}`, "must be a string");
+  return value;
+}
+
+function number(fields: Fields, name: string, path: string): number {
+  const value = fields[name];
+  if (typeof value !== "number" || !Number.isFinite(value)) throw invalid(`${path}.${name}`, "must be a number");
+  return value;
+}
+
+function list(fields: Fields, name: string, path: string): unknown[] {
+  const value = fields[name];
+  if (!Array.isArray(value)) throw invalid(`${path}.${name}`, "must be a list");
+  return value;
+}
+
+function strings(fields: Fields, name: string, path: string): string[] {
+  return list(fields, name, path).map((item, i) => {
+    if (typeof item !== "string") throw invalid(`${path}.${name}[${i}]`, "must be a string");
+    return item;
+  });
+}
+
+export function hostConfigBody(body: unknown): HostConfig {
+  const fields = object(body, "body");
+  const cpu = object(fields.cpu, "body.cpu");
+  const labels = object(fields.labels, "body.labels");
+  for (const [key, value] of Object.entries(labels)) {
+    if (typeof value !== "string") throw invalid(`body.labels[${JSON.stringify(key)}]`, "must be a string");
+  }
+  const config: HostConfig = {
+    hypervisor: string(fields, "hypervisor", "body") as HostConfig["hypervisor"],
+    cpu: {
+      cores: number(cpu, "cores", "body.cpu"),
+      vendor: string(cpu, "vendor", "body.cpu") as HostConfig["cpu"]["vendor"],
+      features: strings(cpu, "features", "body.cpu"),
+      overcommitRatio: number(cpu, "overcommitRatio", "body.cpu"),
+    },
+    memoryMiB: number(fields, "memoryMiB", "body"),
+    datastores: strings(fields, "datastores", "body"),
+    networks: strings(fields, "networks", "body"),
+    storagePaths: number(fields, "storagePaths", "body"),
+    labels: labels as Record<string, string>,
+  };
+  if (cpu.model !== undefined) config.cpu.model = string(cpu, "model", "body.cpu");
+  return config;
+}
+
+const ISOLATION_RESPONSES: readonly string[] = ["LeavePoweredOn", "PowerOff", "Shutdown"];
+
+export function startBody(body: unknown): { host: string; config: VmConfig } {
+  const fields = object(body, "body");
+  const config = object(fields.config, "body.config");
+  const path = "body.config";
+  const workload = object(config.workload, `${path}.workload`);
+  const start = {
+    host: string(fields, "host", "body"),
+    config: {
+      cpu: number(config, "cpu", path),
+      memoryMiB: number(config, "memoryMiB", path),
+      cpuFeatures: strings(config, "cpuFeatures", path),
+      disks: list(config, "disks", path).map((item, i) => {
+        const disk = object(item, `${path}.disks[${i}]`);
+        const at = `${path}.disks[${i}]`;
+        return { name: string(disk, "name", at), sizeGiB: number(disk, "sizeGiB", at), datastore: string(disk, "datastore", at) };
+      }),
+      nics: list(config, "nics", path).map((item, i) => {
+        const nic = object(item, `${path}.nics[${i}]`);
+        const at = `${path}.nics[${i}]`;
+        return { network: string(nic, "network", at), macAddress: string(nic, "macAddress", at) };
+      }),
+      workload: {
+        profile: string(workload, "profile", `${path}.workload`) as VmConfig["workload"]["profile"],
+        cpuPercent: number(workload, "cpuPercent", `${path}.workload`),
+      },
+    } as VmConfig,
+  };
+  if (config.isolationResponse !== undefined) {
+    const response = string(config, "isolationResponse", path);
+    if (!ISOLATION_RESPONSES.includes(response)) throw invalid(`${path}.isolationResponse`, `must be one of ${ISOLATION_RESPONSES.join(", ")}`);
+    start.config.isolationResponse = response as NonNullable<VmConfig["isolationResponse"]>;
+  }
+  return start;
+}
+
+export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff" } {
+  const mode = string(object(body, "body"), "mode", "body");
+  if (mode !== "Shutdown" && mode !== "PowerOff") throw invalid("body.mode", `must be Shutdown or PowerOff, got ${JSON.stringify(mode)}`);
+  return { mode };
+}
+
+export function storagePathsBody(body: unknown): { up: number } {
+  return { up: number(object(body, "body"), "up", "body") };
+}
+
+export function resetBody(body: unknown): { key: string } {
+  return { key: string(object(body, "body"), "key", "body") };
+}
+
+export function slowdownBody(body: unknown): { factor: number } {
+  return { factor: number(object(body, "body"), "factor", "body") };
+}
+
+export function hostsBody(body: unknown): { hosts: string[] } {
+  return { hosts: strings(object(body, "body"), "hosts", "body") };
+}

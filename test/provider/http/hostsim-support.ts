@@ -1,0 +1,88 @@
+// Shared by the hostsim tests: host and VM descriptions, a way to catch a ProviderError's code, and a
+// real `vireo hostsim` child process on loopback with its state and token in a temp dir.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ProviderError } from "../../../controller/provider/provider.ts";
+import type { HostConfig, ProviderErrorCode, VmConfig } from "../../../controller/provider/provider.ts";
+import { HttpProvider } from "../../../controller/provider/http/client.ts";
+import { VireoProcess } from "../../support/process.ts";
+
+export const TOKEN = "hostsim-test-token-7f3a";
+export const TIME_SCALE = "50";
+
+export function hostConfig(overrides: Partial<HostConfig> = {}): HostConfig {
+  return {
+    hypervisor: "esx",
+    cpu: { cores: 16, vendor: "intel", features: ["avx2"], overcommitRatio: 4 },
+    memoryMiB: 65536,
+    datastores: ["shared"],
+    networks: ["prod"],
+    storagePaths: 2,
+    labels: { rack: "r1" },
+    ...overrides,
+  };
+}
+
+export function vmConfig(overrides: Partial<VmConfig> = {}): VmConfig {
+  return {
+    cpu: 2,
+    memoryMiB: 4096,
+    cpuFeatures: ["avx2"],
+    disks: [{ name: "root", sizeGiB: 20, datastore: "shared" }],
+    nics: [{ network: "prod", macAddress: "52:54:00:00:00:01" }],
+    workload: { profile: "Steady", cpuPercent: 25 },
+    ...overrides,
+  };
+}
+
+/** The code of the ProviderError the action is refused with; fails when it succeeds. */
+export async function refusal(action: Promise<unknown>): Promise<ProviderErrorCode> {
+  try {
+    await action;
+  } catch (error) {
+    if (error instanceof ProviderError) return error.code;
+    throw error;
+  }
+  assert.fail("the action was expected to be refused");
+}
+
+/** Writes the token file (with a trailing newline, as editors and `kubectl create secret` leave it). */
+export function writeToken(dir: string, token = TOKEN): string {
+  const path = join(dir, "token");
+  writeFileSync(path, `${token}\n`, { mode: 0o600 });
+  return path;
+}
+
+export interface RunningHostsim {
+  process: VireoProcess;
+  url: string;
+  client: HttpProvider;
+}
+
+/** Starts `vireo hostsim` and waits until it prints where it listens. */
+export async function startHostsim(options: { state: string; tokenFile: string; listen?: string; extra?: string[] }): Promise<RunningHostsim> {
+  const child = new VireoProcess([
+    "hostsim",
+    "--listen", options.listen ?? "127.0.0.1:0",
+    "--state", options.state,
+    "--token-file", options.tokenFile,
+    "--time-scale", TIME_SCALE,
+    ...(options.extra ?? []),
+  ]);
+  const match = await child.waitForLog(/listening on (http:\/\/[^\s;"]+)/);
+  const url = match[1]!;
+  return { process: child, url, client: new HttpProvider({ url, token: TOKEN }) };
+}
+
+/** Polls `check` every 20 ms until it returns a value, failing after `ms` of real time. */
+export async function eventually<T>(check: () => Promise<T | undefined>, ms = 15_000, what = "the condition"): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) assert.fail(`${what} did not hold within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}

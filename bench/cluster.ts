@@ -35,6 +35,7 @@ export async function benchCluster(): Promise<void> {
 
     const after = await writes(metricsAt);
     const peakMiB = peakResidentMiB(vireo.child.pid!);
+    const heap = await heapMiB(metricsAt);
     const vmWrites = (after.vm - writesBefore.vm) / VMS;
     const eventWrites = (after.events - writesBefore.events) / VMS;
     const seconds = (ready - started) / 1000;
@@ -46,6 +47,8 @@ export async function benchCluster(): Promise<void> {
       ["API writes per VM (status, finalizer)", vmWrites.toFixed(2), "≤ 3", "12 (2 PATCH + 10 UPDATE)"],
       ["  plus Events written per VM", eventWrites.toFixed(2), "", ""],
       ["controller peak resident memory (MiB)", peakMiB.toFixed(0), "< 150", ""],
+      ["  JavaScript heap in use at the end (MiB)", heap.used.toFixed(0), "", ""],
+      ["  JavaScript heap reserved at the end (MiB)", heap.total.toFixed(0), "", ""],
     ]));
   } finally {
     await vireo?.stop();
@@ -97,6 +100,12 @@ async function writes(metricsAt: string): Promise<{ vm: number; events: number }
     else if (m[2] === "events") events += Number(m[3]);
   }
   return { vm, events };
+}
+
+async function heapMiB(metricsAt: string): Promise<{ used: number; total: number }> {
+  const text = await (await fetch(`http://${metricsAt}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)`, "m").exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+  return { used: value("vireo_nodejs_heap_size_used_bytes"), total: value("vireo_nodejs_heap_size_total_bytes") };
 }
 
 /** The high-water mark of resident memory (VmHWM) of a process, from /proc. */

@@ -3,6 +3,7 @@
 
 import { benchPlacement } from "./placement.ts";
 import { benchCluster } from "./cluster.ts";
+import { benchFailover } from "./failover.ts";
 
 interface Benchmark {
   name: string;
@@ -12,6 +13,7 @@ interface Benchmark {
 const benchmarks: readonly Benchmark[] = [
   { name: "placement", run: benchPlacement },
   { name: "cluster", run: benchCluster },
+  { name: "failover", run: benchFailover },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

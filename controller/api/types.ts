@@ -5,8 +5,8 @@ export const GROUP = "vireo.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-export type Kind = "Host" | "HostCluster" | "VirtualMachine";
-export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine"];
+export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault";
+export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"];
 
 export interface ObjectMeta {
   name: string;
@@ -137,7 +137,20 @@ export interface HostClusterStatus {
   vmsRunning?: number;
   vmsTotal?: number;
   vmsUnschedulable?: number;
+  /** VMs protected by HA that wait for capacity to restart (or to be admitted). */
+  vmsAwaitingCapacity?: number;
+  /** How many host failures the cluster can survive right now, found by re-placing protected VMs. */
+  failoverCapacity?: FailoverCapacityStatus;
   conditions?: Condition[];
+}
+
+export interface FailoverCapacityStatus {
+  /** Host failures the cluster survives now: every protected VM of the failed hosts restarts elsewhere. */
+  tolerates: number;
+  /** The smallest set of hosts found whose failure leaves a protected VM without a host. */
+  worstCase?: string[];
+  /** Protected VMs of the worst case that would find no host. */
+  unplaceable?: number;
 }
 
 export interface HostCluster {
@@ -218,7 +231,7 @@ export interface VmStatusNetwork {
   macAddress: string;
 }
 
-export type VmExitReason = "GuestShutdown" | "PoweredOff" | "HostFailure" | "Crashed";
+export type VmExitReason = "GuestShutdown" | "PoweredOff" | "HostFailure" | "Crashed" | "IsolationResponse" | "StorageFailure";
 
 export interface VirtualMachineStatus {
   observedGeneration?: number;
@@ -230,7 +243,26 @@ export interface VirtualMachineStatus {
   lastExit?: { reason: VmExitReason; time: string };
   /** When the current (or last) run began: lets Once and RerunOnFailure tell a finished run from a new one. */
   startedAt?: string;
+  /** The last time HA restarted the VM elsewhere, or is trying to. */
+  lastFailover?: VmFailoverStatus;
+  /** VM monitoring resets inside the current window. */
+  monitoringResets?: { count: number; windowStart: string; last?: string };
   conditions?: Condition[];
+}
+
+export interface VmFailoverStatus {
+  /** The host the VM ran on when it failed. */
+  fromHost: string;
+  /** The host it was restarted on, once it was. */
+  toHost?: string;
+  /** Why: HostFailure, HostIsolation, StorageFailure (APD). */
+  reason: string;
+  /** When the failure began (the failed host's last heartbeat). */
+  failedAt: string;
+  /** Restart attempts so far (vSphere HA makes 5). */
+  attempts: number;
+  /** When the last attempt was made. */
+  lastAttempt?: string;
 }
 
 export interface VirtualMachine {
@@ -241,7 +273,97 @@ export interface VirtualMachine {
   status?: VirtualMachineStatus;
 }
 
-export type VireoObject = Host | HostCluster | VirtualMachine;
+// ---------------------------------------------------------------- HAPolicy
+
+export type RestartPriority = "Highest" | "High" | "Medium" | "Low" | "Lowest" | "Disabled";
+export type ReadyCondition = "ResourcesAllocated" | "PoweredOn" | "GuestHeartbeat";
+export type IsolationResponse = "LeavePoweredOn" | "PowerOff" | "Shutdown";
+export type MonitoringSensitivity = "High" | "Medium" | "Low";
+
+export interface HAPolicySpec {
+  selector: LabelSelector;
+  restartPriority: RestartPriority;
+  /** When this policy's VMs count as started, for lower priorities and for policies that start after it. */
+  readyCondition: ReadyCondition;
+  /** After this long the next priority starts anyway. */
+  readyTimeoutSeconds: number;
+  /** Other HAPolicies (same namespace) whose VMs must meet their readyCondition first. */
+  startAfter: string[];
+  /** Extra wait after the VMs this policy's VMs start after are ready. */
+  startDelaySeconds: number;
+  isolationResponse: IsolationResponse;
+  vmMonitoring: {
+    enabled: boolean;
+    sensitivity: MonitoringSensitivity;
+    heartbeatTimeoutSeconds?: number;
+    maxResets?: number;
+    resetWindowSeconds?: number;
+  };
+  protection: "Restart" | "Replicate" | "FaultTolerance";
+}
+
+export interface HAPolicyStatus {
+  observedGeneration?: number;
+  vmsProtected?: number;
+  vmsUnprotected?: number;
+  unprotected?: { vm: string; reason: string }[];
+  conflicts?: string[];
+  lastFailovers?: { vm: string; fromHost: string; toHost: string; time: string; reason: string }[];
+  conditions?: Condition[];
+}
+
+export interface HAPolicy {
+  apiVersion: typeof API_VERSION;
+  kind: "HAPolicy";
+  metadata: ObjectMeta;
+  spec: HAPolicySpec;
+  status?: HAPolicyStatus;
+}
+
+// ---------------------------------------------------------------- Fault
+
+export type FaultType = "HostCrash" | "NetworkIsolation" | "NetworkPartition" | "StoragePathLoss" | "GuestHang" | "SlowHost";
+
+export interface FaultSpec {
+  type: FaultType;
+  target: {
+    host?: string;
+    /** NetworkPartition: the hosts cut off from the rest (they still reach each other). */
+    hosts?: string[];
+    /** GuestHang: the VM. */
+    vm?: { namespace: string; name: string };
+    /** StoragePathLoss: the datastore whose paths fail. */
+    datastore?: string;
+    /** StoragePathLoss: how many paths fail; all when omitted. */
+    paths?: number;
+  };
+  startAfterSeconds: number;
+  /** The fault heals after this long; it lasts until deleted when omitted. */
+  durationSeconds?: number;
+  /** SlowHost: how many times slower the host boots and shuts guests down. */
+  slowdownFactor?: number;
+}
+
+export type FaultPhase = "Pending" | "Active" | "Healed" | "Failed";
+
+export interface FaultStatus {
+  observedGeneration?: number;
+  phase?: FaultPhase;
+  startTime?: string;
+  healTime?: string;
+  message?: string;
+  conditions?: Condition[];
+}
+
+export interface Fault {
+  apiVersion: typeof API_VERSION;
+  kind: "Fault";
+  metadata: ObjectMeta;
+  spec: FaultSpec;
+  status?: FaultStatus;
+}
+
+export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault;
 
 /** The store's key of an object: "Kind/name" or "Kind/namespace/name". */
 export function objectKey(kind: Kind, name: string, namespace?: string): string {

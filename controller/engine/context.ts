@@ -5,7 +5,9 @@ import type { Host, HostCluster, VireoObject, VirtualMachine } from "../api/type
 import { keyOf, objectKey, vmId } from "../api/types.ts";
 import type { Clock } from "./clock.ts";
 import type { ObservationCache } from "./observer.ts";
-import type { HypervisorProvider } from "../provider/provider.ts";
+import type { FaultSpec } from "../api/types.ts";
+import type { FaultInjector, HypervisorProvider } from "../provider/provider.ts";
+import type { HaState } from "./ha-state.ts";
 import type { ObjectStore } from "../sources/store.ts";
 import type { Logger } from "../observe/log.ts";
 import type { ControllerMetrics } from "../observe/metrics.ts";
@@ -45,6 +47,12 @@ export interface ReconcileContext {
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;
+  /** What HA is doing: restart attempts, VMs waiting to restart, failovers under way (memory only). */
+  ha: HaState;
+  /** The provider's fault hooks, for the Fault kind; undefined when it has none (a real hypervisor). */
+  faults?: FaultInjector;
+  /** Faults injected and not yet healed, by name: a deleted Fault is healed from here. */
+  activeFaults: Map<string, FaultSpec>;
 }
 
 export function clusterKey(name: string): string {

@@ -18,6 +18,10 @@ import { reconcileVm } from "./reconcile-vm.ts";
 import { reconcileHost } from "./reconcile-host.ts";
 import { reconcileCluster } from "./reconcile-cluster.ts";
 import { viewHost } from "./views.ts";
+import { emptyHaState } from "./ha-state.ts";
+import { faultInjectorOf } from "../provider/provider.ts";
+import { reconcileFault } from "./reconcile-fault.ts";
+import { reconcileHaPolicy } from "./reconcile-hapolicy.ts";
 
 /** Hosts heartbeat every second (BEHAVIOUR.md, Failure detection): observing faster would see nothing new. */
 export const DEFAULT_OBSERVE_INTERVAL_MS = 1_000;
@@ -66,6 +70,9 @@ export class Controller {
       metrics,
       macs: new MacRegistry(),
       unschedulable: new Map(),
+      ha: emptyHaState(),
+      activeFaults: new Map(),
+      ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),
       enqueue: (key) => this.queue.add(key),
       ...(options.finalizers ? { finalizers: options.finalizers } : {}),
     };
@@ -89,7 +96,7 @@ export class Controller {
       const vm = this.ctx.store.get(vmKeyOfId(instance.id)) as VirtualMachine | undefined;
       if (vm && !vm.status?.networks) this.ctx.macs.adopt({ ...vm, status: { networks: instance.config.nics.map((n) => ({ name: n.network, macAddress: n.macAddress })) } });
     }
-    for (const kind of ["Host", "HostCluster", "VirtualMachine"] as const) this.enqueueAll(kind);
+    for (const kind of ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const) this.enqueueAll(kind);
     for (const instance of this.ctx.observed.vms()) this.queue.add(vmKeyOfId(instance.id));
     this.runner.start();
     this.scheduleObserve();
@@ -169,6 +176,8 @@ export class Controller {
       case "VirtualMachine": return reconcileVm(this.ctx, key, rest.join("/"));
       case "Host": return reconcileHost(this.ctx, rest[0]!);
       case "HostCluster": return reconcileCluster(this.ctx, rest[0]!);
+      case "HAPolicy": return reconcileHaPolicy(this.ctx, key);
+      case "Fault": return reconcileFault(this.ctx, rest[0]!);
     }
     throw new Error(`unknown key ${key}`);
   }
@@ -193,6 +202,16 @@ export class Controller {
       case "HostCluster":
         this.enqueueAll("Host");
         for (const vm of this.ctx.store.list("VirtualMachine")) if (vm.spec.placement.cluster === object.metadata.name) this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+        break;
+      case "HAPolicy":
+        // A policy changes the protection of the VMs of its namespace, and their clusters' restart plans.
+        for (const vm of this.ctx.store.list("VirtualMachine")) {
+          if ((vm.metadata.namespace ?? "default") !== (object.metadata.namespace ?? "default")) continue;
+          this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+          this.queue.add(clusterKey(vm.spec.placement.cluster));
+        }
+        break;
+      case "Fault":
         break;
     }
   }

@@ -36,6 +36,9 @@ export async function execute(ctx: ReconcileContext, action: Readonly<Action>): 
       case "Remove":
         await ctx.provider.removeVm(action.vm);
         break;
+      case "ResetVm":
+        await ctx.provider.resetVm(action.vm, action.key);
+        break;
     }
   } catch (error) {
     if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
@@ -53,9 +56,10 @@ export async function execute(ctx: ReconcileContext, action: Readonly<Action>): 
 
 function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): boolean {
   switch (action.type) {
-    case "Start": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources";
+    case "Start": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources" || error.code === "Unavailable";
     case "Stop":
     case "Remove": return error.code === "NotFound";
+    case "ResetVm": return error.code === "NotFound" || error.code === "Conflict" || error.code === "Unavailable";
     case "UnregisterHost": return error.code === "NotFound";
     case "RegisterHost": return false;
   }

@@ -5,12 +5,13 @@ import type { HostCluster, HostClusterStatus, VirtualMachine } from "../api/type
 import { vmId } from "../api/types.ts";
 import { nextConditions } from "../api/conditions.ts";
 import { placeBatch } from "../placement/index.ts";
-import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../placement/types.ts";
 import { desiredConfig, desiredPower } from "../planners/lifecycle.ts";
-import { holdsResources } from "../planners/hosts.ts";
+import type { Protection } from "../planners/ha/protection.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterByName, vmKeyOfId, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
+import { requestOf, snapshotOf } from "./cluster-snapshot.ts";
+import { protectionsOf, restartFailedVms, type FailoverRound } from "./reconcile-ha.ts";
 import { execute } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
 
@@ -23,17 +24,21 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
     .filter((v) => v.cluster?.metadata.name === name)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const vms = vmsOfCluster(ctx, name);
+  const protections = protectionsOf(ctx, cluster, vms);
 
-  const waiting = vms.filter((vm) => waitsForHost(ctx, vm));
   // Hosts declared but not yet seen by an observation are being registered: placing now would call
   // VMs unschedulable for want of hosts that are a second away.
   const registering = members.some((m) => m.observed === undefined && m.host !== undefined);
+  // HA restarts first: they take capacity before new power-ons, and are not gated by admission control.
+  const round: FailoverRound = registering ? { handled: new Set() } : await restartFailedVms(ctx, cluster, members, vms, protections, snapshotOf(ctx, cluster, members));
+  const waiting = vms.filter((vm) => !round.handled.has(vmId(vm)) && waitsForHost(ctx, vm));
   let failures = 0;
-  if (waiting.length > 0 && !registering) failures = await placeWaiting(ctx, cluster, members, waiting);
+  if (waiting.length > 0 && !registering) failures = await placeWaiting(ctx, cluster, members, waiting, protections);
 
   await writeStatusIfChanged(ctx, cluster, clusterStatus(ctx, cluster, members, vms));
   if (failures > 0) throw new Error(`${failures} of ${waiting.length} VM starts in cluster ${name} failed`);
   if (registering && waiting.length > 0) return { requeueAfter: REGISTRATION_WAIT_MS };
+  if (round.wakeAt !== undefined) return { requeueAfter: Math.max(0, round.wakeAt - ctx.clock.now()) };
 }
 
 const REGISTRATION_WAIT_MS = 1_000;
@@ -46,7 +51,7 @@ function waitsForHost(ctx: ReconcileContext, vm: VirtualMachine): boolean {
   return desiredPower(vm, instance) === "On";
 }
 
-async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], waiting: VirtualMachine[]): Promise<number> {
+async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], waiting: VirtualMachine[], protections: ReadonlyMap<string, Protection>): Promise<number> {
   const snapshot = snapshotOf(ctx, cluster, members);
   const byId = new Map(waiting.map((vm) => [vmId(vm), vm]));
   const plan = placeBatch(snapshot, waiting.map(requestOf));
@@ -56,7 +61,8 @@ async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members
   for (const placement of plan.placements) {
     const vm = byId.get(placement.vm)!;
     const features = hosts.get(placement.host)?.host?.spec.cpu.features ?? [];
-    const config = desiredConfig(vm, ctx.macs.macsFor(vm), cluster, features);
+    const isolationResponse = protections.get(placement.vm)?.isolationResponse ?? "LeavePoweredOn";
+    const config = { ...desiredConfig(vm, ctx.macs.macsFor(vm), cluster, features), isolationResponse };
     const reason = ctx.observed.vm(placement.vm) ? "restart" : "placement";
     ctx.unschedulable.delete(placement.vm);
     try {
@@ -75,59 +81,6 @@ async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members
     }
   }
   return failures;
-}
-
-function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members: HostView[]): ClusterSnapshot {
-  const hosts: CandidateHost[] = [];
-  const placed: PlacedVm[] = [];
-  for (const member of members) {
-    const spec = member.host!.spec;
-    hosts.push({
-      name: member.name,
-      labels: member.observed?.config.labels ?? {},
-      hypervisor: spec.hypervisor,
-      cpu: { cores: spec.cpu.cores, vendor: spec.cpu.vendor, features: spec.cpu.features, overcommitRatio: spec.cpu.overcommitRatio },
-      memoryMiB: spec.memoryMiB,
-      datastores: spec.datastores,
-      networks: spec.networks,
-      ...(member.unavailable ? { unavailable: member.unavailable } : {}),
-    });
-    for (const instance of ctx.observed.vmsOn(member.name)) {
-      if (!holdsResources(instance)) continue;
-      const vm = ctx.store.get(vmKeyOfId(instance.id)) as VirtualMachine | undefined;
-      const slash = instance.id.indexOf("/");
-      placed.push({
-        id: instance.id,
-        namespace: instance.id.slice(0, slash),
-        labels: vm?.metadata.labels ?? {},
-        host: member.name,
-        cpu: instance.config.cpu,
-        memoryMiB: instance.config.memoryMiB,
-        ...(vm?.spec.placement.vmAntiAffinity?.required ? { antiAffinity: vm.spec.placement.vmAntiAffinity.required } : {}),
-      });
-    }
-  }
-  const baseline = cluster.spec.cpuBaseline;
-  return {
-    hosts,
-    placed,
-    strategy: cluster.spec.placement.strategy,
-    ...(baseline ? { cpuBaseline: { ...(baseline.vendor ? { vendor: baseline.vendor } : {}), features: baseline.features } } : {}),
-  };
-}
-
-function requestOf(vm: VirtualMachine): VmRequest {
-  return {
-    id: vmId(vm),
-    namespace: vm.metadata.namespace ?? "default",
-    labels: vm.metadata.labels ?? {},
-    cpu: vm.spec.cpu,
-    memoryMiB: vm.spec.memoryMiB,
-    cpuFeatures: vm.spec.cpuFeatures,
-    datastores: [...new Set(vm.spec.disks.map((d) => d.datastore))],
-    networks: vm.spec.networks.map((n) => n.name),
-    placement: vm.spec.placement,
-  };
 }
 
 function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: VirtualMachine[]): HostClusterStatus {

@@ -2,7 +2,10 @@
 // Placement is not decided here: a VM that needs a host is handed to its cluster's next placement round,
 // which places all waiting VMs from one snapshot.
 
-import type { VirtualMachine } from "../api/types.ts";
+import type { VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
+import { protectionOf } from "../planners/ha/protection.ts";
+import { nextMonitoringCheck } from "../planners/ha/monitoring.ts";
+import type { FailoverRecord } from "./ha-state.ts";
 import { vmId } from "../api/types.ts";
 import { planVm } from "../planners/lifecycle.ts";
 import type { ReconcileResult } from "./runner.ts";
@@ -24,6 +27,10 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   const vacate = hostView?.unavailable === "being removed" ? "being removed" : hostView?.host?.spec.maintenance ? "in maintenance" : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
   const unschedulable = ctx.unschedulable.get(id);
+  const protection = protectionOf(vm, ctx.store.list("HAPolicy"), cluster);
+  const waiting = ctx.ha.waiting.get(id);
+  const record = ctx.ha.failovers.get(id);
+  const lastFailover = record ? failoverStatus(record) : undefined;
   const plan = planVm({
     vm,
     ...(instance ? { instance } : {}),
@@ -32,13 +39,23 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     ...(cluster ? { cluster } : {}),
     networks: ctx.macs.macsFor(vm),
     ...(unschedulable ? { unschedulable } : {}),
+    ha: {
+      ...(waiting ? { waiting } : {}),
+      ...(lastFailover ? { lastFailover } : {}),
+      ...(protection.monitoring && instance ? { monitoring: protection.monitoring } : {}),
+    },
     now: ctx.clock.now(),
   });
 
   for (const action of plan.actions) {
     const outcome = await execute(ctx, action);
     if (outcome === "applied" && action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
+    if (outcome === "applied" && action.type === "ResetVm") {
+      ctx.metrics.vmResets.inc();
+      ctx.events.record(vm, "Warning", "VmMonitoringReset", action.reason);
+    }
   }
+  noteRecovery(ctx, vm, id, plan.status.phase, plan.status.conditions);
   // A VM that waits for a host wakes its cluster, unless the last round already found no room for it:
   // then only a change of capacity (a host, a VM that stops) starts the next round.
   if (plan.needsPlacement && !unschedulable) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
@@ -48,6 +65,9 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   if (plan.needsPlacement && !unschedulable && vm.status === undefined) return;
   const before = vm.status?.phase;
   if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, before, plan.status.phase, plan.status.host);
+  // A guest's heartbeat ages without any report changing: VM monitoring looks again when it could be due.
+  const check = protection.monitoring && instance ? nextMonitoringCheck(instance, protection.monitoring, ctx.clock.now()) : undefined;
+  if (check !== undefined) return { requeueAfter: check - ctx.clock.now() };
 }
 
 async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | undefined): Promise<ReconcileResult | void> {
@@ -61,6 +81,27 @@ async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | 
   ctx.macs.release(id);
   if (vm) await ctx.finalizers?.remove(vm);
   if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+}
+
+/** A VM that HA restarted and that is Ready again: its recovery time is measured, its failover done. */
+function noteRecovery(ctx: ReconcileContext, vm: VirtualMachine, id: string, phase: string | undefined, conditions: VirtualMachineStatus["conditions"]): void {
+  const record = ctx.ha.failovers.get(id);
+  if (!record?.toHost || phase !== "Running" || conditions?.find((c) => c.type === "Ready")?.status !== "True") return;
+  const seconds = (ctx.clock.now() - record.failedAt) / 1000;
+  ctx.metrics.recoveryTime.observe(seconds);
+  ctx.events.record(vm, "Normal", "FailoverComplete", `Ready on host ${record.toHost} ${Math.round(seconds)}s after host ${record.fromHost} failed (${record.reason})`);
+  ctx.ha.failovers.delete(id);
+}
+
+function failoverStatus(record: FailoverRecord): NonNullable<VirtualMachineStatus["lastFailover"]> {
+  return {
+    fromHost: record.fromHost,
+    ...(record.toHost ? { toHost: record.toHost } : {}),
+    reason: record.reason,
+    failedAt: new Date(record.failedAt).toISOString(),
+    attempts: record.attempts,
+    ...(record.lastAttempt !== undefined ? { lastAttempt: new Date(record.lastAttempt).toISOString() } : {}),
+  };
 }
 
 function recordPhaseEvent(ctx: ReconcileContext, vm: VirtualMachine, before: string | undefined, after: string | undefined, host: string | undefined): void {

@@ -20,6 +20,17 @@ export class ControllerMetrics {
   readonly actions = new Counter({ name: "vireo_actions_total", help: "Actions the executor applied, by type and result.", labelNames: ["type", "result"] as const, registers: [this.registry] });
   readonly manifestErrors = new Gauge({ name: "vireo_manifest_errors", help: "Manifest files that fail to parse or validate (their last good version stays in force).", registers: [this.registry] });
   readonly splitBrainAttempts = new Gauge({ name: "vireo_split_brain_attempts", help: "Power-ons the hosts refused because another copy of the VM might still run (always 0 in a healthy run).", registers: [this.registry] });
+  readonly failovers = new Counter({ name: "vireo_failovers_total", help: "VMs HA restarted on another host, by reason (HostFailure, HostIsolation, StorageFailure, VmFailure).", labelNames: ["reason"] as const, registers: [this.registry] });
+  readonly recoveryTime = new Histogram({
+    name: "vireo_failover_recovery_seconds",
+    help: "Time from a VM's failure (its host's last heartbeat) to the VM Ready again on another host.",
+    buckets: [15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800],
+    registers: [this.registry],
+  });
+  readonly vmsAwaitingCapacity = new Gauge({ name: "vireo_ha_vms_awaiting_capacity", help: "Protected VMs waiting for capacity to restart or to be admitted, by cluster.", labelNames: ["cluster"] as const, registers: [this.registry] });
+  readonly tolerableHostFailures = new Gauge({ name: "vireo_ha_tolerable_host_failures", help: "Host failures the cluster can survive now, found by re-placing the protected VMs of the worst-case hosts.", labelNames: ["cluster"] as const, registers: [this.registry] });
+  readonly vmResets = new Counter({ name: "vireo_vm_monitoring_resets_total", help: "VMs reset by VM monitoring because their guest heartbeat stopped.", registers: [this.registry] });
+  readonly faultsInjected = new Counter({ name: "vireo_faults_injected_total", help: "Faults injected into the simulated hosts, by type.", labelNames: ["type"] as const, registers: [this.registry] });
   readonly buildInfo = new Gauge({ name: "vireo_build_info", help: "Vireo's version; always 1.", labelNames: ["version", "node_version"] as const, registers: [this.registry] });
 
   constructor(options: { version?: string; processMetrics?: boolean } = {}) {
@@ -51,7 +62,7 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
   new Gauge({
     name: "vireo_objects", help: "Objects in the store, by kind.", labelNames: ["kind"] as const, registers: [metrics.registry],
     collect() {
-      for (const kind of ["Host", "HostCluster", "VirtualMachine"] as const) this.set({ kind }, store.count(kind));
+      for (const kind of ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const) this.set({ kind }, store.count(kind));
     },
   });
 }

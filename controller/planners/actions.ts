@@ -8,7 +8,8 @@ export type Action =
   | { type: "UnregisterHost"; host: string; reason: string }
   | { type: "Start"; vm: string; host: string; config: VmConfig; reason: string }
   | { type: "Stop"; vm: string; mode: "Shutdown" | "PowerOff"; reason: string }
-  | { type: "Remove"; vm: string; reason: string };
+  | { type: "Remove"; vm: string; reason: string }
+  | { type: "ResetVm"; vm: string; key: string; reason: string };
 
 export type ActionType = Action["type"];
 
@@ -20,6 +21,7 @@ export function actionKey(action: Action): string {
     case "Start": return `Start/${action.vm}@${action.host}`;
     case "Stop": return `Stop/${action.vm}/${action.mode}`;
     case "Remove": return `Remove/${action.vm}`;
+    case "ResetVm": return `ResetVm/${action.vm}/${action.key}`;
   }
 }
 
@@ -30,5 +32,6 @@ export function describeAction(action: Action): string {
     case "Start": return `start ${action.vm} on ${action.host}: ${action.reason}`;
     case "Stop": return `${action.mode === "Shutdown" ? "shut down" : "power off"} ${action.vm}: ${action.reason}`;
     case "Remove": return `remove ${action.vm}: ${action.reason}`;
+    case "ResetVm": return `reset ${action.vm}: ${action.reason}`;
   }
 }

@@ -36,9 +36,10 @@ export function hostConfig(host: Readonly<Host>): HostConfig {
 }
 
 /**
- * The phase of a host from its latest report. A host silent on the network past the failure detection
- * time is Failed when its datastore heartbeat is stale too, and Isolated when the datastore heartbeat is
- * fresh (it is alive and may still run its VMs: isolation is not failure).
+ * The phase of a host from its latest report (BEHAVIOUR.md, Failure detection). A host silent on the
+ * network past the failure detection time is Failed when its datastore heartbeat is stale too; with a
+ * fresh datastore heartbeat it is alive and may still run its VMs — Isolated when it declared itself so
+ * (on its heartbeat datastore), Partitioned otherwise. Neither is failure.
  */
 export function hostPhase(
   host: Readonly<Host>,
@@ -51,7 +52,7 @@ export function hostPhase(
   const limit = failureDetectionSeconds * 1000;
   const networkSilent = now - observed.lastNetworkHeartbeat > limit;
   const datastoreSilent = now - observed.lastDatastoreHeartbeat > limit;
-  if (networkSilent) return datastoreSilent ? "Failed" : "Isolated";
+  if (networkSilent) return datastoreSilent ? "Failed" : observed.isolatedSince !== undefined ? "Isolated" : "Partitioned";
   if (host.spec.maintenance) return vmsOnHost > 0 ? "EnteringMaintenance" : "Maintenance";
   return "Ready";
 }
@@ -120,7 +121,7 @@ function describeHost(phase: HostPhase, observed: Readonly<HostObservation> | un
     case "Maintenance": return "in maintenance: no VMs run here";
     case "Failed": return "no network or datastore heartbeat: host failed";
     case "Isolated": return "no network heartbeat, datastore heartbeat alive: host isolated";
-    case "Partitioned": return "cut off from part of the cluster";
+    case "Partitioned": return "no network heartbeat, datastore heartbeat alive, not isolated: partitioned from the controller; its VMs keep running";
     case "NotResponding": return "no heartbeat";
   }
 }

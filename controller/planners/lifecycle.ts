@@ -12,6 +12,7 @@ import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineS
 import { nextConditions, type ConditionInput } from "../api/conditions.ts";
 import type { VmConfig, VmObservation } from "../provider/provider.ts";
 import type { Action } from "./actions.ts";
+import { monitorGuest, type VmMonitoringInput } from "./ha/monitoring.ts";
 
 export type DesiredPower = "On" | "Off" | "AsIs";
 
@@ -28,6 +29,12 @@ export interface VmSituation {
   networks: readonly VmStatusNetwork[];
   /** Why the last placement round found no host, if it found none. */
   unschedulable?: string;
+  /** HA's word on the VM: why its restart after a failure waits, or that HA gave up; its last failover. */
+  ha?: {
+    waiting?: { reason: string; message: string; failed?: boolean };
+    lastFailover?: VirtualMachineStatus["lastFailover"];
+    monitoring?: VmMonitoringInput;
+  };
   now: number;
 }
 
@@ -132,6 +139,8 @@ interface Progress {
   message?: string;
   stalled?: { reason: string; message: string };
   needsPlacement?: boolean;
+  /** VM monitoring's count of resets, when this plan resets the VM. */
+  monitoringResets?: VirtualMachineStatus["monitoringResets"];
 }
 
 function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
@@ -150,6 +159,9 @@ function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
 
 function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
   const { vm, instance } = s;
+  const waiting = s.ha?.waiting;
+  if (waiting?.failed) return { phase: "Failed", ready: false, stalled: { reason: waiting.reason, message: waiting.message } };
+  if (waiting) return { phase: "Pending", ready: false, reason: waiting.reason, message: waiting.message };
   if (!instance || instance.power === "Off") {
     if (s.unschedulable) return { phase: "Unschedulable", ready: false, stalled: { reason: "Unschedulable", message: s.unschedulable }, needsPlacement: true };
     return { phase: "Pending", ready: false, reason: "Scheduling", message: "waiting for a host", needsPlacement: true };
@@ -169,6 +181,14 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
   if (instance.power === "Starting") return { phase: "Starting", ready: false, reason: "Starting", message: `booting on ${instance.host}` };
   if (s.hostPhase !== undefined && s.hostPhase !== "Ready" && s.hostPhase !== "EnteringMaintenance") {
     return { phase: "Running", ready: false, reason: "HostNotReady", message: `host ${instance.host} is ${s.hostPhase}` };
+  }
+  if (s.ha?.monitoring) {
+    const verdict = monitorGuest(instance, vm.status?.monitoringResets, s.ha.monitoring, s.now);
+    if (verdict.kind === "Reset") {
+      actions.push({ type: "ResetVm", vm: idOf(vm), key: verdict.key, reason: verdict.message });
+      return { phase: "Starting", ready: false, reason: "GuestHeartbeatLost", message: verdict.message, monitoringResets: verdict.resets };
+    }
+    if (verdict.kind === "GiveUp") return { phase: "Failed", ready: false, stalled: { reason: "ResetLimitReached", message: verdict.message } };
   }
   return { phase: "Running", ready: true, reason: "Running", message: `running on ${instance.host}` };
 }
@@ -200,6 +220,10 @@ function statusOf(s: Readonly<VmSituation>, p: Progress): VirtualMachineStatus {
   if (runStart !== undefined) status.startedAt = new Date(runStart).toISOString();
   if (restarts > 0) status.restarts = restarts;
   if (exit) status.lastExit = { reason: exit.reason, time: new Date(exit.at).toISOString() };
+  const lastFailover = s.ha?.lastFailover ?? previous.lastFailover;
+  if (lastFailover) status.lastFailover = { ...lastFailover };
+  const resets = p.monitoringResets ?? previous.monitoringResets;
+  if (resets) status.monitoringResets = { ...resets };
 
   const reason = p.stalled?.reason ?? p.reason ?? p.phase;
   const message = p.stalled?.message ?? p.message ?? "";

@@ -5,7 +5,7 @@
 // mid-plan can simply run the plan again. An action's result is not proof that it worked: the controller
 // believes only the next observation.
 
-import type { CpuVendor, Hypervisor, VmExitReason } from "../api/types.ts";
+import type { CpuVendor, Hypervisor, IsolationResponse, VmExitReason } from "../api/types.ts";
 
 /** What a host is made of, as the driver is told when the host is registered. */
 export interface HostConfig {
@@ -29,6 +29,11 @@ export interface VmConfig {
   disks: { name: string; sizeGiB: number; datastore: string }[];
   nics: { network: string; macAddress: string }[];
   workload: { profile: WorkloadProfile; cpuPercent: number };
+  /**
+   * What the host does with this VM when it finds itself isolated (vSphere keeps the setting in the
+   * host's HA agent per VM). Absent: LeavePoweredOn.
+   */
+  isolationResponse?: IsolationResponse;
 }
 
 /** One host's latest report. A host that is down stops reporting: its entry keeps the last report it sent. */
@@ -40,6 +45,13 @@ export interface HostObservation {
   /** Clock time (ms) of the last datastore heartbeat the host wrote. */
   lastDatastoreHeartbeat: number;
   storagePathsUp: number;
+  /**
+   * Set when the host has declared itself isolated (it reached neither its peers nor its isolation
+   * address): the time it did. Written with its datastore heartbeat, so it is seen while the network is not.
+   */
+  isolatedSince?: number;
+  /** How long a disk lease of this host lives after its last renewal: the fence a restart must wait for. */
+  leaseExpiryMs?: number;
   /** vCPUs and MiB allocated to VMs that hold resources on this host (starting, running, stopping). */
   allocated: { cpu: number; memoryMiB: number };
   /** Physical cores busy and MiB touched by the guests right now. */
@@ -108,4 +120,37 @@ export interface HypervisorProvider {
   stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void>;
   /** Powers the VM off if needed and removes it from its host, releasing its disk locks. No-op when unknown. */
   removeVm(id: string): Promise<void>;
+  /**
+   * Hard-resets a powered-on VM in place (it boots again on the same host, keeping its disk locks). A second
+   * call with the same `key` is a no-op, so a retried plan resets once. NotFound when unknown, Conflict when off.
+   */
+  resetVm(id: string, key: string): Promise<void>;
+}
+
+/**
+ * Fault injection into simulated hosts, for HA drills (the `Fault` kind). Not part of HypervisorProvider:
+ * only the Fault reconciler uses it; what HA decides, it decides from observations alone.
+ */
+export interface FaultInjector {
+  crashHost(name: string): Promise<void>;
+  recoverHost(name: string): Promise<void>;
+  isolateHost(name: string): Promise<void>;
+  healIsolation(name: string): Promise<void>;
+  /** Cuts the hosts off from the rest (and the controller); they still reach each other and their isolation address. */
+  partitionHosts(names: string[]): Promise<void>;
+  healPartition(names: string[]): Promise<void>;
+  setStoragePathsUp(name: string, up: number): Promise<void>;
+  hangGuest(id: string): Promise<void>;
+  healGuestHang(id: string): Promise<void>;
+  /** Boots and guest shutdowns on the host take `factor` times longer. */
+  slowHost(name: string, factor: number): Promise<void>;
+  healSlowHost(name: string): Promise<void>;
+}
+
+const FAULT_HOOKS = ["crashHost", "recoverHost", "isolateHost", "healIsolation", "partitionHosts", "healPartition", "setStoragePathsUp", "hangGuest", "healGuestHang", "slowHost", "healSlowHost"] as const;
+
+/** The provider's fault hooks, when it has them (the simulator, in-process or over HTTP); undefined otherwise. */
+export function faultInjectorOf(provider: object): FaultInjector | undefined {
+  const hooks = provider as Record<string, unknown>;
+  return FAULT_HOOKS.every((name) => typeof hooks[name] === "function") ? provider as unknown as FaultInjector : undefined;
 }

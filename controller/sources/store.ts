@@ -1,14 +1,18 @@
 // The one store of desired objects. Sources (files/, kube/) write into it; the engine reads from it.
 // Listeners hear of every change and only enqueue keys: they decide nothing.
 
-import type { Host, HostCluster, Kind, VireoObject, VirtualMachine } from "../api/types.ts";
+import type { Fault, HAPolicy, Host, HostCluster, Kind, VireoObject, VirtualMachine } from "../api/types.ts";
 import { keyOf } from "../api/types.ts";
 
 export type StoreEvent = { type: "upsert"; key: string; object: VireoObject; previous?: VireoObject } | { type: "delete"; key: string; previous: VireoObject };
 
 export type StoreListener = (event: StoreEvent) => void;
 
-type ObjectOf<K extends Kind> = K extends "Host" ? Host : K extends "HostCluster" ? HostCluster : VirtualMachine;
+type ObjectOf<K extends Kind> = K extends "Host" ? Host
+  : K extends "HostCluster" ? HostCluster
+  : K extends "HAPolicy" ? HAPolicy
+  : K extends "Fault" ? Fault
+  : VirtualMachine;
 
 export class ObjectStore {
   private readonly objects = new Map<string, VireoObject>();

@@ -26,18 +26,29 @@ export class Scenario {
   readonly clock = new VirtualClock();
   readonly store = new ObjectStore();
   readonly sim: SimulatedHosts;
-  readonly controller: Controller;
+  controller: Controller;
   readonly events: RecordedEvent[] = [];
   statusWrites = 0;
   private uids = 0;
 
   constructor(options: { seed?: number; timings?: Partial<SimTimings> } = {}) {
     this.sim = new SimulatedHosts({ clock: this.clock, seed: options.seed ?? 1, ...(options.timings ? { timings: options.timings } : {}) });
+    this.controller = this.newController();
+  }
+
+  private newController(): Controller {
     const statusWriter: StatusWriter = { writeStatus: async () => { this.statusWrites++; } };
     const events: EventRecorder = {
       record: (object, type, reason, message) => this.events.push({ object: keyOf(object as VireoObject), type, reason, message }),
     };
-    this.controller = new Controller({ store: this.store, provider: this.sim, statusWriter, events, clock: this.clock, log: silentLogger() });
+    return new Controller({ store: this.store, provider: this.sim, statusWriter, events, clock: this.clock, log: silentLogger() });
+  }
+
+  /** Kills the controller and starts a new one over the same store and hosts, as a restarted process would. */
+  async restartController(): Promise<void> {
+    await this.controller.stop();
+    this.controller = this.newController();
+    await this.controller.start();
   }
 
   static async start(manifests: string, options?: { seed?: number; timings?: Partial<SimTimings> }): Promise<Scenario> {
@@ -134,14 +145,14 @@ spec:
 `;
 }
 
-export function clusterYaml(name = "prod", strategy = "Spread"): string {
+export function clusterYaml(name = "prod", strategy = "Spread", ha = ""): string {
   return `apiVersion: vireo.dev/v1alpha1
 kind: HostCluster
 metadata: {name: ${name}}
 spec:
   hostSelector: {matchLabels: {vireo.dev/cluster: ${name}}}
   placement: {strategy: ${strategy}}
----
+${ha ? `  ha: ${ha}\n` : ""}---
 `;
 }
 

@@ -7,7 +7,7 @@ import { storageFenceDueAt } from "./hosts.ts";
 import { freezeLocksOf, pruneDeadLocks, releaseLocksOf } from "./locks.ts";
 import { liveHostReport, reportVm } from "./observation.ts";
 import type { SimTimings } from "./timings.ts";
-import { markOff, powerOff } from "./vms.ts";
+import { beginShutdown, markOff, powerOff } from "./vms.ts";
 import { isPoweredOn, touch, vmsOnHost } from "./world.ts";
 import type { HostRecord, VmRecord, World } from "./world.ts";
 
@@ -20,6 +20,8 @@ export interface SimContext {
   syncTransition(vm: VmRecord): void;
   /** Re-arms or cancels the host's storage-fence timer to match its record. */
   syncFence(host: HostRecord): void;
+  /** Re-arms or cancels the host's isolation-response timer to match its record. */
+  syncIsolation(host: HostRecord): void;
   /** The world changed: persist it. */
   changed(): void;
 }
@@ -56,6 +58,7 @@ export function crashHost(ctx: SimContext, name: string): void {
     ctx.syncTransition(vm);
   }
   ctx.syncFence(host);
+  ctx.syncIsolation(host);
   ctx.changed();
 }
 
@@ -71,6 +74,9 @@ export function recoverHost(ctx: SimContext, name: string): void {
   delete host.crashedAt;
   delete host.lastReport;
   delete host.isolatedAt;
+  delete host.isolationRespondedAt;
+  delete host.isolationEnforcedAt;
+  delete host.partitionedAt;
   delete host.storageLostAt;
   host.bootedAt = now;
   host.networkSince = now;
@@ -84,6 +90,7 @@ export function recoverHost(ctx: SimContext, name: string): void {
     touch(world, vm);
   }
   ctx.syncFence(host);
+  ctx.syncIsolation(host);
   ctx.changed();
 }
 
@@ -92,6 +99,7 @@ export function isolateHost(ctx: SimContext, name: string): void {
   const host = requireHost(ctx.world, name);
   if (host.isolatedAt !== undefined) return;
   host.isolatedAt = ctx.now();
+  ctx.syncIsolation(host);
   ctx.changed();
 }
 
@@ -99,7 +107,85 @@ export function healIsolation(ctx: SimContext, name: string): void {
   const host = requireHost(ctx.world, name);
   if (host.isolatedAt === undefined) return;
   delete host.isolatedAt;
-  host.networkSince = ctx.now();
+  delete host.isolationRespondedAt;
+  delete host.isolationEnforcedAt;
+  if (host.partitionedAt === undefined) host.networkSince = ctx.now();
+  ctx.syncIsolation(host);
+  ctx.changed();
+}
+
+/**
+ * The isolated host applies each VM's isolation response (BEHAVIOUR.md, Failure detection): PowerOff pulls
+ * the plug (releasing the disk locks, so HA may restart the VM elsewhere), Shutdown asks the guest, and a
+ * guest still on `isolationShutdownTimeoutMs` later is powered off. LeavePoweredOn leaves it running.
+ */
+export function applyIsolationResponse(ctx: SimContext, host: HostRecord): void {
+  if (host.isolatedAt === undefined || host.crashedAt !== undefined) return;
+  const now = ctx.now();
+  const firstPass = host.isolationRespondedAt === undefined;
+  if (firstPass) host.isolationRespondedAt = now;
+  else host.isolationEnforcedAt = now;
+  for (const vm of vmsOnHost(ctx.world, host.name)) {
+    if (!isPoweredOn(vm.power)) continue;
+    const response = vm.config.isolationResponse ?? "LeavePoweredOn";
+    if (response === "PowerOff" || (response === "Shutdown" && !firstPass)) {
+      powerOff(ctx.world, vm, now, "IsolationResponse");
+    } else if (response === "Shutdown" && vm.power !== "Stopping") {
+      beginShutdown(ctx.world, vm, now, ctx.timings, host.slowdown);
+      vm.stopCause = "IsolationResponse";
+    } else {
+      continue;
+    }
+    ctx.syncTransition(vm);
+  }
+  ctx.syncIsolation(host);
+  ctx.changed();
+}
+
+/** The hosts lose the network to the rest of the cluster; they still reach each other and their gateway. */
+export function partitionHosts(ctx: SimContext, names: readonly string[]): void {
+  const hosts = names.map((name) => requireHost(ctx.world, name));
+  const now = ctx.now();
+  for (const host of hosts) if (host.partitionedAt === undefined) host.partitionedAt = now;
+  ctx.changed();
+}
+
+export function healPartition(ctx: SimContext, names: readonly string[]): void {
+  const hosts = names.map((name) => requireHost(ctx.world, name));
+  const now = ctx.now();
+  for (const host of hosts) {
+    if (host.partitionedAt === undefined) continue;
+    delete host.partitionedAt;
+    if (host.isolatedAt === undefined) host.networkSince = now;
+  }
+  ctx.changed();
+}
+
+/** Boots and guest shutdowns on the host take `factor` times longer (an overloaded or throttled host). */
+export function slowHost(ctx: SimContext, name: string, factor: number): void {
+  const host = requireHost(ctx.world, name);
+  if (!(factor >= 1) || !Number.isFinite(factor)) throw new ProviderError("Invalid", `slowdown factor must be at least 1, got ${factor}`);
+  host.slowdown = factor;
+  ctx.changed();
+}
+
+export function healSlowHost(ctx: SimContext, name: string): void {
+  const host = requireHost(ctx.world, name);
+  if (host.slowdown === undefined) return;
+  delete host.slowdown;
+  ctx.changed();
+}
+
+/** The hung guest recovers by itself: its heartbeat resumes. */
+export function healGuestHang(ctx: SimContext, id: string): void {
+  const vm = requireVm(ctx.world, id);
+  if (!vm.guestHung) return;
+  vm.guestHung = false;
+  if (vm.power === "Running") {
+    vm.guestSince = ctx.now();
+    delete vm.guestStoppedAt;
+  }
+  touch(ctx.world, vm);
   ctx.changed();
 }
 

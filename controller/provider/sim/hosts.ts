@@ -31,7 +31,7 @@ export function capacityOf(config: HostConfig): Resources {
 }
 
 export function lastNetworkHeartbeat(host: HostRecord, now: number, timings: SimTimings): number {
-  const end = Math.min(now, host.isolatedAt ?? now, host.crashedAt ?? now);
+  const end = Math.min(now, host.isolatedAt ?? now, host.partitionedAt ?? now, host.crashedAt ?? now);
   return lastTick(host.networkSince, timings.networkHeartbeatIntervalMs, end) ?? host.networkSince;
 }
 
@@ -50,6 +50,17 @@ export function storageFenceDueAt(host: HostRecord, timings: SimTimings): number
   return lastLockRenewal(host, host.storageLostAt, timings) + timings.lockExpiryMs;
 }
 
+/**
+ * When the isolated host next acts on its isolation: the response 30 s after it declared itself isolated,
+ * then the power-off of guests that ignored the Shutdown response. Undefined when nothing is due.
+ */
+export function isolationResponseDueAt(host: HostRecord, timings: SimTimings): number | undefined {
+  if (host.isolatedAt === undefined || host.crashedAt !== undefined) return undefined;
+  if (host.isolationRespondedAt === undefined) return host.isolatedAt + timings.isolationDeclareMs + timings.isolationResponseDelayMs;
+  if (host.isolationEnforcedAt !== undefined) return undefined;
+  return host.isolationRespondedAt + timings.isolationShutdownTimeoutMs;
+}
+
 function storageEnd(host: HostRecord, now: number): number {
   return Math.min(now, host.storageLostAt ?? now, host.crashedAt ?? now);
 }
@@ -65,7 +76,16 @@ export function hostObservation(host: HostRecord, tally: HostTally, now: number,
     // Guests cannot use more cores than the host has: beyond that they contend (CPU ready time).
     used: { cpu: Math.min(host.config.cpu.cores, tally.cpuDemand), memoryMiB: tally.usedMemoryMiB },
     vmCount: tally.vmCount,
+    leaseExpiryMs: timings.lockExpiryMs,
+    ...(isolationDeclaredAt(host, now, timings) !== undefined ? { isolatedSince: isolationDeclaredAt(host, now, timings)! } : {}),
   };
+}
+
+/** When the isolated host declared itself isolated, once it has. */
+export function isolationDeclaredAt(host: HostRecord, now: number, timings: SimTimings): number | undefined {
+  if (host.isolatedAt === undefined) return undefined;
+  const declared = host.isolatedAt + timings.isolationDeclareMs;
+  return now >= declared ? declared : undefined;
 }
 
 /** Refuses a host description no hypervisor could have, naming the field. */

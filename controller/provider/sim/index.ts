@@ -5,10 +5,10 @@
 import { existsSync } from "node:fs";
 import type { Clock, Timer } from "../../engine/clock.ts";
 import { ProviderError } from "../provider.ts";
-import type { HostConfig, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+import type { FaultInjector, HostConfig, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
 import * as faults from "./faults.ts";
 import type { SimContext } from "./faults.ts";
-import { capacityOf, checkHostCanRun, checkRoom, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
+import { capacityOf, checkHostCanRun, checkRoom, isolationResponseDueAt, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
 import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
@@ -49,18 +49,20 @@ export interface DiskLockView {
 
 /** What is really true, whatever the hosts last reported: for tests and drills, never for the controller. */
 export interface GroundTruth {
-  hosts: { name: string; up: boolean; isolated: boolean; storagePathsUp: number }[];
+  hosts: { name: string; up: boolean; isolated: boolean; partitioned: boolean; storagePathsUp: number }[];
   vms: { id: string; host: string; power: VmPowerState }[];
 }
 
-export class SimulatedHosts implements HypervisorProvider {
+export class SimulatedHosts implements HypervisorProvider, FaultInjector {
   readonly clock: Clock;
   readonly timings: SimTimings;
   private readonly world: World;
   private readonly ctx: SimContext;
   private readonly transitionTimers = new Map<string, Timer>();
   private readonly fenceTimers = new Map<string, Timer>();
+  private readonly isolationTimers = new Map<string, Timer>();
   private readonly writer: StateWriter | undefined;
+  private readonly changeListeners = new Set<() => void>();
   private closed = false;
 
   /** A new, empty world. `restored` is for `load` only. */
@@ -78,6 +80,7 @@ export class SimulatedHosts implements HypervisorProvider {
       now: () => this.clock.now(),
       syncTransition: (vm) => this.syncTransition(vm),
       syncFence: (host) => this.syncFence(host),
+      syncIsolation: (host) => this.syncIsolation(host),
       changed: () => this.changed(),
     };
     this.writer = options.statePath === undefined
@@ -116,6 +119,20 @@ export class SimulatedHosts implements HypervisorProvider {
   observeVm(id: string): VmObservation | undefined {
     const vm = this.world.vms.get(id);
     return vm && reportVm(this.world, vm, this.clock.now(), this.timings);
+  }
+
+  /**
+   * The world's revision: it rises with every change (never with time alone) and is saved with the
+   * world, so it keeps rising across restarts. Remote observers long-poll on it (`vireo hostsim`).
+   */
+  revision(): number {
+    return this.world.revision;
+  }
+
+  /** Calls `listener` after every change to the world, synchronously; it must not throw. Returns its removal. */
+  onChange(listener: () => void): () => void {
+    this.changeListeners.add(listener);
+    return () => { this.changeListeners.delete(listener); };
   }
 
   /** Power-ons refused so far because another copy of the VM might still run. */
@@ -165,6 +182,8 @@ export class SimulatedHosts implements HypervisorProvider {
     if (registered > 0) throw new ProviderError("Conflict", `host ${name} still has ${registered} VM(s) registered`);
     this.fenceTimers.get(name)?.cancel();
     this.fenceTimers.delete(name);
+    this.isolationTimers.get(name)?.cancel();
+    this.isolationTimers.delete(name);
     this.world.hosts.delete(name);
     pruneDeadLocks(this.world, this.clock.now(), this.timings);
     this.changed();
@@ -197,10 +216,24 @@ export class SimulatedHosts implements HypervisorProvider {
     }
     vm.config = copyVmConfig(config);
     attachVm(world, vm);
-    powerOn(world, vm, now, timings);
+    powerOn(world, vm, now, timings, host.slowdown);
     this.syncTransition(vm);
     this.changed();
     return reportVm(world, vm, now, timings);
+  }
+
+  async resetVm(id: string, key: string): Promise<void> {
+    this.assertOpen();
+    const vm = faults.requireVm(this.world, id);
+    if (vm.lastResetKey === key) return;
+    const host = hostOf(this.world, vm);
+    if (!isReachable(host)) throw new ProviderError("Unavailable", `VM ${id}'s host ${host.name} is not responding`);
+    if (!isPoweredOn(vm.power)) throw new ProviderError("Conflict", `VM ${id} is off: there is nothing to reset`);
+    vm.lastResetKey = key;
+    // A hard reset: the guest boots again on the same host, which keeps (re-takes) its disk locks.
+    powerOn(this.world, vm, this.clock.now(), this.timings, host.slowdown);
+    this.syncTransition(vm);
+    this.changed();
   }
 
   async stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void> {
@@ -217,7 +250,7 @@ export class SimulatedHosts implements HypervisorProvider {
     if (vm.power === "Off") return;
     if (mode === "PowerOff") powerOff(this.world, vm, now);
     else if (vm.power === "Stopping") return;
-    else beginShutdown(this.world, vm, now, this.timings);
+    else beginShutdown(this.world, vm, now, this.timings, host.slowdown);
     this.syncTransition(vm);
     this.changed();
   }
@@ -240,44 +273,69 @@ export class SimulatedHosts implements HypervisorProvider {
 
   // ------------------------------------------------------------ simulator-only: faults and inspection
 
-  crashHost(name: string): void {
+  async crashHost(name: string): Promise<void> {
     this.assertOpen();
     faults.crashHost(this.ctx, name);
   }
 
-  recoverHost(name: string): void {
+  async recoverHost(name: string): Promise<void> {
     this.assertOpen();
     faults.recoverHost(this.ctx, name);
   }
 
-  isolateHost(name: string): void {
+  async isolateHost(name: string): Promise<void> {
     this.assertOpen();
     faults.isolateHost(this.ctx, name);
   }
 
-  healIsolation(name: string): void {
+  async healIsolation(name: string): Promise<void> {
     this.assertOpen();
     faults.healIsolation(this.ctx, name);
   }
 
-  setStoragePathsUp(name: string, up: number): void {
+  async partitionHosts(names: string[]): Promise<void> {
+    this.assertOpen();
+    faults.partitionHosts(this.ctx, names);
+  }
+
+  async healPartition(names: string[]): Promise<void> {
+    this.assertOpen();
+    faults.healPartition(this.ctx, names);
+  }
+
+  async setStoragePathsUp(name: string, up: number): Promise<void> {
     this.assertOpen();
     faults.setStoragePathsUp(this.ctx, name, up);
   }
 
-  guestShutdown(id: string): void {
+  async slowHost(name: string, factor: number): Promise<void> {
+    this.assertOpen();
+    faults.slowHost(this.ctx, name, factor);
+  }
+
+  async healSlowHost(name: string): Promise<void> {
+    this.assertOpen();
+    faults.healSlowHost(this.ctx, name);
+  }
+
+  async guestShutdown(id: string): Promise<void> {
     this.assertOpen();
     faults.guestShutdown(this.ctx, id);
   }
 
-  crashVm(id: string): void {
+  async crashVm(id: string): Promise<void> {
     this.assertOpen();
     faults.crashVm(this.ctx, id);
   }
 
-  hangGuest(id: string): void {
+  async hangGuest(id: string): Promise<void> {
     this.assertOpen();
     faults.hangGuest(this.ctx, id);
+  }
+
+  async healGuestHang(id: string): Promise<void> {
+    this.assertOpen();
+    faults.healGuestHang(this.ctx, id);
   }
 
   /** Every disk lock on the datastores, live or expired-but-not-yet-taken-over. */
@@ -300,6 +358,7 @@ export class SimulatedHosts implements HypervisorProvider {
         name: host.name,
         up: host.crashedAt === undefined,
         isolated: host.isolatedAt !== undefined,
+        partitioned: host.partitionedAt !== undefined,
         storagePathsUp: host.storagePathsUp,
       })),
       vms: [...this.world.vms.values()].map((vm) => ({ id: vm.id, host: vm.host, power: vm.power })),
@@ -316,8 +375,10 @@ export class SimulatedHosts implements HypervisorProvider {
     this.closed = true;
     for (const timer of this.transitionTimers.values()) timer.cancel();
     for (const timer of this.fenceTimers.values()) timer.cancel();
+    for (const timer of this.isolationTimers.values()) timer.cancel();
     this.transitionTimers.clear();
     this.fenceTimers.clear();
+    this.isolationTimers.clear();
     await this.flush();
   }
 
@@ -362,7 +423,7 @@ export class SimulatedHosts implements HypervisorProvider {
     if (!vm || vm.transitionDueAt !== due) return;
     const now = this.clock.now();
     if (vm.power === "Starting") finishBoot(this.world, vm, now);
-    else if (vm.power === "Stopping") powerOff(this.world, vm, now);
+    else if (vm.power === "Stopping") powerOff(this.world, vm, now, vm.stopCause);
     this.changed();
   }
 
@@ -378,13 +439,32 @@ export class SimulatedHosts implements HypervisorProvider {
     this.fenceTimers.set(host.name, timer);
   }
 
+  private syncIsolation(host: HostRecord): void {
+    this.isolationTimers.get(host.name)?.cancel();
+    this.isolationTimers.delete(host.name);
+    const due = isolationResponseDueAt(host, this.timings);
+    if (due === undefined || host.crashedAt !== undefined || this.closed) return;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => {
+      this.isolationTimers.delete(host.name);
+      faults.applyIsolationResponse(this.ctx, host);
+    });
+    this.isolationTimers.set(host.name, timer);
+  }
+
   private rearmTimers(): void {
     for (const vm of this.world.vms.values()) this.syncTransition(vm);
-    for (const host of this.world.hosts.values()) this.syncFence(host);
+    for (const host of this.world.hosts.values()) {
+      this.syncFence(host);
+      this.syncIsolation(host);
+    }
   }
 
   private changed(): void {
+    // A change that touches no VM (a host crashing, a split-brain attempt) still moves the world's
+    // revision; VM revisions stay unique, as they are handed out from the same counter.
+    this.world.revision += 1;
     this.writer?.request();
+    for (const listener of this.changeListeners) listener();
   }
 
   private assertOpen(): void {

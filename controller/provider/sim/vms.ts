@@ -58,11 +58,12 @@ export function addToTally(tally: HostTally, report: VmObservation): void {
   if (report.power === "Running" || report.power === "Stopping") tally.usedMemoryMiB += report.config.memoryMiB;
 }
 
-export function powerOn(world: World, vm: VmRecord, now: number, timings: SimTimings): void {
+export function powerOn(world: World, vm: VmRecord, now: number, timings: SimTimings, slowdown = 1): void {
   vm.power = "Starting";
   vm.since = now;
   vm.poweredOnAt = now;
-  vm.transitionDueAt = now + timings.bootMs;
+  vm.transitionDueAt = now + timings.bootMs * slowdown;
+  delete vm.stopCause;
   delete vm.guestSince;
   delete vm.guestStoppedAt;
   vm.guestHung = false;
@@ -81,11 +82,11 @@ export function finishBoot(world: World, vm: VmRecord, now: number): void {
 }
 
 /** The guest is asked to shut down. A hung guest never answers: the VM stays Stopping until powered off. */
-export function beginShutdown(world: World, vm: VmRecord, now: number, timings: SimTimings): void {
+export function beginShutdown(world: World, vm: VmRecord, now: number, timings: SimTimings, slowdown = 1): void {
   vm.power = "Stopping";
   vm.since = now;
   if (vm.guestHung) delete vm.transitionDueAt;
-  else vm.transitionDueAt = now + timings.guestShutdownMs;
+  else vm.transitionDueAt = now + timings.guestShutdownMs * slowdown;
   touch(world, vm);
 }
 

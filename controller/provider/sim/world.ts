@@ -14,6 +14,14 @@ export interface HostRecord {
   networkSince: number;
   /** Set while the host is cut off from the network: its network heartbeat stopped then. */
   isolatedAt?: number;
+  /** Set once the isolated host has applied its isolation response (powered off or shut down its VMs). */
+  isolationRespondedAt?: number;
+  /** Set once guests that ignored a Shutdown isolation response have been powered off. */
+  isolationEnforcedAt?: number;
+  /** Set while the host is on the far side of a network partition: it still reaches its peers there. */
+  partitionedAt?: number;
+  /** SlowHost: boots and guest shutdowns take this many times longer. */
+  slowdown?: number;
   storagePathsUp: number;
   /** Datastore heartbeats and lock renewals tick from here: the boot, or storage coming back. */
   storageSince: number;
@@ -41,6 +49,10 @@ export interface VmRecord {
   /** Set when the guest stopped heartbeating (hang, power-off). */
   guestStoppedAt?: number;
   guestHung: boolean;
+  /** Why the shutdown under way was begun when nobody outside asked for it (the isolation response). */
+  stopCause?: VmExitReason;
+  /** The key of the last reset applied, so a retried reset is a no-op. */
+  lastResetKey?: string;
   revision: number;
   /** While the VM's host is down: the last report of the VM that the host sent. */
   lastReport?: VmObservation;
@@ -80,7 +92,7 @@ export function isPoweredOn(power: VmPowerState): boolean {
 
 /** A host the management network can reach: up and not isolated. Only such a host takes commands. */
 export function isReachable(host: HostRecord): boolean {
-  return host.crashedAt === undefined && host.isolatedAt === undefined;
+  return host.crashedAt === undefined && host.isolatedAt === undefined && host.partitionedAt === undefined;
 }
 
 /** The time of the last tick of a periodic event that started at `anchor`, at or before `end`. */
@@ -150,6 +162,7 @@ export function copyVmConfig(config: VmConfig): VmConfig {
     disks: config.disks.map((disk) => ({ name: disk.name, sizeGiB: disk.sizeGiB, datastore: disk.datastore })),
     nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress })),
     workload: { profile: config.workload.profile, cpuPercent: config.workload.cpuPercent },
+    ...(config.isolationResponse !== undefined ? { isolationResponse: config.isolationResponse } : {}),
   };
 }
 

@@ -34,7 +34,8 @@ async function refusal(action: Promise<unknown>): Promise<ProviderErrorCode> {
 async function runningOnH1() {
   const clock = new VirtualClock();
   const t0 = clock.now();
-  const sim = new SimulatedHosts({ clock, seed: 3 });
+  // The lease figures of BEHAVIOUR.md ("Locks and fencing"), not the shorter defaults: the offsets below assume them.
+  const sim = new SimulatedHosts({ clock, seed: 3, timings: { lockRenewIntervalMs: 20_000, lockExpiryMs: 80_000 } });
   await sim.registerHost("h1", hostConfig());
   await sim.registerHost("h2", hostConfig());
   await sim.startVm("shop/db-1", "h1", vmConfig());
@@ -173,6 +174,6 @@ describe("storage paths", () => {
 
   it("refuses a path count the host does not have", async () => {
     const { sim } = await runningOnH1();
-    assert.throws(() => sim.setStoragePathsUp("h1", 3), (error: unknown) => error instanceof ProviderError && error.code === "Invalid");
+    await assert.rejects(sim.setStoragePathsUp("h1", 3), (error: unknown) => error instanceof ProviderError && error.code === "Invalid");
   });
 });

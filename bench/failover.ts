@@ -1,0 +1,130 @@
+// Failover benchmark. Two figures:
+//  1. Wall-clock time the HA planner takes to plan the restart of 2,000 VMs after 20 of 200 hosts fail
+//     (aim: under 100 ms), beside a plain first-fit loop over the same VMs (the baseline).
+//  2. Simulated time from a host crash to Ready for each restart priority class, on the virtual clock,
+//     against the floor (detection + lease expiry + boot) and the published figures of other platforms.
+
+import { performance } from "node:perf_hooks";
+import { HOST_LABEL } from "../controller/api/types.ts";
+import type { RestartPriority } from "../controller/api/types.ts";
+import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../controller/placement/index.ts";
+import { planFailover, type FailoverVm } from "../controller/planners/ha/restart-order.ts";
+import type { Protection } from "../controller/planners/ha/protection.ts";
+import { Scenario, clusterYaml, hostYaml, vmYaml } from "../test/support/scenario.ts";
+
+const HOSTS = 200;
+const FAILED = 20;
+const VMS_PER_HOST = 100;
+const TIMED_RUNS = 5;
+const AIM_MS = 100;
+const PRIORITIES: readonly RestartPriority[] = ["Highest", "Medium", "Low"];
+
+function protection(priority: RestartPriority): Protection {
+  return { protected: true, priority, readyCondition: "ResourcesAllocated", readyTimeoutMs: 600_000, startAfter: [], startDelayMs: 0, isolationResponse: "LeavePoweredOn", conflicts: [] };
+}
+
+function fleet(): { snapshot: ClusterSnapshot; vms: FailoverVm[] } {
+  const hosts: CandidateHost[] = [];
+  const placed: PlacedVm[] = [];
+  const vms: FailoverVm[] = [];
+  for (let h = 0; h < HOSTS; h++) {
+    const name = `host-${String(h).padStart(3, "0")}`;
+    const failed = h < FAILED;
+    hosts.push({ name, labels: { [HOST_LABEL]: name, rack: `r${h % 10}` }, hypervisor: "esx", cpu: { cores: 64, vendor: "intel", features: ["avx2"], overcommitRatio: 4 }, memoryMiB: 1_048_576, datastores: ["shared"], networks: ["prod"], ...(failed ? { unavailable: "not ready" } : {}) });
+    // Surviving hosts run 10 VMs each; each failed host ran 100 that now need a home.
+    for (let v = 0; v < (failed ? VMS_PER_HOST : 10); v++) {
+      const id = `ns/${name}-vm-${v}`;
+      const request: VmRequest = { id, namespace: "ns", labels: { app: `a${v % 50}` }, cpu: 2, memoryMiB: 4096, cpuFeatures: [], datastores: ["shared"], networks: ["prod"], placement: { cluster: "prod" } };
+      if (!failed) {
+        placed.push({ id, namespace: "ns", labels: request.labels, host: name, cpu: 2, memoryMiB: 4096 });
+        continue;
+      }
+      const priority = PRIORITIES[v % PRIORITIES.length]!;
+      vms.push({ id, request, protection: protection(priority), need: { fromHost: name, reason: "HostFailure", failedAt: 0, safeAt: 0 } });
+    }
+  }
+  return { snapshot: { hosts, placed, strategy: "Spread" }, vms };
+}
+
+function firstFit(snapshot: ClusterSnapshot, vms: readonly FailoverVm[]): number {
+  const free = new Map(snapshot.hosts.filter((h) => !h.unavailable).map((h) => [h.name, h.memoryMiB]));
+  for (const p of snapshot.placed) free.set(p.host, (free.get(p.host) ?? 0) - p.memoryMiB);
+  let placed = 0;
+  for (const vm of vms) {
+    for (const [host, memory] of free) {
+      if (memory >= vm.request.memoryMiB) {
+        free.set(host, memory - vm.request.memoryMiB);
+        placed++;
+        break;
+      }
+    }
+  }
+  return placed;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
+async function recoveryByPriority(): Promise<Map<string, number>> {
+  let yaml = clusterYaml() + ["esx-01", "esx-02", "esx-03", "esx-04"].map((h) => hostYaml(h, { cores: 64, memoryMiB: 262144 })).join("");
+  for (const priority of PRIORITIES) {
+    yaml += `apiVersion: vireo.dev/v1alpha1\nkind: HAPolicy\nmetadata: {name: ${priority.toLowerCase()}, namespace: default}\nspec: {selector: {matchLabels: {tier: ${priority.toLowerCase()}}}, restartPriority: ${priority}, readyCondition: PoweredOn}\n---\n`;
+    for (let i = 0; i < 10; i++) {
+      yaml += vmYaml(`${priority.toLowerCase()}-${i}`, { labels: { tier: priority.toLowerCase() }, cpu: 1, memoryMiB: 2048 })
+        .replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: esx-01}}}]}}");
+    }
+  }
+  const s = await Scenario.start(yaml);
+  await s.until(() => s.vms().every((vm) => vm.status?.phase === "Running"));
+  await s.advance(7_300);
+  const crashAt = s.clock.now();
+  await s.sim.crashHost("esx-01");
+  const readyAt = new Map<string, number>();
+  await s.until(() => {
+    for (const priority of PRIORITIES) {
+      const tier = s.vms().filter((vm) => vm.metadata.labels?.["tier"] === priority.toLowerCase());
+      if (!readyAt.has(priority) && tier.every((vm) => vm.status?.phase === "Running" && vm.status.host !== "esx-01" && vm.status.conditions?.some((c) => c.type === "Ready" && c.status === "True"))) {
+        readyAt.set(priority, s.clock.now() - crashAt);
+      }
+    }
+    return readyAt.size === PRIORITIES.length;
+  }, 600_000, 500);
+  if (s.sim.splitBrainAttempts() !== 0) throw new Error(`split-brain attempts: ${s.sim.splitBrainAttempts()}`);
+  await s.stop();
+  return readyAt;
+}
+
+export async function benchFailover(): Promise<void> {
+  const { snapshot, vms } = fleet();
+  const input = { snapshot, vms, failoverHosts: [], attempts: new Map(), now: 1 };
+  planFailover(input);
+  const planned: number[] = [];
+  let restarts = 0;
+  for (let i = 0; i < TIMED_RUNS; i++) {
+    const start = performance.now();
+    restarts = planFailover(input).restarts.length;
+    planned.push(performance.now() - start);
+  }
+  const baselineStart = performance.now();
+  const baselinePlaced = firstFit(snapshot, vms);
+  const baselineMs = performance.now() - baselineStart;
+  const plan = median(planned);
+  console.log(`\nfailover: planning the restart of ${vms.length} VMs after ${FAILED} of ${HOSTS} hosts fail (median of ${TIMED_RUNS})`);
+  console.log(`  HA planner            ${plan.toFixed(1).padStart(7)} ms   ${restarts} restarts placed, priority order, rules and 32 power-ons/host held   aim < ${AIM_MS} ms ${plan < AIM_MS ? "(met)" : "(MISSED)"}`);
+  console.log(`  first-fit baseline    ${baselineMs.toFixed(1).padStart(7)} ms   ${baselinePlaced} placed, no rules, no order`);
+
+  const readyAt = await recoveryByPriority();
+  const s = new Scenario();
+  const { bootMs, lockExpiryMs } = s.sim.timings;
+  await s.stop();
+  const detection = 15_000;
+  const floor = Math.max(detection, lockExpiryMs) + bootMs;
+  console.log(`\nfailover: simulated time from a host crash to Ready, 30 VMs in three priorities (readyCondition PoweredOn)`);
+  console.log(`  floor: detection ${detection / 1000}s, lease expiry ≤ ${lockExpiryMs / 1000}s after the crash (overlapping), boot ${bootMs / 1000}s = ${floor / 1000}s for the first class`);
+  for (const priority of PRIORITIES) {
+    console.log(`  ${priority.padEnd(8)} Ready after ${((readyAt.get(priority) ?? Number.NaN) / 1000).toFixed(0).padStart(4)} s`);
+  }
+  console.log("  published: vSphere HA detects a failure in 15–18 s; Proxmox VE fails over in about 2 min; KubeVirt with node remediation about 9 min");
+}

@@ -1,0 +1,64 @@
+// One consistent view of a cluster for placement: its hosts as candidates and the VMs holding resources
+// on them, from the store and the latest observation. Shared by first placement and HA restarts.
+
+import type { HostCluster, VirtualMachine } from "../api/types.ts";
+import { vmId } from "../api/types.ts";
+import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../placement/types.ts";
+import { holdsResources } from "../planners/hosts.ts";
+import type { ReconcileContext } from "./context.ts";
+import { vmKeyOfId } from "./context.ts";
+import type { HostView } from "./views.ts";
+
+export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members: HostView[]): ClusterSnapshot {
+  const hosts: CandidateHost[] = [];
+  const placed: PlacedVm[] = [];
+  for (const member of members) {
+    const spec = member.host!.spec;
+    hosts.push({
+      name: member.name,
+      labels: member.observed?.config.labels ?? {},
+      hypervisor: spec.hypervisor,
+      cpu: { cores: spec.cpu.cores, vendor: spec.cpu.vendor, features: spec.cpu.features, overcommitRatio: spec.cpu.overcommitRatio },
+      memoryMiB: spec.memoryMiB,
+      datastores: spec.datastores,
+      networks: spec.networks,
+      ...(member.unavailable ? { unavailable: member.unavailable } : {}),
+    });
+    for (const instance of ctx.observed.vmsOn(member.name)) {
+      if (!holdsResources(instance)) continue;
+      const vm = ctx.store.get(vmKeyOfId(instance.id)) as VirtualMachine | undefined;
+      const slash = instance.id.indexOf("/");
+      placed.push({
+        id: instance.id,
+        namespace: instance.id.slice(0, slash),
+        labels: vm?.metadata.labels ?? {},
+        host: member.name,
+        cpu: instance.config.cpu,
+        memoryMiB: instance.config.memoryMiB,
+        ...(vm?.spec.placement.vmAntiAffinity?.required ? { antiAffinity: vm.spec.placement.vmAntiAffinity.required } : {}),
+      });
+    }
+  }
+  const baseline = cluster.spec.cpuBaseline;
+  return {
+    hosts,
+    placed,
+    strategy: cluster.spec.placement.strategy,
+    ...(baseline ? { cpuBaseline: { ...(baseline.vendor ? { vendor: baseline.vendor } : {}), features: baseline.features } } : {}),
+  };
+}
+
+export function requestOf(vm: VirtualMachine): VmRequest {
+  return {
+    id: vmId(vm),
+    namespace: vm.metadata.namespace ?? "default",
+    labels: vm.metadata.labels ?? {},
+    cpu: vm.spec.cpu,
+    memoryMiB: vm.spec.memoryMiB,
+    cpuFeatures: vm.spec.cpuFeatures,
+    datastores: [...new Set(vm.spec.disks.map((d) => d.datastore))],
+    networks: vm.spec.networks.map((n) => n.name),
+    placement: vm.spec.placement,
+  };
+}
+

@@ -48,6 +48,7 @@ export class Controller {
   private observing: Promise<void> | undefined;
   private hostPhases = new Map<string, string>();
   private running = false;
+  private observeFailures = 0;
 
   constructor(options: ControllerOptions) {
     const metrics = options.metrics ?? new ControllerMetrics();
@@ -161,9 +162,14 @@ export class Controller {
     if (!this.running) return;
     this.observeTimer = this.ctx.clock.setTimer(this.observeIntervalMs, () => {
       this.observe().then(
-        () => this.scheduleObserve(),
+        () => {
+          if (this.observeFailures > 0) this.ctx.log.info(`observing the hosts again after ${this.observeFailures} failed attempts`);
+          this.observeFailures = 0;
+          this.scheduleObserve();
+        },
         (error: unknown) => {
-          this.ctx.log.warn({ err: error }, "observing the hosts failed; retrying");
+          // Say so once, not every second while the hosts (or hostsim) stay out of reach.
+          if (this.observeFailures++ === 0) this.ctx.log.warn({ err: error }, "observing the hosts failed; retrying every interval");
           this.scheduleObserve();
         },
       );

@@ -6,6 +6,7 @@ import { dump } from "js-yaml";
 import type { Kind, VireoObject } from "../api/types.ts";
 import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { formatTable } from "./table.ts";
+import { isNamespaced, kindForResource } from "../api/schema.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { RealClock } from "../engine/clock.ts";
@@ -17,20 +18,15 @@ export const GET_FLAGS: FlagSpec = {
   output: { type: "string", short: "o", help: "wide, json or yaml" },
 };
 
-const RESOURCES: Record<string, Kind> = {
-  vm: "VirtualMachine", vms: "VirtualMachine", virtualmachine: "VirtualMachine", virtualmachines: "VirtualMachine",
-  host: "Host", hosts: "Host", vhost: "Host",
-  hc: "HostCluster", hostcluster: "HostCluster", hostclusters: "HostCluster",
-};
-
 export interface Output {
   out: (text: string) => void;
   err: (text: string) => void;
 }
 
+/** The kind a resource name means: plural, singular, kind or short name, as the CRDs declare them. */
 export function resolveKind(resource: string): Kind {
-  const kind = RESOURCES[resource.toLowerCase().replace(/\.vireo\.dev$/, "")];
-  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters)`);
+  const kind = kindForResource(resource) ?? (resource.toLowerCase() === "hosts" || resource.toLowerCase() === "host" ? "Host" : undefined);
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults)`);
   return kind;
 }
 
@@ -58,7 +54,7 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
   const kind = resolveKind(resource);
   const namespace = flags["namespace"] as string | undefined;
   let objects = all.filter((o) => o.kind === kind);
-  if (namespace !== undefined && kind === "VirtualMachine") objects = objects.filter((o) => (o.metadata.namespace ?? "default") === namespace);
+  if (namespace !== undefined && isNamespaced(kind)) objects = objects.filter((o) => (o.metadata.namespace ?? "default") === namespace);
   if (name !== undefined) objects = objects.filter((o) => o.metadata.name === name);
   objects.sort(byNamespaceAndName);
   if (name !== undefined && objects.length === 0) {
@@ -72,7 +68,7 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
     io.out(output === "json" ? JSON.stringify(body, null, 4) : dump(body, { noRefs: true, lineWidth: -1 }).trimEnd());
   } else if (output === undefined || output === "wide") {
     if (objects.length === 0) io.err(namespace ? `No resources found in ${namespace} namespace.` : "No resources found");
-    else io.out(formatTable(kind, objects, { wide: output === "wide", now, allNamespaces: kind === "VirtualMachine" && namespace === undefined }).trimEnd());
+    else io.out(formatTable(kind, objects, { wide: output === "wide", now, allNamespaces: isNamespaced(kind) && namespace === undefined }).trimEnd());
   } else {
     throw new UsageError(`unable to match a printer suitable for the output format "${output}", allowed formats are: json,wide,yaml`);
   }
@@ -81,11 +77,15 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
 }
 
 async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {
-  const { KubeClient, resourceOf } = await import("../sources/kube/client.ts");
+  const { KubeClient, describeApiError, resourceOf } = await import("../sources/kube/client.ts");
   const client = new KubeClient({ kubeconfig, clock: new RealClock() });
   const r = resourceOf(kind);
-  const list = await client.call("list", r.plural, () => client.custom.listClusterCustomObject({ group: r.group, version: r.version, plural: r.plural })) as { items: VireoObject[] };
-  return list.items.map((o) => ({ ...o, kind }) as VireoObject);
+  try {
+    const list = await client.call("list", r.plural, () => client.custom.listClusterCustomObject({ group: r.group, version: r.version, plural: r.plural })) as { items: VireoObject[] };
+    return list.items.map((o) => ({ ...o, kind }) as VireoObject);
+  } catch (error) {
+    throw new Error(`listing ${r.plural}.${r.group} from ${client.server()}: ${describeApiError(error)}`, { cause: error });
+  }
 }
 
 function printErrors(errors: readonly ManifestError[], io: Output, always: boolean): number {

@@ -43,7 +43,8 @@ main(process.argv.slice(2)).then(
       console.error(`error: ${error.message}\n\n${HELP}`);
       process.exitCode = 2;
     } else {
-      console.error(error);
+      // One line for a person; the whole error, causes and stack, at debug level.
+      console.error(process.env["VIREO_LOG_LEVEL"] === "debug" ? error : `error: ${error instanceof Error ? error.message : String(error)}`);
       process.exitCode = 1;
     }
   },

@@ -20,7 +20,8 @@ export async function benchCluster(): Promise<void> {
   try {
     await kubectl(cp, ["apply", "-f", "-"], "apiVersion: v1\nkind: Namespace\nmetadata: {name: bench}\n");
     await kubectl(cp, ["create", "-f", "-"], fleet());
-    vireo = new VireoProcess(["run", "--kubeconfig", cp.kubeconfigPath, "--state-dir", state.path, "--metrics-addr", "127.0.0.1:0", "--time-scale", String(TIME_SCALE)]);
+    vireo = new VireoProcess(["run", "--kubeconfig", cp.kubeconfigPath, "--state-dir", state.path, "--metrics-addr", "127.0.0.1:0", "--time-scale", String(TIME_SCALE)],
+      process.env["VIREO_BENCH_HEAPSNAPSHOT"] ? { cwd: process.env["VIREO_BENCH_HEAPSNAPSHOT"], env: { NODE_OPTIONS: "--heapsnapshot-signal=SIGUSR2" } } : {});
     const metricsAt = (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/))[1]!;
     await vireo.waitForLog(/synced: 100 hosts/, 60_000);
     await waitFor(async () => (await readyHosts(cp)) === HOSTS, 60_000);
@@ -35,6 +36,11 @@ export async function benchCluster(): Promise<void> {
 
     const after = await writes(metricsAt);
     const peakMiB = peakResidentMiB(vireo.child.pid!);
+    if (process.env["VIREO_BENCH_HEAPSNAPSHOT"]) {
+      // For finding what holds memory: the controller writes a heap snapshot into the directory named.
+      vireo.child.kill("SIGUSR2");
+      await new Promise((r) => setTimeout(r, 15_000));
+    }
     const heap = await heapMiB(metricsAt);
     const vmWrites = (after.vm - writesBefore.vm) / VMS;
     const eventWrites = (after.events - writesBefore.events) / VMS;

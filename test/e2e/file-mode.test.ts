@@ -30,7 +30,6 @@ async function metricsAddress(vireo: VireoProcess): Promise<string> {
 
 test("file mode: VMs come up, bad files are reported and ignored, and a killed process restarts without restarting a VM", async (t) => {
   const dir = tempDir("e2e");
-  t.after(() => dir.remove());
   const manifests = join(dir.path, "manifests");
   const state = join(dir.path, "state");
   mkdirSync(join(manifests, "vms"), { recursive: true });
@@ -38,7 +37,8 @@ test("file mode: VMs come up, bad files are reported and ignored, and a killed p
   writeFileSync(join(manifests, "vms", "web.yml"), vmYaml("web-1") + vmYaml("web-2") + vmYaml("web-3"));
 
   let vireo = start(manifests, state);
-  t.after(() => vireo.stop("SIGKILL"));
+  // Stop the process before removing its directories: after-hooks run in the order they were added.
+  t.after(async () => { await vireo.stop("SIGKILL"); dir.remove(); });
   const address = await metricsAddress(vireo);
   await vireo.waitForLog(/2 hosts in 1 clusters, 3 VMs/);
   const up = await waitForState(state, allRunning(["web-1", "web-2", "web-3"]), 30_000, () => vireo.logs());

@@ -21,8 +21,11 @@ export class StateStatusWriter implements StatusWriter {
 /**
  * Events as log lines: `reason` and the object as fields, the message as text. A VM's routine events
  * (Scheduled, Started, …) go at debug level, so a person watching a fleet come up sees the progress
- * summary rather than a line per VM; warnings always show.
+ * summary rather than a line per VM; decisions such as failovers and warnings always show.
  */
+/** What every VM does on its way up or down: shown as the progress summary instead, one line per VM at debug. */
+const ROUTINE_VM_EVENTS = new Set(["Scheduled", "Started", "Stopping", "Stopped"]);
+
 export class LogEventRecorder implements EventRecorder {
   private readonly log: Logger;
 
@@ -35,7 +38,7 @@ export class LogEventRecorder implements EventRecorder {
     const fields = { event: reason, object: ref };
     const text = `${ref}: ${message}`;
     if (type === "Warning") this.log.warn(fields, text);
-    else if (object.kind === "VirtualMachine") this.log.debug(fields, text);
+    else if (object.kind === "VirtualMachine" && ROUTINE_VM_EVENTS.has(reason)) this.log.debug(fields, text);
     else this.log.info(fields, text);
   }
 }

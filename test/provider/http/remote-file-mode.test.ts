@@ -24,7 +24,6 @@ function allRunning(s: StateSnapshot): boolean {
 
 test("file mode with a remote hostsim brings the fleet up, and a killed hostsim comes back with nothing lost or restarted", async (t) => {
   const dir = tempDir("remote");
-  t.after(() => dir.remove());
   const manifests = join(dir.path, "manifests");
   const stateDir = join(dir.path, "state");
   const world = join(dir.path, "hostsim", "world.json");
@@ -39,6 +38,7 @@ test("file mode with a remote hostsim brings the fleet up, and a killed hostsim 
     "--time-scale", TIME_SCALE, "--provider", hostsim.url, "--provider-token-file", tokenFile,
   ]);
   t.after(() => vireo.stop("SIGKILL"));
+  t.after(() => dir.remove()); // last: after-hooks run in the order they were added
   await vireo.waitForLog(/their time runs 50x/);
   const up = await waitForState(stateDir, allRunning, 30_000, () => vireo.logs());
   const placed = new Map(vms(up).map((vm) => [vm.metadata.name, { host: vm.status!.host, startedAt: vm.status!.startedAt }]));

@@ -21,6 +21,7 @@ import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
+import { waitForSignal } from "./signals.ts";
 
 const CLOCK_FILE = "clock";
 
@@ -119,21 +120,6 @@ function noteTimePeriodically(stateDir: string, clock: Clock, log: Logger): () =
     note();
     await writing;
   };
-}
-
-function waitForSignal(log: Logger): Promise<void> {
-  return new Promise((resolve) => {
-    const stop = (signal: string) => {
-      log.info(`${signal}: stopping`);
-      process.off("SIGTERM", onTerm);
-      process.off("SIGINT", onInt);
-      resolve();
-    };
-    const onTerm = () => stop("SIGTERM");
-    const onInt = () => stop("SIGINT");
-    process.on("SIGTERM", onTerm);
-    process.on("SIGINT", onInt);
-  });
 }
 
 async function shutdown(parts: { controller: Controller; source: FileSource; sim: SimulatedHosts | undefined; state: StateDirectory; http: ObservabilityServer }): Promise<void> {

@@ -89,6 +89,8 @@ export interface HostStatus {
   used?: { cpu: number; memoryMiB: number };
   vmCount?: number;
   storagePathsUp?: number;
+  /** How the host reaches each datastore it sees: paths up, and Ok, Degraded or AllPathsDown. */
+  datastores?: { name: string; pathsUp: number; state: "Ok" | "Degraded" | "AllPathsDown"; allPathsDownSince?: string }[];
   conditions?: Condition[];
 }
 
@@ -147,6 +149,8 @@ export interface HostClusterStatus {
 export interface FailoverCapacityStatus {
   /** Host failures the cluster survives now: every protected VM of the failed hosts restarts elsewhere. */
   tolerates: number;
+  /** Host failures the admission control policy asks for (HostFailuresToTolerate; 1 with dedicated failover hosts). */
+  required?: number;
   /** The smallest set of hosts found whose failure leaves a protected VM without a host. */
   worstCase?: string[];
   /** Protected VMs of the worst case that would find no host. */

@@ -5,6 +5,7 @@ import type { HostCluster, VirtualMachine } from "../api/types.ts";
 import { vmId } from "../api/types.ts";
 import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../placement/types.ts";
 import { holdsResources } from "../planners/hosts.ts";
+import { reachableDatastores } from "../planners/ha/storage.ts";
 import type { ReconcileContext } from "./context.ts";
 import { vmKeyOfId } from "./context.ts";
 import type { HostView } from "./views.ts";
@@ -20,7 +21,8 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
       hypervisor: spec.hypervisor,
       cpu: { cores: spec.cpu.cores, vendor: spec.cpu.vendor, features: spec.cpu.features, overcommitRatio: spec.cpu.overcommitRatio },
       memoryMiB: spec.memoryMiB,
-      datastores: spec.datastores,
+      // A datastore the host has no path left to (APD) takes no new VM there (VMCP restarts elsewhere).
+      datastores: reachableDatastores(spec.datastores, member.observed),
       networks: spec.networks,
       ...(member.unavailable ? { unavailable: member.unavailable } : {}),
     });

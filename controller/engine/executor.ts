@@ -57,8 +57,9 @@ export async function execute(ctx: ReconcileContext, action: Readonly<Action>): 
 function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): boolean {
   switch (action.type) {
     case "Start": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources" || error.code === "Unavailable";
+    // A host out of reach cannot stop anything; the next observation says what became of the VM.
     case "Stop":
-    case "Remove": return error.code === "NotFound";
+    case "Remove": return error.code === "NotFound" || error.code === "Unavailable";
     case "ResetVm": return error.code === "NotFound" || error.code === "Conflict" || error.code === "Unavailable";
     case "UnregisterHost": return error.code === "NotFound";
     case "RegisterHost": return false;

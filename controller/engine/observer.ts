@@ -134,5 +134,6 @@ function hostChanged(a: HostObservation, b: HostObservation): boolean {
     || a.allocated.cpu !== b.allocated.cpu
     || a.allocated.memoryMiB !== b.allocated.memoryMiB
     || a.storagePathsUp !== b.storagePathsUp
+    || JSON.stringify(a.datastores) !== JSON.stringify(b.datastores)
     || JSON.stringify(a.config) !== JSON.stringify(b.config);
 }

@@ -1,10 +1,14 @@
 // Reconciles one HostCluster: places every VM of the cluster that waits for a host, in one batch from one
-// snapshot (so two VMs never count on the same free capacity), and reports the cluster's state.
+// snapshot (so two VMs never count on the same free capacity), after HA restarts and through HA admission
+// control, and reports the cluster's state, its failover capacity included.
 
 import type { HostCluster, HostClusterStatus, VirtualMachine } from "../api/types.ts";
 import { vmId } from "../api/types.ts";
-import { nextConditions } from "../api/conditions.ts";
+import { nextConditions, type ConditionInput } from "../api/conditions.ts";
 import { placeBatch } from "../placement/index.ts";
+import type { ClusterSnapshot, VmRequest } from "../placement/index.ts";
+import { INSUFFICIENT_FAILOVER_CAPACITY, failoverCapacityCondition, ordinaryPlacementSnapshot, planAdmission, requiredFailures } from "../planners/ha/admission.ts";
+import { failoverCapacityReport } from "../planners/ha/failover-capacity.ts";
 import { desiredConfig, desiredPower } from "../planners/lifecycle.ts";
 import type { Protection } from "../planners/ha/protection.ts";
 import type { ReconcileResult } from "./runner.ts";
@@ -17,7 +21,11 @@ import { viewHost, type HostView } from "./views.ts";
 
 export async function reconcileCluster(ctx: ReconcileContext, name: string): Promise<ReconcileResult | void> {
   const cluster = clusterByName(ctx, name);
-  if (!cluster) return;
+  if (!cluster) {
+    ctx.metrics.tolerableHostFailures.remove({ cluster: name });
+    ctx.metrics.vmsAwaitingCapacity.remove({ cluster: name });
+    return;
+  }
   const clusters = ctx.store.list("HostCluster");
   const members = ctx.store.list("Host")
     .map((h) => viewHost(ctx, h.metadata.name, clusters))
@@ -33,9 +41,10 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   const round: FailoverRound = registering ? { handled: new Set() } : await restartFailedVms(ctx, cluster, members, vms, protections, snapshotOf(ctx, cluster, members));
   const waiting = vms.filter((vm) => !round.handled.has(vmId(vm)) && waitsForHost(ctx, vm));
   let failures = 0;
-  if (waiting.length > 0 && !registering) failures = await placeWaiting(ctx, cluster, members, waiting, protections);
+  if (waiting.length > 0 && !registering) failures = await placeWaiting(ctx, cluster, members, waiting, vms, protections);
+  else if (!registering) forgetAdmissionWaits(ctx, cluster, new Set());
 
-  await writeStatusIfChanged(ctx, cluster, clusterStatus(ctx, cluster, members, vms));
+  await writeStatusIfChanged(ctx, cluster, clusterStatus(ctx, cluster, members, vms, protections));
   if (failures > 0) throw new Error(`${failures} of ${waiting.length} VM starts in cluster ${name} failed`);
   if (registering && waiting.length > 0) return { requeueAfter: REGISTRATION_WAIT_MS };
   if (round.wakeAt !== undefined) return { requeueAfter: Math.max(0, round.wakeAt - ctx.clock.now()) };
@@ -51,10 +60,12 @@ function waitsForHost(ctx: ReconcileContext, vm: VirtualMachine): boolean {
   return desiredPower(vm, instance) === "On";
 }
 
-async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], waiting: VirtualMachine[], protections: ReadonlyMap<string, Protection>): Promise<number> {
+async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], waiting: VirtualMachine[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): Promise<number> {
   const snapshot = snapshotOf(ctx, cluster, members);
-  const byId = new Map(waiting.map((vm) => [vmId(vm), vm]));
-  const plan = placeBatch(snapshot, waiting.map(requestOf));
+  const admitted = admit(ctx, cluster, members, snapshot, waiting, vms, protections);
+  const byId = new Map(admitted.map((vm) => [vmId(vm), vm]));
+  const ordinary = cluster.spec.ha.enabled ? ordinaryPlacementSnapshot(snapshot, cluster.spec.ha.admissionControl) : snapshot;
+  const plan = placeBatch(ordinary, admitted.map(requestOf));
   const hosts = new Map(members.map((m) => [m.name, m]));
 
   let failures = 0;
@@ -83,7 +94,95 @@ async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members
   return failures;
 }
 
-function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: VirtualMachine[]): HostClusterStatus {
+/**
+ * HA admission control: the waiting VMs that may power on now. The others wait Pending with reason
+ * InsufficientFailoverCapacity, kept with HA's waits so the VM's status says why.
+ */
+function admit(ctx: ReconcileContext, cluster: HostCluster, members: readonly HostView[], snapshot: ClusterSnapshot, waiting: readonly VirtualMachine[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): VirtualMachine[] {
+  if (!cluster.spec.ha.enabled) {
+    forgetAdmissionWaits(ctx, cluster, new Set());
+    return [...waiting];
+  }
+  const plan = planAdmission({
+    policy: cluster.spec.ha.admissionControl,
+    snapshot,
+    protectedVms: protectedRequests(vms, protections),
+    powerOns: waiting.map((vm) => {
+      const protection = protections.get(vmId(vm));
+      return { request: requestOf(vm), priority: protection?.priority ?? "Medium", protected: protection?.protected === true };
+    }),
+    hostCount: hostsInService(members),
+    restartsAwaitingCapacity: restartsAwaitingCapacity(ctx, vms),
+  });
+  const refused = new Set<string>();
+  for (const { vm, message } of plan.refused) {
+    refused.add(vm);
+    ctx.unschedulable.delete(vm);
+    const before = ctx.ha.waiting.get(vm);
+    if (before?.reason === INSUFFICIENT_FAILOVER_CAPACITY && before.message === message) continue;
+    ctx.ha.waiting.set(vm, { reason: INSUFFICIENT_FAILOVER_CAPACITY, message });
+    ctx.enqueue(vmKeyOfId(vm));
+  }
+  forgetAdmissionWaits(ctx, cluster, refused);
+  const admitted = new Set(plan.admitted);
+  return waiting.filter((vm) => admitted.has(vmId(vm)));
+}
+
+/** Admission waits of this cluster's VMs that are over: admitted now, or no longer waiting to start. */
+function forgetAdmissionWaits(ctx: ReconcileContext, cluster: HostCluster, stillRefused: ReadonlySet<string>): void {
+  for (const [id, wait] of ctx.ha.waiting) {
+    if (wait.reason !== INSUFFICIENT_FAILOVER_CAPACITY || stillRefused.has(id)) continue;
+    const vm = ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
+    if (vm && vm.spec.placement.cluster !== cluster.metadata.name) continue;
+    ctx.ha.waiting.delete(id);
+    ctx.enqueue(vmKeyOfId(id));
+  }
+}
+
+/** The placement requests of the cluster's protected VMs, by id. */
+function protectedRequests(vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): Map<string, VmRequest> {
+  const requests = new Map<string, VmRequest>();
+  for (const vm of vms) if (protections.get(vmId(vm))?.protected && !vm.metadata.deletionTimestamp) requests.set(vmId(vm), requestOf(vm));
+  return requests;
+}
+
+function restartsAwaitingCapacity(ctx: ReconcileContext, vms: readonly VirtualMachine[]): number {
+  return vms.filter((vm) => ctx.ha.waiting.get(vmId(vm))?.reason === "InsufficientCapacity").length;
+}
+
+/** The cluster's failover capacity and the condition that says whether its policy holds, or nothing when HA is off. */
+function failoverCapacityStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): { status?: HostClusterStatus["failoverCapacity"]; condition?: ConditionInput } {
+  const name = cluster.metadata.name;
+  if (!cluster.spec.ha.enabled || members.some((m) => m.host === undefined)) {
+    ctx.metrics.tolerableHostFailures.remove({ cluster: name });
+    return {};
+  }
+  const policy = cluster.spec.ha.admissionControl;
+  const snapshot = snapshotOf(ctx, cluster, members);
+  const report = failoverCapacityReport(requiredFailures(policy), snapshot, protectedRequests(vms, protections));
+  ctx.metrics.tolerableHostFailures.set({ cluster: name }, report.tolerates);
+  const condition = failoverCapacityCondition(policy, report, snapshot, hostsInService(members));
+  return {
+    status: {
+      tolerates: report.tolerates,
+      ...(report.required !== undefined ? { required: report.required } : {}),
+      ...(report.worstCase ? { worstCase: report.worstCase } : {}),
+      ...(report.unplaceable ? { unplaceable: report.unplaceable.length } : {}),
+    },
+    ...(condition ? { condition: { type: "FailoverCapacity", ...condition } } : {}),
+  };
+}
+
+/** Hosts the operator keeps in service (not in maintenance), whatever their health: admission control needs 3. */
+function hostsInService(members: readonly HostView[]): number {
+  return members.filter((m) => m.host?.spec.maintenance === false).length;
+}
+
+function hasHostsReady(members: readonly HostView[]): boolean {
+  return members.some((m) => m.phase === "Ready");
+}
+
+function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: VirtualMachine[], protections: ReadonlyMap<string, Protection>): HostClusterStatus {
   const ready = members.filter((m) => m.phase === "Ready");
   const capacity = { cpu: 0, memoryMiB: 0 };
   const allocated = { cpu: 0, memoryMiB: 0 };
@@ -98,11 +197,16 @@ function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: Hos
   }
   let running = 0;
   let unschedulable = 0;
+  let awaitingCapacity = 0;
   for (const vm of vms) {
     const id = vmId(vm);
     if (ctx.observed.vm(id)?.power === "Running") running++;
     if (ctx.unschedulable.has(id)) unschedulable++;
+    const wait = ctx.ha.waiting.get(id)?.reason;
+    if (wait === "InsufficientCapacity" || wait === INSUFFICIENT_FAILOVER_CAPACITY) awaitingCapacity++;
   }
+  ctx.metrics.vmsAwaitingCapacity.set({ cluster: cluster.metadata.name }, awaitingCapacity);
+  const failover = hasHostsReady(members) ? failoverCapacityStatus(ctx, cluster, members, vms, protections) : {};
   const generation = cluster.metadata.generation;
   const hasHosts = ready.length > 0;
   const message = `${ready.length}/${members.length} hosts ready, ${running}/${vms.length} VMs running` + (unschedulable > 0 ? `, ${unschedulable} unschedulable` : "");
@@ -115,9 +219,12 @@ function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: Hos
     vmsRunning: running,
     vmsTotal: vms.length,
     vmsUnschedulable: unschedulable,
+    vmsAwaitingCapacity: awaitingCapacity,
+    ...(failover.status ? { failoverCapacity: failover.status } : {}),
     conditions: nextConditions(cluster.status?.conditions, [
       { type: "Ready", status: hasHosts, reason: hasHosts ? "HostsReady" : "NoReadyHosts", message },
       ...(hasHosts ? [] : [{ type: "Stalled", status: true, reason: "NoReadyHosts", message: "no host of this cluster is ready: its selector matches none, or all are down" }]),
+      ...(failover.condition ? [failover.condition] : []),
     ], new Date(ctx.clock.now()).toISOString(), generation),
   };
 }

@@ -71,8 +71,9 @@ async function inject(ctx: ReconcileContext, faults: FaultInjector, spec: Readon
     case "NetworkIsolation": return faults.isolateHost(target.host!);
     case "NetworkPartition": return faults.partitionHosts([...target.hosts!]);
     case "StoragePathLoss": {
+      // Some or all paths to the named datastore, or to every datastore the host sees when none is named.
       const paths = storagePaths(ctx, target.host!);
-      return faults.setStoragePathsUp(target.host!, target.paths === undefined ? 0 : Math.max(0, paths - target.paths));
+      return faults.setStoragePathsUp(target.host!, target.paths === undefined ? 0 : Math.max(0, paths - target.paths), target.datastore);
     }
     case "GuestHang": return faults.hangGuest(`${target.vm!.namespace}/${target.vm!.name}`);
     case "SlowHost": return faults.slowHost(target.host!, spec.slowdownFactor ?? DEFAULT_SLOWDOWN);
@@ -86,7 +87,7 @@ async function heal(ctx: ReconcileContext, faults: FaultInjector, spec: Readonly
       case "HostCrash": return await faults.recoverHost(target.host!);
       case "NetworkIsolation": return await faults.healIsolation(target.host!);
       case "NetworkPartition": return await faults.healPartition([...target.hosts!]);
-      case "StoragePathLoss": return await faults.setStoragePathsUp(target.host!, storagePaths(ctx, target.host!));
+      case "StoragePathLoss": return await faults.setStoragePathsUp(target.host!, storagePaths(ctx, target.host!), target.datastore);
       case "GuestHang": return await faults.healGuestHang(`${target.vm!.namespace}/${target.vm!.name}`);
       case "SlowHost": return await faults.healSlowHost(target.host!);
     }
@@ -110,7 +111,7 @@ function describe(spec: Readonly<FaultSpec>): string {
     case "HostCrash": return `host ${t.host} crashed`;
     case "NetworkIsolation": return `host ${t.host} isolated from the network`;
     case "NetworkPartition": return `hosts ${t.hosts!.join(", ")} partitioned from the rest`;
-    case "StoragePathLoss": return `host ${t.host} lost ${t.paths === undefined ? "all" : t.paths} storage path(s) to datastore ${t.datastore}`;
+    case "StoragePathLoss": return `host ${t.host} lost ${t.paths === undefined ? "all" : t.paths} storage path(s) to ${t.datastore === undefined ? "every datastore" : `datastore ${t.datastore}`}`;
     case "GuestHang": return `guest of VM ${t.vm!.namespace}/${t.vm!.name} hung`;
     case "SlowHost": return `host ${t.host} slowed down ${spec.slowdownFactor ?? DEFAULT_SLOWDOWN}x`;
   }

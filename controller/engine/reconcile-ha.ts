@@ -6,6 +6,7 @@ import type { HostCluster, VirtualMachine } from "../api/types.ts";
 import { vmId } from "../api/types.ts";
 import type { ClusterSnapshot } from "../placement/types.ts";
 import { desiredConfig } from "../planners/lifecycle.ts";
+import { INSUFFICIENT_FAILOVER_CAPACITY } from "../planners/ha/admission.ts";
 import { failoverNeed } from "../planners/ha/failover.ts";
 import { protectionOf, type Protection } from "../planners/ha/protection.ts";
 import { planFailover, type FailoverVm, type Restart } from "../planners/ha/restart-order.ts";
@@ -104,8 +105,9 @@ function setWaiting(ctx: ReconcileContext, id: string, waiting: { reason: string
 
 /** VMs of the cluster no longer waiting on HA: their wait is over (restarted, or no longer in need). */
 function forgetSettled(ctx: ReconcileContext, cluster: Readonly<HostCluster>, handled: ReadonlySet<string>): void {
-  for (const id of ctx.ha.waiting.keys()) {
-    if (handled.has(id)) continue;
+  for (const [id, wait] of ctx.ha.waiting) {
+    // Admission control's waits belong to the cluster's placement round, which forgets them itself.
+    if (handled.has(id) || wait.reason === INSUFFICIENT_FAILOVER_CAPACITY) continue;
     const vm = ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
     if (vm && vm.spec.placement.cluster !== cluster.metadata.name) continue;
     ctx.ha.waiting.delete(id);

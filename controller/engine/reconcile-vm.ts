@@ -5,9 +5,10 @@
 import type { VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
 import { protectionOf } from "../planners/ha/protection.ts";
 import { nextMonitoringCheck } from "../planners/ha/monitoring.ts";
+import { componentProtectionResponse } from "../planners/ha/storage.ts";
 import type { FailoverRecord } from "./ha-state.ts";
 import { vmId } from "../api/types.ts";
-import { planVm } from "../planners/lifecycle.ts";
+import { shutdownGraceEndsAt, planVm } from "../planners/lifecycle.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterByName, clusterKey, writeStatusIfChanged } from "./context.ts";
@@ -47,6 +48,14 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     now: ctx.clock.now(),
   });
 
+  // VM component protection: a protected VM frozen by all paths down on a host that still answers is
+  // terminated there once the APD timeout and response delay have passed; HA then restarts it elsewhere.
+  const answers = hostView?.phase === "Ready" || hostView?.phase === "EnteringMaintenance" || hostView?.phase === "Maintenance";
+  const vmcp = protection.protected && answers ? componentProtectionResponse(instance, hostView?.observed) : undefined;
+  if (vmcp && ctx.clock.now() >= vmcp.dueAt && !plan.actions.some((a) => a.type === "Stop" && a.mode === "PowerOff")) {
+    const reason = `VM component protection: all paths down to datastore ${vmcp.datastores.join(", ")} on host ${instance!.host} since ${new Date(vmcp.allPathsDownSince).toISOString()}`;
+    if (await execute(ctx, { type: "Stop", vm: id, mode: "PowerOff", reason }) === "applied") ctx.events.record(vm, "Warning", "ComponentProtectionTerminated", reason);
+  }
   for (const action of plan.actions) {
     const outcome = await execute(ctx, action);
     if (outcome === "applied" && action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
@@ -67,7 +76,9 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, before, plan.status.phase, plan.status.host);
   // A guest's heartbeat ages without any report changing: VM monitoring looks again when it could be due.
   const check = protection.monitoring && instance ? nextMonitoringCheck(instance, protection.monitoring, ctx.clock.now()) : undefined;
-  if (check !== undefined) return { requeueAfter: check - ctx.clock.now() };
+  const grace = shutdownGraceEndsAt(instance);
+  const wake = Math.min(check ?? Infinity, vmcp && vmcp.dueAt > ctx.clock.now() ? vmcp.dueAt : Infinity, grace !== undefined && grace > ctx.clock.now() ? grace : Infinity);
+  if (wake !== Infinity) return { requeueAfter: wake - ctx.clock.now() };
 }
 
 async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | undefined): Promise<ReconcileResult | void> {

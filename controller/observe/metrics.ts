@@ -27,7 +27,7 @@ export class ControllerMetrics {
     buckets: [15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800],
     registers: [this.registry],
   });
-  readonly vmsAwaitingCapacity = new Gauge({ name: "vireo_ha_vms_awaiting_capacity", help: "Protected VMs waiting for capacity to restart or to be admitted, by cluster.", labelNames: ["cluster"] as const, registers: [this.registry] });
+  readonly vmsAwaitingCapacity = new Gauge({ name: "vireo_ha_vms_awaiting_capacity", help: "VMs waiting for capacity, by cluster: HA restarts with no host to take them, and power-ons refused by admission control.", labelNames: ["cluster"] as const, registers: [this.registry] });
   readonly tolerableHostFailures = new Gauge({ name: "vireo_ha_tolerable_host_failures", help: "Host failures the cluster can survive now, found by re-placing the protected VMs of the worst-case hosts.", labelNames: ["cluster"] as const, registers: [this.registry] });
   readonly vmResets = new Counter({ name: "vireo_vm_monitoring_resets_total", help: "VMs reset by VM monitoring because their guest heartbeat stopped.", registers: [this.registry] });
   readonly faultsInjected = new Counter({ name: "vireo_faults_injected_total", help: "Faults injected into the simulated hosts, by type.", labelNames: ["type"] as const, registers: [this.registry] });
@@ -63,6 +63,94 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
     name: "vireo_objects", help: "Objects in the store, by kind.", labelNames: ["kind"] as const, registers: [metrics.registry],
     collect() {
       for (const kind of ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const) this.set({ kind }, store.count(kind));
+    },
+  });
+  attachHealthGauges(metrics, store);
+}
+
+const KINDS = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const;
+const HOST_DOWN_PHASES: ReadonlySet<string> = new Set(["NotResponding", "Isolated", "Partitioned", "Failed"]);
+
+function conditionTrue(object: { status?: { conditions?: readonly { type: string; status: string; reason?: string }[] } }, type: string): { reason?: string } | undefined {
+  return object.status?.conditions?.find((c) => c.type === type && c.status === "True");
+}
+
+/**
+ * Per-object series for the objects that are failing or drifted right now (so an alert can name them while
+ * cardinality stays bounded by what is wrong), per-host utilization, and HA's configured tolerance — all
+ * read from the status in the store at scrape time. Drift is read from the `Drifted` condition: these
+ * series stay 0/absent until something sets it.
+ */
+function attachHealthGauges(metrics: ControllerMetrics, store: ObjectStore): void {
+  const registers = [metrics.registry];
+  new Gauge({
+    name: "vireo_host_down", help: "1 for each host that is not responding, isolated, partitioned or failed; absent otherwise.", labelNames: ["host", "phase"] as const, registers,
+    collect() {
+      this.reset();
+      for (const host of store.list("Host")) {
+        const phase = host.status?.phase;
+        if (phase !== undefined && HOST_DOWN_PHASES.has(phase)) this.set({ host: host.metadata.name, phase }, 1);
+      }
+    },
+  });
+  const ratio = (used: number | undefined, capacity: number | undefined) => (used !== undefined && capacity ? used / capacity : undefined);
+  new Gauge({
+    name: "vireo_host_cpu_allocated_ratio", help: "vCPUs allocated to the VMs on a host over its schedulable vCPUs (cores × overcommit ratio).", labelNames: ["host"] as const, registers,
+    collect() {
+      this.reset();
+      for (const host of store.list("Host")) {
+        const r = ratio(host.status?.allocated?.cpu, host.status?.capacity?.cpu);
+        if (r !== undefined) this.set({ host: host.metadata.name }, r);
+      }
+    },
+  });
+  new Gauge({
+    name: "vireo_host_memory_allocated_ratio", help: "Memory allocated to the VMs on a host over its memory.", labelNames: ["host"] as const, registers,
+    collect() {
+      this.reset();
+      for (const host of store.list("Host")) {
+        const r = ratio(host.status?.allocated?.memoryMiB, host.status?.capacity?.memoryMiB);
+        if (r !== undefined) this.set({ host: host.metadata.name }, r);
+      }
+    },
+  });
+  new Gauge({
+    name: "vireo_ha_host_failures_to_tolerate", help: "Host failures the cluster's HA admission control is configured to tolerate.", labelNames: ["cluster"] as const, registers,
+    collect() {
+      this.reset();
+      for (const cluster of store.list("HostCluster")) {
+        const required = cluster.status?.failoverCapacity?.required;
+        if (required !== undefined) this.set({ cluster: cluster.metadata.name }, required);
+      }
+    },
+  });
+  new Gauge({
+    name: "vireo_object_stalled", help: "1 for each object whose Stalled condition is True (it cannot reach its desired state without a change), by its reason; absent otherwise.", labelNames: ["kind", "namespace", "name", "reason"] as const, registers,
+    collect() {
+      this.reset();
+      for (const kind of KINDS) {
+        for (const object of store.list(kind)) {
+          const stalled = conditionTrue(object, "Stalled");
+          if (stalled) this.set({ kind, namespace: object.metadata.namespace ?? "", name: object.metadata.name, reason: stalled.reason ?? "" }, 1);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "vireo_object_drifted", help: "1 for each object whose Drifted condition is True (what the hosts report differs from what its spec implies); absent otherwise.", labelNames: ["kind", "namespace", "name"] as const, registers,
+    collect() {
+      this.reset();
+      for (const kind of KINDS) {
+        for (const object of store.list(kind)) {
+          if (conditionTrue(object, "Drifted")) this.set({ kind, namespace: object.metadata.namespace ?? "", name: object.metadata.name }, 1);
+        }
+      }
+    },
+  });
+  new Gauge({
+    name: "vireo_objects_drifted", help: "Objects whose Drifted condition is True, by kind.", labelNames: ["kind"] as const, registers,
+    collect() {
+      for (const kind of KINDS) this.set({ kind }, store.list(kind).filter((o) => conditionTrue(o, "Drifted")).length);
     },
   });
 }

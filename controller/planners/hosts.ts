@@ -100,6 +100,14 @@ export function hostStatus(
     status.used = { cpu: round2(observed.used.cpu), memoryMiB: observed.used.memoryMiB };
     status.vmCount = observed.vmCount;
     status.storagePathsUp = observed.storagePathsUp;
+    if (observed.datastores) {
+      status.datastores = observed.datastores.map((d) => ({
+        name: d.name,
+        pathsUp: d.pathsUp,
+        state: d.state,
+        ...(d.allPathsDownSince !== undefined ? { allPathsDownSince: new Date(d.allPathsDownSince).toISOString() } : {}),
+      }));
+    }
   }
   const desiredReached = host.spec.maintenance ? maintenanceReached : ready;
   const reason = !observed ? "Registering" : phase;

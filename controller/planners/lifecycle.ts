@@ -45,6 +45,12 @@ export interface VmPlan {
   needsPlacement: boolean;
 }
 
+/**
+ * How long a guest gets to shut down when asked before it is powered off: KubeVirt's default
+ * terminationGracePeriodSeconds. A hung guest would otherwise hold its VM in Stopping for ever.
+ */
+export const SHUTDOWN_GRACE_MS = 180_000;
+
 const STOP_REASON_HALTED = "runStrategy is Halted";
 
 export function desiredPower(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): DesiredPower {
@@ -153,6 +159,8 @@ function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
   }
   if (instance.power !== "Stopping") {
     actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: STOP_REASON_HALTED });
+  } else {
+    powerOffWhenGraceIsOver(s, actions);
   }
   return { phase: "Stopping", ready: false, reason: "Stopping", message: `shutting down on ${instance.host}` };
 }
@@ -167,6 +175,7 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
     return { phase: "Pending", ready: false, reason: "Scheduling", message: "waiting for a host", needsPlacement: true };
   }
   if (instance.power === "Stopping") {
+    powerOffWhenGraceIsOver(s, actions);
     return { phase: "Stopping", ready: false, reason: "Restarting", message: `stopping on ${instance.host} before it starts again` };
   }
   if (s.vacate) {
@@ -191,6 +200,18 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
     if (verdict.kind === "GiveUp") return { phase: "Failed", ready: false, stalled: { reason: "ResetLimitReached", message: verdict.message } };
   }
   return { phase: "Running", ready: true, reason: "Running", message: `running on ${instance.host}` };
+}
+
+/** A guest still shutting down after the grace period is powered off (the host does it; it answers). */
+function powerOffWhenGraceIsOver(s: Readonly<VmSituation>, actions: Action[]): void {
+  const instance = s.instance!;
+  if (s.now - instance.since < SHUTDOWN_GRACE_MS) return;
+  actions.push({ type: "Stop", vm: idOf(s.vm), mode: "PowerOff", reason: `the guest did not shut down within ${SHUTDOWN_GRACE_MS / 1000} s` });
+}
+
+/** When a Stopping VM's grace period runs out, if it is Stopping. */
+export function shutdownGraceEndsAt(instance: Readonly<VmObservation> | undefined): number | undefined {
+  return instance?.power === "Stopping" ? instance.since + SHUTDOWN_GRACE_MS : undefined;
 }
 
 function phaseOf(instance: Readonly<VmObservation>): VmPhase {

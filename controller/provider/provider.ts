@@ -36,6 +36,17 @@ export interface VmConfig {
   isolationResponse?: IsolationResponse;
 }
 
+/** How a host reaches one datastore: Ok (every path up), Degraded (some down), AllPathsDown (APD). */
+export type DatastorePathState = "Ok" | "Degraded" | "AllPathsDown";
+
+export interface DatastoreObservation {
+  name: string;
+  pathsUp: number;
+  state: DatastorePathState;
+  /** Set while no path reaches the datastore: since when (the APD timeout and VMCP count from here). */
+  allPathsDownSince?: number;
+}
+
 /** One host's latest report. A host that is down stops reporting: its entry keeps the last report it sent. */
 export interface HostObservation {
   name: string;
@@ -44,7 +55,10 @@ export interface HostObservation {
   lastNetworkHeartbeat: number;
   /** Clock time (ms) of the last datastore heartbeat the host wrote. */
   lastDatastoreHeartbeat: number;
+  /** Paths up to the host's worst-served datastore. */
   storagePathsUp: number;
+  /** Per datastore the host sees, how its paths reach it. Absent from providers that cannot tell. */
+  datastores?: DatastoreObservation[];
   /**
    * Set when the host has declared itself isolated (it reached neither its peers nor its isolation
    * address): the time it did. Written with its datastore heartbeat, so it is seen while the network is not.
@@ -139,7 +153,8 @@ export interface FaultInjector {
   /** Cuts the hosts off from the rest (and the controller); they still reach each other and their isolation address. */
   partitionHosts(names: string[]): Promise<void>;
   healPartition(names: string[]): Promise<void>;
-  setStoragePathsUp(name: string, up: number): Promise<void>;
+  /** Sets how many of the host's paths reach `datastore` (every datastore it sees when none is named). */
+  setStoragePathsUp(name: string, up: number, datastore?: string): Promise<void>;
   hangGuest(id: string): Promise<void>;
   healGuestHang(id: string): Promise<void>;
   /** Boots and guest shutdowns on the host take `factor` times longer. */

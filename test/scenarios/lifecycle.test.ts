@@ -156,3 +156,16 @@ test("a VM whose cluster does not exist is Stalled with the reason", async () =>
   assert.equal(condition(s.vm("lost"), "Stalled")?.reason, "ClusterNotFound");
   await s.stop();
 });
+
+test("a guest that hangs while asked to shut down is powered off once the grace period is over", async () => {
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + vmYaml("stuck"));
+  await s.until(() => s.vm("stuck").status?.phase === "Running");
+  await s.sim.hangGuest("default/stuck");
+  s.apply(vmYaml("stuck", { runStrategy: "Halted" }));
+  await s.advance(120_000);
+  assert.equal(s.vm("stuck").status?.phase, "Stopping", "a hung guest ignores the shutdown request");
+  await s.until(() => s.vm("stuck").status?.phase === "Stopped", 120_000);
+  assert.equal(s.sim.observeVm("default/stuck")?.power, "Off");
+  assert.equal(condition(s.vm("stuck"), "Ready")?.status, "True");
+  await s.stop();
+});

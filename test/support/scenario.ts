@@ -22,6 +22,13 @@ export interface RecordedEvent {
   message: string;
 }
 
+export interface ScenarioOptions {
+  seed?: number;
+  timings?: Partial<SimTimings>;
+  /** How often the controller observes the hosts (default 1 s); coarser makes long runs cheaper. */
+  observeIntervalMs?: number;
+}
+
 export class Scenario {
   readonly clock = new VirtualClock();
   readonly store = new ObjectStore();
@@ -30,9 +37,11 @@ export class Scenario {
   readonly events: RecordedEvent[] = [];
   statusWrites = 0;
   private uids = 0;
+  private readonly observeIntervalMs: number | undefined;
 
-  constructor(options: { seed?: number; timings?: Partial<SimTimings> } = {}) {
+  constructor(options: ScenarioOptions = {}) {
     this.sim = new SimulatedHosts({ clock: this.clock, seed: options.seed ?? 1, ...(options.timings ? { timings: options.timings } : {}) });
+    this.observeIntervalMs = options.observeIntervalMs;
     this.controller = this.newController();
   }
 
@@ -41,7 +50,7 @@ export class Scenario {
     const events: EventRecorder = {
       record: (object, type, reason, message) => this.events.push({ object: keyOf(object as VireoObject), type, reason, message }),
     };
-    return new Controller({ store: this.store, provider: this.sim, statusWriter, events, clock: this.clock, log: silentLogger() });
+    return new Controller({ store: this.store, provider: this.sim, statusWriter, events, clock: this.clock, log: silentLogger(), ...(this.observeIntervalMs ? { observeIntervalMs: this.observeIntervalMs } : {}) });
   }
 
   /** Kills the controller and starts a new one over the same store and hosts, as a restarted process would. */
@@ -51,7 +60,7 @@ export class Scenario {
     await this.controller.start();
   }
 
-  static async start(manifests: string, options?: { seed?: number; timings?: Partial<SimTimings> }): Promise<Scenario> {
+  static async start(manifests: string, options?: ScenarioOptions): Promise<Scenario> {
     const scenario = new Scenario(options);
     scenario.apply(manifests);
     await scenario.controller.start();

@@ -129,8 +129,8 @@ export class HttpProvider implements HypervisorProvider, FaultInjector {
     return this.hostEvent(name, "heal");
   }
 
-  async setStoragePathsUp(name: string, up: number): Promise<void> {
-    await this.request("PUT", `/sim/hosts/${encodeURIComponent(name)}/storage-paths`, { body: { up } });
+  async setStoragePathsUp(name: string, up: number, datastore?: string): Promise<void> {
+    await this.request("PUT", `/sim/hosts/${encodeURIComponent(name)}/storage-paths`, { body: datastore === undefined ? { up } : { up, datastore } });
   }
 
   async partitionHosts(names: string[]): Promise<void> {

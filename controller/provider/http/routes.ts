@@ -92,7 +92,8 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
       return NO_CONTENT;
     }),
     route("PUT", "/v1/sim/hosts/:name/storage-paths", true, async ({ params, body }) => {
-      await sim.setStoragePathsUp(params[0]!, storagePathsBody(body).up);
+      const paths = storagePathsBody(body);
+      await sim.setStoragePathsUp(params[0]!, paths.up, paths.datastore);
       return NO_CONTENT;
     }),
     simAction("POST", "/v1/sim/vms/:namespace/:name/guest-shutdown", (params) => sim.guestShutdown(vmId(params))),

@@ -180,8 +180,10 @@ export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff" } {
   return { mode };
 }
 
-export function storagePathsBody(body: unknown): { up: number } {
-  return { up: number(object(body, "body"), "up", "body") };
+export function storagePathsBody(body: unknown): { up: number; datastore?: string } {
+  const fields = object(body, "body");
+  const up = number(fields, "up", "body");
+  return fields.datastore === undefined ? { up } : { up, datastore: string(fields, "datastore", "body") };
 }
 
 export function resetBody(body: unknown): { key: string } {

@@ -6,6 +6,7 @@ import { ProviderError } from "../provider.ts";
 import { storageFenceDueAt } from "./hosts.ts";
 import { freezeLocksOf, pruneDeadLocks, releaseLocksOf } from "./locks.ts";
 import { liveHostReport, reportVm } from "./observation.ts";
+import { bootStorage, hostLeaseLost, setPathsUp, worstPathsUp } from "./storage.ts";
 import type { SimTimings } from "./timings.ts";
 import { beginShutdown, markOff, powerOff } from "./vms.ts";
 import { isPoweredOn, touch, vmsOnHost } from "./world.ts";
@@ -81,8 +82,8 @@ export function recoverHost(ctx: SimContext, name: string): void {
   host.bootedAt = now;
   host.networkSince = now;
   host.storageSince = now;
-  host.storagePathsUp = host.config.storagePaths;
-  if (host.storagePathsUp === 0) host.storageLostAt = now;
+  bootStorage(host, now);
+  if (hostLeaseLost(host)) host.storageLostAt = now;
   releaseLocksOf(world, name);
   pruneDeadLocks(world, now, ctx.timings);
   for (const vm of vmsOnHost(world, name)) {
@@ -176,7 +177,10 @@ export function healSlowHost(ctx: SimContext, name: string): void {
   ctx.changed();
 }
 
-/** The hung guest recovers by itself: its heartbeat resumes. */
+/**
+ * The hung guest recovers by itself: its heartbeat resumes, and a shutdown it was asked for while hung
+ * (the isolation response, a stop) is answered now — else the VM would stay Stopping forever.
+ */
 export function healGuestHang(ctx: SimContext, id: string): void {
   const vm = requireVm(ctx.world, id);
   if (!vm.guestHung) return;
@@ -185,40 +189,59 @@ export function healGuestHang(ctx: SimContext, id: string): void {
     vm.guestSince = ctx.now();
     delete vm.guestStoppedAt;
   }
+  if (vm.power === "Stopping" && vm.transitionDueAt === undefined) {
+    vm.transitionDueAt = ctx.now() + ctx.timings.guestShutdownMs * (ctx.world.hosts.get(vm.host)?.slowdown ?? 1);
+    ctx.syncTransition(vm);
+  }
   touch(ctx.world, vm);
   ctx.changed();
 }
 
 /**
- * Sets how many of the host's storage paths (HBAs) work. With one or more, VMs run (degraded when some are
- * down). With none, the datastore heartbeat and lock renewals stop and guests with disks freeze; if no
- * path returns before the host's locks expire, the host kills those VMs (sanlock's fencing, BEHAVIOUR.md
+ * Sets how many of the host's storage paths (HBAs) reach `datastore`, or every datastore it sees when none
+ * is named. With one or more, VMs run (degraded when some are down). With none to a datastore (APD), the
+ * VMs with disks there freeze and the host stops renewing its locks there; vSphere's VM component
+ * protection (the controller's) decides what happens to them. With none to any heartbeat datastore the
+ * host lease is lost too: the datastore heartbeat and every lock renewal stop, and if no path returns
+ * before the host's locks expire the host kills the VMs holding them (sanlock's fencing, BEHAVIOUR.md
  * "Locks and fencing": a host that lost its lease storage kills the VMs holding leases on expiry).
  */
-export function setStoragePathsUp(ctx: SimContext, name: string, up: number): void {
+export function setStoragePathsUp(ctx: SimContext, name: string, up: number, datastore?: string): void {
   const host = requireHost(ctx.world, name);
   if (!Number.isInteger(up) || up < 0 || up > host.config.storagePaths) {
     throw new ProviderError("Invalid", `host ${name} has ${host.config.storagePaths} storage paths; cannot have ${up} up`);
   }
-  if (applyStoragePaths(ctx, host, up)) ctx.changed();
+  if (datastore !== undefined && !host.config.datastores.includes(datastore)) {
+    throw new ProviderError("Invalid", `host ${name} does not see datastore ${datastore}`);
+  }
+  if (applyStoragePaths(ctx, host, up, datastore)) ctx.changed();
 }
 
-/** Applies a new count of working storage paths; true when anything changed. */
-export function applyStoragePaths(ctx: SimContext, host: HostRecord, up: number): boolean {
-  const was = host.storagePathsUp;
-  if (was === up) return false;
+/** Applies a new count of working paths to one datastore, or to all; true when anything changed. */
+export function applyStoragePaths(ctx: SimContext, host: HostRecord, up: number, datastore?: string): boolean {
   const now = ctx.now();
-  if (was > 0 && up === 0) {
-    host.storageLostAt = now;
-  } else if (was === 0 && up > 0) {
-    // A fence that fell due before the paths came back has happened, whether or not its timer has fired.
-    fenceIfDue(ctx, host);
-    delete host.storageLostAt;
-    host.storageSince = now;
+  // A fence that fell due before the paths came back has happened, whether or not its timer has fired.
+  if (host.storageLostAt !== undefined) fenceIfDue(ctx, host);
+  let changed = setPathsUp(host, datastore === undefined ? host.config.datastores : [datastore], up, now);
+  if (datastore === undefined && host.config.datastores.length === 0 && host.storagePathsUp !== up) {
+    host.storagePathsUp = up;
+    changed = true;
   }
-  host.storagePathsUp = up;
+  host.storagePathsUp = worstPathsUp(host);
+  return syncHostLease(ctx, host) || changed;
+}
+
+/** Starts or ends the host-lease loss to match the heartbeat datastores' paths; true when it changed. */
+export function syncHostLease(ctx: SimContext, host: HostRecord): boolean {
+  const lost = hostLeaseLost(host);
+  const was = host.storageLostAt !== undefined;
+  if (lost && !was) host.storageLostAt = ctx.now();
+  if (!lost && was) {
+    delete host.storageLostAt;
+    host.storageSince = ctx.now();
+  }
   ctx.syncFence(host);
-  return true;
+  return lost !== was;
 }
 
 export function storageFenceDue(ctx: SimContext, host: HostRecord): boolean {

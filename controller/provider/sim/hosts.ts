@@ -4,6 +4,7 @@
 import { ProviderError } from "../provider.ts";
 import type { HostConfig, HostObservation, VmConfig } from "../provider.ts";
 import type { SimTimings } from "./timings.ts";
+import { allPathsDownSince, datastoreReports } from "./storage.ts";
 import { copyHostConfig, lastTick } from "./world.ts";
 import type { HostRecord } from "./world.ts";
 
@@ -39,9 +40,15 @@ export function lastDatastoreHeartbeat(host: HostRecord, now: number, timings: S
   return lastTick(host.storageSince, timings.datastoreHeartbeatIntervalMs, storageEnd(host, now)) ?? host.storageSince;
 }
 
-/** The host's last lock renewal: its locks were all renewed then (sanlock renews a host's leases together). */
-export function lastLockRenewal(host: HostRecord, now: number, timings: SimTimings): number {
-  return lastTick(host.storageSince, timings.lockRenewIntervalMs, storageEnd(host, now)) ?? host.storageSince;
+/**
+ * The host's last lock renewal on `datastore` (on every datastore when none is named): sanlock renews a
+ * host's leases together, but not on a datastore it has no path to, and none once its host lease is lost.
+ */
+export function lastLockRenewal(host: HostRecord, now: number, timings: SimTimings, datastore?: string): number {
+  const entry = datastore === undefined ? undefined : host.datastorePaths?.[datastore];
+  const anchor = Math.max(host.storageSince, entry?.since ?? Number.NEGATIVE_INFINITY);
+  const end = Math.min(storageEnd(host, now), entry?.allDownSince ?? now);
+  return lastTick(anchor, timings.lockRenewIntervalMs, end) ?? Math.min(anchor, end);
 }
 
 /** When a host that lost all its storage paths must have killed the VMs holding locks: at lock expiry. */
@@ -72,6 +79,7 @@ export function hostObservation(host: HostRecord, tally: HostTally, now: number,
     lastNetworkHeartbeat: lastNetworkHeartbeat(host, now, timings),
     lastDatastoreHeartbeat: lastDatastoreHeartbeat(host, now, timings),
     storagePathsUp: host.storagePathsUp,
+    datastores: datastoreReports(host),
     allocated: { ...tally.allocated },
     // Guests cannot use more cores than the host has: beyond that they contend (CPU ready time).
     used: { cpu: Math.min(host.config.cpu.cores, tally.cpuDemand), memoryMiB: tally.usedMemoryMiB },
@@ -119,8 +127,10 @@ export function checkHostCanRun(host: HostRecord, vmId: string, config: VmConfig
   if (missing.length > 0) {
     throw new ProviderError("Invalid", `host ${host.name} lacks CPU features ${missing.join(", ")} that VM ${vmId} sees`);
   }
-  if (config.disks.length > 0 && host.storageLostAt !== undefined) {
-    throw new ProviderError("Unavailable", `host ${host.name} has lost every storage path; VM ${vmId}'s disks are unreachable`);
+  for (const disk of config.disks) {
+    if (allPathsDownSince(host, disk.datastore) !== undefined) {
+      throw new ProviderError("Unavailable", `host ${host.name} has all paths down to datastore ${disk.datastore}; VM ${vmId}'s disk ${disk.name} is unreachable`);
+    }
   }
 }
 

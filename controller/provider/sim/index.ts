@@ -16,7 +16,8 @@ import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
 import type { RestoredWorld } from "./state-file.ts";
 import { resolveTimings } from "./timings.ts";
 import type { SimTimings } from "./timings.ts";
-import { beginShutdown, finishBoot, powerOff, powerOn, validateVmConfig } from "./vms.ts";
+import { bootStorage, hostLeaseLost, reshapeStorage, worstPathsUp } from "./storage.ts";
+import { beginShutdown, finishBoot, isFrozen, powerOff, powerOn, validateVmConfig } from "./vms.ts";
 import { attachVm, copyHostConfig, copyVmConfig, detachVm, emptyWorld, isPoweredOn, isReachable } from "./world.ts";
 import type { HostRecord, VmRecord, World } from "./world.ts";
 
@@ -154,7 +155,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
         storagePathsUp: config.storagePaths,
         storageSince: now,
       };
-      if (config.storagePaths === 0) host.storageLostAt = now;
+      bootStorage(host, now);
+      if (hostLeaseLost(host)) host.storageLostAt = now;
       this.world.hosts.set(name, host);
       this.changed();
       return;
@@ -168,10 +170,13 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
         `host ${name} runs VMs with ${allocated.cpu} vCPUs and ${allocated.memoryMiB} MiB; the new description holds only ${capacity.cpu} vCPUs and ${capacity.memoryMiB} MiB`,
       );
     }
-    // A path fault survives a change of description; a host with all paths up keeps them all up.
-    const allUp = existing.storagePathsUp === existing.config.storagePaths;
+    // A path fault survives a change of description; a datastore with all paths up keeps them all up.
+    const previousPaths = existing.config.storagePaths;
     existing.config = copyHostConfig(config);
-    faults.applyStoragePaths(this.ctx, existing, allUp ? config.storagePaths : Math.min(existing.storagePathsUp, config.storagePaths));
+    if (existing.storageLostAt !== undefined) faults.fenceIfDue(this.ctx, existing);
+    reshapeStorage(existing, previousPaths, this.clock.now());
+    existing.storagePathsUp = worstPathsUp(existing);
+    faults.syncHostLease(this.ctx, existing);
     this.changed();
   }
 
@@ -229,6 +234,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
     const host = hostOf(this.world, vm);
     if (!isReachable(host)) throw new ProviderError("Unavailable", `VM ${id}'s host ${host.name} is not responding`);
     if (!isPoweredOn(vm.power)) throw new ProviderError("Conflict", `VM ${id} is off: there is nothing to reset`);
+    if (isFrozen(vm, host)) throw new ProviderError("Unavailable", `VM ${id}'s storage is unreachable from host ${host.name} (all paths down): it cannot boot there`);
     vm.lastResetKey = key;
     // A hard reset: the guest boots again on the same host, which keeps (re-takes) its disk locks.
     powerOn(this.world, vm, this.clock.now(), this.timings, host.slowdown);
@@ -248,7 +254,9 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
       throw new ProviderError("Unavailable", `VM ${id}'s host ${host.name} is not responding`);
     }
     if (vm.power === "Off") return;
-    if (mode === "PowerOff") powerOff(this.world, vm, now);
+    // A VM powered off while its storage is in APD stopped because of it (VM component protection's
+    // terminate): the host says so, as vSphere logs the VMCP termination.
+    if (mode === "PowerOff") powerOff(this.world, vm, now, isFrozen(vm, host) ? "StorageFailure" : undefined);
     else if (vm.power === "Stopping") return;
     else beginShutdown(this.world, vm, now, this.timings, host.slowdown);
     this.syncTransition(vm);
@@ -303,9 +311,9 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
     faults.healPartition(this.ctx, names);
   }
 
-  async setStoragePathsUp(name: string, up: number): Promise<void> {
+  async setStoragePathsUp(name: string, up: number, datastore?: string): Promise<void> {
     this.assertOpen();
-    faults.setStoragePathsUp(this.ctx, name, up);
+    faults.setStoragePathsUp(this.ctx, name, up, datastore);
   }
 
   async slowHost(name: string, factor: number): Promise<void> {

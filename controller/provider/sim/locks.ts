@@ -22,7 +22,7 @@ export function lockLastRenewal(world: World, lock: DiskLock, now: number, timin
   const holder = world.hosts.get(lock.host);
   // A live holder always has a record; without one nothing renews the lock after it was taken.
   if (!holder) return lock.acquiredAt;
-  return Math.max(lock.acquiredAt, lastLockRenewal(holder, now, timings));
+  return Math.max(lock.acquiredAt, lastLockRenewal(holder, now, timings, lock.datastore));
 }
 
 export function lockExpiresAt(world: World, lock: DiskLock, now: number, timings: SimTimings): number {

@@ -123,6 +123,14 @@ function hostRecord(entry: unknown, where: string): HostRecord {
   for (const name of ["bootedAt", "networkSince", "storagePathsUp", "storageSince"]) number(fields, name, where);
   for (const name of ["isolatedAt", "storageLostAt", "crashedAt"]) optionalNumber(fields, name, where);
   if (host.crashedAt !== undefined) object(fields.lastReport, `${where}.lastReport`);
+  if (fields.datastorePaths !== undefined) {
+    for (const [datastore, entry] of Object.entries(object(fields.datastorePaths, `${where}.datastorePaths`))) {
+      const at = `${where}.datastorePaths.${datastore}`;
+      const paths = object(entry, at);
+      number(paths, "up", at);
+      for (const name of ["allDownSince", "since"]) optionalNumber(paths, name, at);
+    }
+  }
   return host;
 }
 

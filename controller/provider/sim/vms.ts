@@ -7,20 +7,21 @@ import type { VmConfig, VmObservation, WorkloadProfile } from "../provider.ts";
 import type { HostTally } from "./hosts.ts";
 import { acquireLocks, releaseLocks } from "./locks.ts";
 import type { SimTimings } from "./timings.ts";
+import { frozenSince } from "./storage.ts";
 import { cpuDemand } from "./usage.ts";
 import { copyVmConfig, isPoweredOn, lastTick, touch } from "./world.ts";
 import type { HostRecord, VmRecord, World } from "./world.ts";
 
 const PROFILES: readonly WorkloadProfile[] = ["Idle", "Steady", "Diurnal", "Bursty"];
 
-/** A guest whose disks' storage is unreachable is frozen: it does no work and sends no heartbeat. */
+/** A guest with a disk on a datastore in APD is frozen: it does no I/O, no work and sends no heartbeat. */
 export function isFrozen(vm: VmRecord, host: HostRecord): boolean {
-  return host.storageLostAt !== undefined && vm.config.disks.length > 0;
+  return frozenSince(host, vm.config.disks) !== undefined;
 }
 
 export function guestHeartbeat(vm: VmRecord, host: HostRecord, now: number, timings: SimTimings): number | undefined {
   if (vm.guestSince === undefined) return undefined;
-  const frozenAt = vm.config.disks.length > 0 ? host.storageLostAt : undefined;
+  const frozenAt = frozenSince(host, vm.config.disks);
   const end = Math.min(now, vm.guestStoppedAt ?? now, frozenAt ?? now, host.crashedAt ?? now);
   return lastTick(vm.guestSince, timings.guestHeartbeatIntervalMs, end);
 }

@@ -22,15 +22,30 @@ export interface HostRecord {
   partitionedAt?: number;
   /** SlowHost: boots and guest shutdowns take this many times longer. */
   slowdown?: number;
+  /** The paths that work to the host's worst-served datastore (all of them when no fault is on). */
   storagePathsUp: number;
+  /** Per datastore, once a StoragePathLoss touched it: its paths up, since when all are down (APD). */
+  datastorePaths?: Record<string, DatastorePaths>;
   /** Datastore heartbeats and lock renewals tick from here: the boot, or storage coming back. */
   storageSince: number;
-  /** Set while every storage path is down: datastore heartbeats and lock renewals stopped then. */
+  /**
+   * Set while the host has lost its heartbeat datastores (every one of them all paths down): its datastore
+   * heartbeat and every lock renewal stopped then (sanlock: resource leases live by the host lease).
+   */
   storageLostAt?: number;
   /** Set while the host is down. */
   crashedAt?: number;
   /** The last report the host sent before it went down; observers see only this until it recovers. */
   lastReport?: HostObservation;
+}
+
+/** The host's paths to one datastore (vSphere: each HBA is one path to every datastore it zones in). */
+export interface DatastorePaths {
+  up: number;
+  /** Set while no path reaches the datastore (all paths down, APD): its VMs freeze, its locks go unrenewed. */
+  allDownSince?: number;
+  /** When the datastore last came back from APD: lock renewals on it tick from here. */
+  since?: number;
 }
 
 export interface VmRecord {
@@ -170,6 +185,7 @@ export function copyHostObservation(report: HostObservation): HostObservation {
   return {
     ...report,
     config: copyHostConfig(report.config),
+    ...(report.datastores ? { datastores: report.datastores.map((datastore) => ({ ...datastore })) } : {}),
     allocated: { ...report.allocated },
     used: { ...report.used },
   };

@@ -1,0 +1,225 @@
+// HA admission control (BEHAVIOUR.md, Admission control): which new power-ons of a cluster's batch may
+// start without breaking the cluster's failover policy. HA restarts never come here: admission control
+// gates power-ons, not failover (BEHAVIOUR.md, Restart). Pure: the same inputs give the same plan.
+
+import type { HostClusterSpec, RestartPriority } from "../../api/types.ts";
+import { placeBatch } from "../../placement/index.ts";
+import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../../placement/index.ts";
+import { failoverCapacity, type FailoverCapacityReport } from "./failover-capacity.ts";
+import { PRIORITY_RANK } from "./protection.ts";
+import { placedVm } from "./restart-order.ts";
+
+export type AdmissionControl = HostClusterSpec["ha"]["admissionControl"];
+
+/** BEHAVIOUR.md, Admission control: the policy needs at least 3 hosts to be meaningful. */
+export const MIN_HOSTS_FOR_ADMISSION_CONTROL = 3;
+
+/** The reason a VM refused by admission control waits with. */
+export const INSUFFICIENT_FAILOVER_CAPACITY = "InsufficientFailoverCapacity";
+
+/** Why ordinary placement skips a dedicated failover host. */
+export const DEDICATED_FAILOVER_HOST = "dedicated failover host";
+
+export interface PowerOn {
+  request: Readonly<VmRequest>;
+  priority: RestartPriority;
+  /** HA would restart it after a failure: once running, it needs failover capacity too. */
+  protected: boolean;
+}
+
+export interface AdmissionInput {
+  policy: Readonly<AdmissionControl>;
+  /** The whole cluster, failover hosts included: the what-if failures re-place onto it. */
+  snapshot: Readonly<ClusterSnapshot>;
+  /** The requests of the protected VMs, by id (those running now; the power-ons are added here). */
+  protectedVms: ReadonlyMap<string, Readonly<VmRequest>>;
+  /** The VMs about to be powered on by ordinary placement, in batch order. */
+  powerOns: readonly Readonly<PowerOn>[];
+  /** Hosts the operator keeps in service (not in maintenance), whatever their health. */
+  hostCount: number;
+  /** HA restarts waiting for capacity: they come first, so no power-on is admitted while they wait. */
+  restartsAwaitingCapacity: number;
+}
+
+export interface AdmissionPlan {
+  admitted: string[];
+  refused: { vm: string; message: string }[];
+  /** False when the policy gates nothing: Disabled, DedicatedFailoverHosts, or too few hosts. */
+  enforced: boolean;
+}
+
+/** Host failures the policy asks the cluster to survive, where it names a number. */
+export function requiredFailures(policy: Readonly<AdmissionControl>): number | undefined {
+  if (policy.policy === "HostFailuresToTolerate") return policy.hostFailures ?? 1;
+  // Dedicated failover hosts are there to take the VMs of a failed host.
+  if (policy.policy === "DedicatedFailoverHosts") return 1;
+  return undefined;
+}
+
+/** Whether the policy gates power-ons in a cluster of `hostCount` hosts. */
+export function admissionEnforced(policy: Readonly<AdmissionControl>, hostCount: number): boolean {
+  if (policy.policy === "Disabled" || policy.policy === "DedicatedFailoverHosts") return false;
+  return hostCount >= MIN_HOSTS_FOR_ADMISSION_CONTROL;
+}
+
+/** The snapshot ordinary placement uses: dedicated failover hosts run nothing in normal operation. */
+export function ordinaryPlacementSnapshot(snapshot: Readonly<ClusterSnapshot>, policy: Readonly<AdmissionControl>): ClusterSnapshot {
+  if (policy.policy !== "DedicatedFailoverHosts") return snapshot;
+  const dedicated = new Set(policy.failoverHosts ?? []);
+  const hosts: CandidateHost[] = snapshot.hosts.map((h) => dedicated.has(h.name) && h.unavailable === undefined ? { ...h, unavailable: DEDICATED_FAILOVER_HOST } : h);
+  return { ...snapshot, hosts };
+}
+
+/**
+ * Admits the power-ons in order — highest restart priority first, then the batch order — as long as the
+ * policy still holds with them running; the first that would break it, and every one after it, waits.
+ * Strict order keeps a large, important VM from being overtaken for ever by small ones. The longest
+ * admissible prefix is found by bisection, so a batch costs a few policy checks, not one per VM.
+ */
+export function planAdmission(input: Readonly<AdmissionInput>): AdmissionPlan {
+  const ordered = [...input.powerOns].sort((a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority]);
+  const ids = ordered.map((p) => p.request.id);
+  if (!admissionEnforced(input.policy, input.hostCount) || ordered.length === 0) return { admitted: ids, refused: [], enforced: false };
+
+  if (input.restartsAwaitingCapacity > 0) {
+    const message = `admission control (${input.policy.policy}): ${input.restartsAwaitingCapacity} HA restart${input.restartsAwaitingCapacity === 1 ? " waits" : "s wait"} for capacity and come${input.restartsAwaitingCapacity === 1 ? "s" : ""} first`;
+    return { admitted: [], refused: ids.map((vm) => ({ vm, message })), enforced: true };
+  }
+  const check = (n: number): PolicyVerdict => policyVerdict(input, ordered.slice(0, n));
+  if (check(ordered.length).ok) return { admitted: ids, refused: [], enforced: true };
+  const now = check(0);
+  if (!now.ok) return { admitted: [], refused: ids.map((vm) => ({ vm, message: now.message })), enforced: true };
+
+  let fits = 0;
+  let breaks = ordered.length;
+  let breaking = check(breaks);
+  while (breaks - fits > 1) {
+    const middle = Math.floor((fits + breaks) / 2);
+    const verdict = check(middle);
+    if (verdict.ok) fits = middle;
+    else {
+      breaks = middle;
+      breaking = verdict;
+    }
+  }
+  const first = ids[fits]!;
+  const firstMessage = breaking.ok ? "" : breaking.message;
+  return {
+    admitted: ids.slice(0, fits),
+    refused: [
+      { vm: first, message: firstMessage },
+      ...ids.slice(fits + 1).map((vm) => ({ vm, message: `admitted in restart priority order: waiting behind ${first}, which does not fit (${firstMessage})` })),
+    ],
+    enforced: true,
+  };
+}
+
+type PolicyVerdict = { ok: true } | { ok: false; message: string };
+
+/** Whether the policy holds with `powerOns` placed as ordinary placement would place them. */
+function policyVerdict(input: Readonly<AdmissionInput>, powerOns: readonly Readonly<PowerOn>[]): PolicyVerdict {
+  const plan = placeBatch(ordinaryPlacementSnapshot(input.snapshot, input.policy), powerOns.map((p) => p.request));
+  const byId = new Map(powerOns.map((p) => [p.request.id, p]));
+  const started: PlacedVm[] = plan.placements.map((placement) => placedVm(byId.get(placement.vm)!.request, placement.host));
+  const after: ClusterSnapshot = { ...input.snapshot, placed: [...input.snapshot.placed, ...started] };
+  const adding = powerOns.length > 0;
+  switch (input.policy.policy) {
+    case "HostFailuresToTolerate": {
+      const protectedVms = new Map(input.protectedVms);
+      for (const p of powerOns) if (p.protected) protectedVms.set(p.request.id, p.request);
+      return toleratesVerdict(input.policy.hostFailures ?? 1, after, protectedVms, adding);
+    }
+    case "ReservedPercentage":
+      return reservedVerdict(input.policy, after, adding);
+    default:
+      return { ok: true };
+  }
+}
+
+function toleratesVerdict(required: number, after: ClusterSnapshot, protectedVms: ReadonlyMap<string, Readonly<VmRequest>>, adding: boolean): PolicyVerdict {
+  const capacity = failoverCapacity({ snapshot: after, protectedVms, maxFailures: required });
+  if (capacity.tolerates >= required) return { ok: true };
+  const stranded = (capacity.unplaceable ?? []).map((id) => protectedVms.get(id)).filter((r): r is Readonly<VmRequest> => r !== undefined);
+  const memory = stranded.reduce((sum, r) => sum + r.memoryMiB, 0);
+  const cpu = stranded.reduce((sum, r) => sum + r.cpu, 0);
+  const policy = `admission control (HostFailuresToTolerate ${required})`;
+  const would = adding ? "with it running the cluster would tolerate" : "the cluster tolerates";
+  const vms = `${stranded.length} protected VM${stranded.length === 1 ? "" : "s"} (${memory} MiB, ${cpu} vCPUs)`;
+  return { ok: false, message: `${policy}: ${would} ${capacity.tolerates} host failure${capacity.tolerates === 1 ? "" : "s"}, ${required - capacity.tolerates} short — losing ${(capacity.worstCase ?? []).join(", ")} would leave ${vms} without a host` };
+}
+
+/** BEHAVIOUR.md, Admission control: (capacity − reservations) / capacity ≥ the percentage, CPU and memory separately. */
+export function reservedFree(snapshot: Readonly<ClusterSnapshot>): { cpu: ResourceFree; memory: ResourceFree } {
+  const usable = new Set(snapshot.hosts.filter((h) => h.unavailable === undefined).map((h) => h.name));
+  const cpu = { capacity: 0, reserved: 0 };
+  const memory = { capacity: 0, reserved: 0 };
+  for (const host of snapshot.hosts) {
+    if (!usable.has(host.name)) continue;
+    cpu.capacity += host.cpu.cores * host.cpu.overcommitRatio;
+    memory.capacity += host.memoryMiB;
+  }
+  for (const vm of snapshot.placed) {
+    if (!usable.has(vm.host)) continue;
+    cpu.reserved += vm.cpu;
+    memory.reserved += vm.memoryMiB;
+  }
+  return { cpu: freeOf(cpu), memory: freeOf(memory) };
+}
+
+export interface ResourceFree {
+  capacity: number;
+  reserved: number;
+  /** (capacity − reserved) / capacity, in percent; 0 when there is no capacity. */
+  freePercent: number;
+}
+
+function freeOf(r: { capacity: number; reserved: number }): ResourceFree {
+  return { ...r, freePercent: r.capacity > 0 ? (100 * (r.capacity - r.reserved)) / r.capacity : 0 };
+}
+
+function reservedVerdict(policy: Readonly<AdmissionControl>, after: ClusterSnapshot, adding: boolean): PolicyVerdict {
+  const free = reservedFree(after);
+  const wants = [
+    { name: "cpu", unit: "vCPUs", free: free.cpu, percent: policy.cpuPercent ?? 0 },
+    { name: "memory", unit: "MiB", free: free.memory, percent: policy.memoryPercent ?? 0 },
+  ];
+  const short = wants.filter((w) => w.free.freePercent < w.percent);
+  if (short.length === 0) return { ok: true };
+  const would = adding ? "with it running" : "now";
+  const what = short.map((w) => {
+    const missing = Math.ceil(w.free.reserved - w.free.capacity * (1 - w.percent / 100));
+    return `${w.free.freePercent.toFixed(1)}% of ${w.name} free, below ${w.percent}% (${missing} ${w.unit} short)`;
+  });
+  return { ok: false, message: `admission control (ReservedPercentage cpu ${policy.cpuPercent ?? 0}%, memory ${policy.memoryPercent ?? 0}%): ${would} ${what.join("; ")}` };
+}
+
+export interface PolicyCondition {
+  status: boolean;
+  reason: string;
+  message: string;
+}
+
+/**
+ * The cluster's `FailoverCapacity` condition: True while the admission control policy holds, False (reason
+ * InsufficientFailoverCapacity) when it does not; none under the Disabled policy. It never touches Ready:
+ * a cluster short of failover capacity still runs what it runs (docs/ha.md).
+ */
+export function failoverCapacityCondition(policy: Readonly<AdmissionControl>, report: Readonly<FailoverCapacityReport>, snapshot: Readonly<ClusterSnapshot>, hostCount: number): PolicyCondition | undefined {
+  if (policy.policy === "Disabled") return undefined;
+  const gating = admissionEnforced(policy, hostCount) ? "" : policy.policy === "DedicatedFailoverHosts" ? "" : `; not enforced with fewer than ${MIN_HOSTS_FOR_ADMISSION_CONTROL} hosts`;
+  if (policy.policy === "ReservedPercentage") {
+    const verdict = reservedVerdict(policy, snapshot, false);
+    const free = reservedFree(snapshot);
+    const now = `${free.cpu.freePercent.toFixed(1)}% of cpu and ${free.memory.freePercent.toFixed(1)}% of memory free (${policy.cpuPercent ?? 0}% and ${policy.memoryPercent ?? 0}% reserved)`;
+    return verdict.ok
+      ? { status: true, reason: "SufficientFailoverCapacity", message: now + gating }
+      : { status: false, reason: INSUFFICIENT_FAILOVER_CAPACITY, message: verdict.message + gating };
+  }
+  const required = report.required ?? 1;
+  const tolerates = report.tolerates > required ? `more than ${required}` : String(report.tolerates);
+  const worst = report.worstCase ? `; worst case found: losing ${report.worstCase.join(", ")} leaves ${report.unplaceable?.length ?? 0} protected VMs without a host` : "";
+  const message = `tolerates ${tolerates} host failure${report.tolerates === 1 ? "" : "s"}, ${policy.policy} asks for ${required}${worst}${gating}`;
+  return report.tolerates >= required
+    ? { status: true, reason: "SufficientFailoverCapacity", message }
+    : { status: false, reason: INSUFFICIENT_FAILOVER_CAPACITY, message };
+}

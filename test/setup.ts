@@ -1,8 +1,10 @@
 // Everything the test suite needs on a fresh machine, installed or built when missing: the Kubernetes
 // control plane (etcd, kube-apiserver, kube-controller-manager) and helm, built from the Go module proxy
-// into a cache outside the repository and reused when present.
+// into a cache outside the repository and reused when present; Prometheus, Lua 5.1 and kstatus for the
+// observability tests (test/tools/setup.ts).
 
 import { ensureControlPlaneBinaries } from "./envtest/setup.ts";
+import { ensureObservabilityTools } from "./tools/setup.ts";
 
 const major = Number(process.versions.node.split(".")[0]);
 if (major < 24) {
@@ -12,3 +14,4 @@ if (major < 24) {
 
 const dir = await ensureControlPlaneBinaries();
 console.error(`test control plane: ${dir}`);
+await ensureObservabilityTools();

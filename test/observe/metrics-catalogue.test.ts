@@ -1,0 +1,80 @@
+// docs/metrics.md against real scrapes: every metric a `vireo run` exposes is documented there, and every
+// metric documented there, or used by an alert rule, is exposed — in file mode by a process running the
+// example fleet, in API mode (the metrics marked "api") by a process against a real control plane.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { load } from "js-yaml";
+import { REPO, VireoProcess, tempDir, waitForState } from "../support/process.ts";
+import { ControlPlane, kubectlOk, vireoApiMode } from "../support/cluster.ts";
+
+interface Documented { name: string; mode: string }
+
+function catalogue(): Documented[] {
+  const doc = readFileSync(join(REPO, "docs", "metrics.md"), "utf8");
+  return [...doc.matchAll(/^\| `(vireo_[a-z0-9_]+)` \| [^|]+\| [^|]+\| ([^|]+)\|/gm)].map((m) => ({ name: m[1]!, mode: m[2]!.trim().split(" ")[0]! }));
+}
+
+/** The metric names the alert rules use. */
+function alertMetrics(): Set<string> {
+  const { groups } = load(readFileSync(join(REPO, "deploy", "prometheus", "vireo-alerts.yaml"), "utf8")) as { groups: { rules: { expr: string }[] }[] };
+  return new Set(groups.flatMap((g) => g.rules).flatMap((r) => [...r.expr.matchAll(/\b(vireo_[a-z0-9_]+)/g)].map((m) => m[1]!)));
+}
+
+/** Metric families in a scrape, from its # TYPE lines (histograms by their base name). */
+async function scrape(address: string): Promise<Set<string>> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+}
+
+async function metricsAddress(vireo: VireoProcess): Promise<string> {
+  return (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/, 60_000))[1]!;
+}
+
+test("every metric the example fleet's file-mode process exposes is in docs/metrics.md, and every documented or alerted metric is exposed", async (t) => {
+  const dir = tempDir("metrics");
+  t.after(() => dir.remove());
+  const state = join(dir.path, "state");
+  const vireo = new VireoProcess(["run", "--manifests", join(REPO, "manifests", "examples"), "--state-dir", state, "--metrics-addr", "127.0.0.1:0", "--time-scale", "50"]);
+  t.after(() => vireo.stop("SIGKILL"));
+  const address = await metricsAddress(vireo);
+  await waitForState(state, (s) => {
+    const vms = s.objects.filter((o) => o.object.kind === "VirtualMachine");
+    return vms.length > 0 && vms.every((o) => ["Running", "Stopped"].includes((o.object.status as { phase?: string } | undefined)?.phase ?? ""));
+  }, 120_000, () => vireo.logs());
+  const scraped = await scrape(address);
+  const documented = catalogue();
+  const names = new Set(documented.map((d) => d.name));
+  assert.deepEqual([...scraped].filter((n) => !names.has(n)), [], "scraped but not in docs/metrics.md");
+  assert.deepEqual(documented.filter((d) => d.mode === "all" && !scraped.has(d.name)).map((d) => d.name), [], "in docs/metrics.md (mode all) but not scraped");
+  const apiOnly = new Set(documented.filter((d) => d.mode === "api").map((d) => d.name));
+  assert.deepEqual([...alertMetrics()].filter((n) => !scraped.has(n) && !apiOnly.has(n)), [], "used by an alert but not scraped");
+  assert.deepEqual([...alertMetrics()].filter((n) => !names.has(n)), [], "used by an alert but not in docs/metrics.md");
+});
+
+test("an API-mode process with leader election exposes the metrics docs/metrics.md marks api, and only documented ones", async (t) => {
+  const cp = await ControlPlane.start({});
+  const state = tempDir("metrics-api");
+  t.after(async () => {
+    await cp.stop();
+    state.remove();
+  });
+  await kubectlOk(cp, ["apply", "-f", join(REPO, "manifests", "examples")]);
+  const vireo = vireoApiMode(cp, state.path, ["--leader-elect", "--leader-election-namespace", "default"]);
+  t.after(() => vireo.stop("SIGKILL"));
+  const address = await metricsAddress(vireo);
+  await vireo.waitForLog(/synced: 8 hosts in 2 clusters, 19 VMs/, 120_000);
+  const documented = catalogue();
+  const names = new Set(documented.map((d) => d.name));
+  const deadline = Date.now() + 60_000;
+  let scraped = await scrape(address);
+  const apiOnly = documented.filter((d) => d.mode === "api").map((d) => d.name);
+  while (apiOnly.some((n) => !scraped.has(n)) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    scraped = await scrape(address);
+  }
+  assert.deepEqual(apiOnly.filter((n) => !scraped.has(n)), [], "in docs/metrics.md (mode api) but not scraped");
+  assert.deepEqual([...scraped].filter((n) => !names.has(n)), [], "scraped but not in docs/metrics.md");
+});

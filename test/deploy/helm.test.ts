@@ -510,21 +510,23 @@ describe("against a real API server", () => {
 
   before(async () => {
     cp = await ControlPlane.start({ binDir });
-    // The test API server has no prometheus-operator: a stub ServiceMonitor CRD (v1, any fields accepted)
-    // lets the all-options rendering, which holds a ServiceMonitor, be applied.
-    const stub = {
-      apiVersion: "apiextensions.k8s.io/v1",
-      kind: "CustomResourceDefinition",
-      metadata: { name: "servicemonitors.monitoring.coreos.com" },
-      spec: {
-        group: "monitoring.coreos.com",
-        scope: "Namespaced",
-        names: { kind: "ServiceMonitor", listKind: "ServiceMonitorList", plural: "servicemonitors", singular: "servicemonitor" },
-        versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }],
-      },
-    };
-    ok(await cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(stub) }), "applying the ServiceMonitor stub CRD");
-    ok(await cp.kubectl(["wait", "--for=condition=Established", "crd/servicemonitors.monitoring.coreos.com", "--timeout=60s"]), "waiting for the stub CRD");
+    // The test API server has no prometheus-operator: stub ServiceMonitor and PrometheusRule CRDs (v1, any
+    // fields accepted) let the all-options rendering, which holds both, be applied.
+    for (const [kind, plural] of [["ServiceMonitor", "servicemonitors"], ["PrometheusRule", "prometheusrules"]] as const) {
+      const stub = {
+        apiVersion: "apiextensions.k8s.io/v1",
+        kind: "CustomResourceDefinition",
+        metadata: { name: `${plural}.monitoring.coreos.com` },
+        spec: {
+          group: "monitoring.coreos.com",
+          scope: "Namespaced",
+          names: { kind, listKind: `${kind}List`, plural, singular: kind.toLowerCase() },
+          versions: [{ name: "v1", served: true, storage: true, schema: { openAPIV3Schema: { type: "object", "x-kubernetes-preserve-unknown-fields": true } } }],
+        },
+      };
+      ok(await cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(stub) }), `applying the ${kind} stub CRD`);
+      ok(await cp.kubectl(["wait", "--for=condition=Established", `crd/${plural}.monitoring.coreos.com`, "--timeout=60s"]), `waiting for the ${kind} stub CRD`);
+    }
     // The namespace of the dry runs, as manifests/deploy declares it (restricted Pod Security Standard).
     ok(await cp.kubectl(["apply", "-f", "-"], { input: JSON.stringify(only(kustomized, "Namespace")) }), `creating ${NAMESPACE}`);
   });

@@ -51,6 +51,7 @@ export async function benchCluster(): Promise<void> {
       ["all VMs Ready after (s)", seconds.toFixed(1), "< 20", ""],
       ["  of which creating the objects (s)", ((created - started) / 1000).toFixed(1), "", ""],
       ["API writes per VM (status, finalizer)", vmWrites.toFixed(2), "≤ 3", "12 (2 PATCH + 10 UPDATE)"],
+      ["  of which refused as conflicts, per VM", ((after.conflicts - writesBefore.conflicts) / VMS).toFixed(2), "", ""],
       ["  plus Events written per VM", eventWrites.toFixed(2), "", ""],
       ["controller peak resident memory (MiB)", peakMiB.toFixed(0), "< 150", ""],
       ["  JavaScript heap in use at the end (MiB)", heap.used.toFixed(0), "", ""],
@@ -95,17 +96,20 @@ async function readyHosts(cp: ControlPlane): Promise<number> {
   return r.stdout.split("\n").filter((l) => l === "Ready").length;
 }
 
-async function writes(metricsAt: string): Promise<{ vm: number; events: number }> {
+async function writes(metricsAt: string): Promise<{ vm: number; conflicts: number; events: number }> {
   const text = await (await fetch(`http://${metricsAt}/metrics`)).text();
   let vm = 0;
+  let conflicts = 0;
   let events = 0;
   for (const line of text.split("\n")) {
-    const m = /^vireo_kube_requests_total\{verb="(patch|create|update|delete)",resource="([^"]+)",code="[^"]+"\} (\d+)/.exec(line);
+    const m = /^vireo_kube_requests_total\{verb="(patch|create|update|delete)",resource="([^"]+)",code="([^"]+)"\} (\d+)/.exec(line);
     if (!m) continue;
-    if (m[2]!.startsWith("virtualmachines")) vm += Number(m[3]);
-    else if (m[2] === "events") events += Number(m[3]);
+    if (m[2]!.startsWith("virtualmachines")) {
+      vm += Number(m[4]);
+      if (m[3] === "409") conflicts += Number(m[4]);
+    } else if (m[2] === "events") events += Number(m[4]);
   }
-  return { vm, events };
+  return { vm, conflicts, events };
 }
 
 async function heapMiB(metricsAt: string): Promise<{ used: number; total: number }> {

@@ -24,7 +24,9 @@ export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.sto
   if (host.metadata.deletionTimestamp) return { name, host, ...(observed ? { observed } : {}), phase: "NotResponding", unavailable: "being removed" };
   const cluster = clusterOf(host, clusters);
   const busy = ctx.observed.vmsOn(name).filter(holdsResources).length;
-  const phase = hostPhase(host, observed, busy, ctx.clock.now(), cluster?.spec.ha.failureDetectionSeconds);
+  // Heartbeats are judged as of the last observation, not as of now: a controller whose own observing is
+  // late (a busy process, a provider out of reach) must not take its blindness for hosts going silent.
+  const phase = hostPhase(host, observed, busy, ctx.observed.at(), cluster?.spec.ha.failureDetectionSeconds);
   const unavailable = observed ? unavailableReason(phase, false) : "not registered";
   return { name, host, ...(observed ? { observed } : {}), ...(cluster ? { cluster } : {}), phase, ...(unavailable ? { unavailable } : {}) };
 }

@@ -3,7 +3,7 @@
 
 import { Counter, type Registry } from "prom-client";
 import type { Kind, VireoObject } from "../../api/types.ts";
-import { KINDS } from "../../api/types.ts";
+import { KINDS, keyOf } from "../../api/types.ts";
 import type { Clock } from "../../engine/clock.ts";
 import type { Finalizers } from "../../engine/context.ts";
 import type { ObjectStore } from "../store.ts";
@@ -40,7 +40,10 @@ export class KubeSource {
       clock: options.clock,
       log: options.log,
       restarts: this.watchRestarts,
-      handlers: { upsert: (o: VireoObject) => options.store.upsert(o), delete: (key: string) => options.store.delete(key) },
+      handlers: {
+        upsert: (o: VireoObject) => { if (!olderThanStored(options.store, o)) options.store.upsert(o); },
+        delete: (key: string) => options.store.delete(key),
+      },
       ...(options.quietDeadlineMs ? { quietDeadlineMs: options.quietDeadlineMs } : {}),
     }));
   }
@@ -57,6 +60,19 @@ export class KubeSource {
   stop(): void {
     for (const informer of this.informers) informer.stop();
   }
+}
+
+/**
+ * Whether a watch event carries an older version than the store holds. Vireo stores the answer to its own
+ * writes at once; a watch event for an earlier version can still arrive after it, and storing that would
+ * make the next write carry a stale resourceVersion and fail with a conflict. resourceVersions are opaque,
+ * but the API server's are integers from etcd; anything else is never treated as older.
+ */
+function olderThanStored(store: ObjectStore, object: VireoObject): boolean {
+  const stored = store.get(keyOf(object))?.metadata.resourceVersion;
+  const incoming = object.metadata.resourceVersion;
+  if (!stored || !incoming || !/^\d+$/.test(stored) || !/^\d+$/.test(incoming)) return false;
+  return BigInt(incoming) < BigInt(stored);
 }
 
 export function finalizersVia(writer: KubeStatusWriter): Finalizers {

@@ -4,6 +4,7 @@
 import { benchPlacement } from "./placement.ts";
 import { benchCluster } from "./cluster.ts";
 import { benchFailover } from "./failover.ts";
+import { benchDrift } from "./drift.ts";
 
 interface Benchmark {
   name: string;
@@ -14,6 +15,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "placement", run: benchPlacement },
   { name: "cluster", run: benchCluster },
   { name: "failover", run: benchFailover },
+  { name: "drift", run: benchDrift },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

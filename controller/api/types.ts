@@ -42,6 +42,26 @@ export interface Condition {
   observedGeneration?: number;
 }
 
+/**
+ * One operation of a drift patch (RFC 6902): what to do to the implied document to get the observed one.
+ * `value` is the observed value, as JSON text when it is not a string, so the CRD schema stays structural.
+ */
+export interface DriftOperation {
+  op: "add" | "remove" | "replace";
+  path: string;
+  value?: string;
+}
+
+/** How what the hosts report differs from what the spec implies (docs/drift.md). Absent when in sync. */
+export interface DriftStatus {
+  /** The first operations of the patch, at most MAX_DRIFT_OPERATIONS. */
+  operations: DriftOperation[];
+  /** Operations in the whole patch. */
+  count: number;
+  /** When the drift began. */
+  since: string;
+}
+
 export interface LabelSelectorRequirement {
   key: string;
   operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
@@ -91,6 +111,7 @@ export interface HostStatus {
   storagePathsUp?: number;
   /** How the host reaches each datastore it sees: paths up, and Ok, Degraded or AllPathsDown. */
   datastores?: { name: string; pathsUp: number; state: "Ok" | "Degraded" | "AllPathsDown"; allPathsDownSince?: string }[];
+  drift?: DriftStatus;
   conditions?: Condition[];
 }
 
@@ -235,7 +256,8 @@ export interface VmStatusNetwork {
   macAddress: string;
 }
 
-export type VmExitReason = "GuestShutdown" | "PoweredOff" | "HostFailure" | "Crashed" | "IsolationResponse" | "StorageFailure";
+/** ManualPowerOff: someone powered the VM off on its host, behind Vireo's back (drift, not a failure). */
+export type VmExitReason = "GuestShutdown" | "PoweredOff" | "HostFailure" | "Crashed" | "IsolationResponse" | "StorageFailure" | "ManualPowerOff";
 
 export interface VirtualMachineStatus {
   observedGeneration?: number;
@@ -251,6 +273,7 @@ export interface VirtualMachineStatus {
   lastFailover?: VmFailoverStatus;
   /** VM monitoring resets inside the current window. */
   monitoringResets?: { count: number; windowStart: string; last?: string };
+  drift?: DriftStatus;
   conditions?: Condition[];
 }
 

@@ -76,7 +76,7 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
   return 0;
 }
 
-async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {
+export async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {
   const { KubeClient, describeApiError, resourceOf } = await import("../sources/kube/client.ts");
   const client = new KubeClient({ kubeconfig, clock: new RealClock() });
   const r = resourceOf(kind);

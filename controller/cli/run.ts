@@ -22,6 +22,7 @@ import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
 import { waitForSignal } from "./signals.ts";
+import { serveSimEndpoint } from "./sim-endpoint.ts";
 
 const CLOCK_FILE = "clock";
 
@@ -72,6 +73,8 @@ export async function run(argv: readonly string[]): Promise<number> {
   const http = await serveObservability(flags["metrics-addr"] as string, metrics.registry, { live: () => true, ready: () => ready });
   await source.start();
   await controller.start();
+  // `vireo sim --state-dir` reaches the in-process simulated hosts here (loopback, token in the state dir).
+  const stopSimEndpoint = sim ? await serveSimEndpoint(sim, state.dir, timeScale, log) : undefined;
   ready = true;
   announce(log, { manifests, stateDir: state.dir, http, store, errors: source.manifestErrors().map(formatManifestError), timeScale: remote?.clock.timeScale ?? timeScale });
   const progress = new ProgressReporter(store, log);
@@ -81,6 +84,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   await waitForSignal(log);
   progress.stop();
   await stopNotingTime();
+  await stopSimEndpoint?.();
   await shutdown({ controller, source, sim, state, http });
   log.info("stopped; state saved");
   return 0;

@@ -4,6 +4,8 @@
 import { run } from "./run.ts";
 import { get } from "./get.ts";
 import { hostsim } from "./hostsim.ts";
+import { sim } from "./sim.ts";
+import { plan } from "./plan.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
 
@@ -15,6 +17,8 @@ Usage:
   vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
   vireo get vms|hosts|hostclusters|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
   vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
+  vireo plan (--manifests DIR [--state-dir DIR] | [--kubeconfig PATH]) [--provider URL --provider-token-file FILE] [-o table|json]
+  vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)
   vireo version
 `;
 
@@ -25,6 +29,8 @@ async function main(argv: string[]): Promise<number> {
     // The API client is loaded only in API mode: it is most of the process's memory.
     case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : (await import("./run-kube.ts")).runKube(rest);
     case "hostsim": return hostsim(rest);
+    case "sim": return sim(rest, (line) => console.log(line));
+    case "plan": return plan(rest, (text) => console.log(text));
     case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;

@@ -12,6 +12,7 @@ import type { ObjectStore } from "../sources/store.ts";
 import type { Logger } from "../observe/log.ts";
 import type { ControllerMetrics } from "../observe/metrics.ts";
 import { MacRegistry } from "./macs.ts";
+import type { Action } from "../planners/actions.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -53,6 +54,8 @@ export interface ReconcileContext {
   faults?: FaultInjector;
   /** Faults injected and not yet healed, by name: a deleted Fault is healed from here. */
   activeFaults: Map<string, FaultSpec>;
+  /** `vireo plan`: the executor records each action here instead of applying it. */
+  dryRun?: Action[];
 }
 
 export function clusterKey(name: string): string {

@@ -199,6 +199,9 @@ export class Controller {
         const before = event.previous as VirtualMachine | undefined;
         if (before && before.spec.placement.cluster !== object.spec.placement.cluster) this.queue.add(clusterKey(before.spec.placement.cluster));
         if (event.type === "upsert" && before && JSON.stringify(before.spec) !== JSON.stringify(object.spec)) this.ctx.unschedulable.delete(vmId(object));
+        // Declaring (or deleting) a VM changes whether its host counts it as unknown.
+        const instance = this.ctx.observed.vm(vmId(object));
+        if (instance) this.queue.add(hostKey(instance.host));
         break;
       }
       case "Host":

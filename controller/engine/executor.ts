@@ -14,6 +14,7 @@ export type ActionOutcome = "applied" | "refused";
  * so the reconcile is retried with backoff.
  */
 export async function execute(ctx: ReconcileContext, action: Readonly<Action>): Promise<ActionOutcome> {
+  if (ctx.dryRun) return record(ctx, ctx.dryRun, action);
   const log = ctx.log.child({ action: action.type, ...("vm" in action ? { vm: action.vm } : {}), ...("host" in action ? { host: action.host } : {}) });
   try {
     switch (action.type) {
@@ -64,4 +65,14 @@ function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): bool
     case "UnregisterHost": return error.code === "NotFound";
     case "RegisterHost": return false;
   }
+}
+
+/** A dry run (`vireo plan`): the action is noted, not applied; a start counts as placed for the rest of the pass. */
+function record(ctx: ReconcileContext, actions: Action[], action: Readonly<Action>): ActionOutcome {
+  actions.push(action as Action);
+  if (action.type === "Start") {
+    const now = ctx.clock.now();
+    ctx.observed.assume({ id: action.vm, host: action.host, power: "Starting", config: action.config, since: now, poweredOnAt: now, cpuUsage: 0, revision: Number.MAX_SAFE_INTEGER });
+  }
+  return "applied";
 }

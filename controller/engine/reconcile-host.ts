@@ -2,10 +2,11 @@
 // and reports its phase, allocation and usage.
 
 import type { Host } from "../api/types.ts";
-import { hostConfig, hostStatus } from "../planners/hosts.ts";
+import { holdsResources, hostConfig, hostStatus } from "../planners/hosts.ts";
+import { MANAGED_BY } from "../provider/provider.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterKey, hostByName, writeStatusIfChanged } from "./context.ts";
+import { clusterKey, hostByName, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
@@ -26,11 +27,33 @@ export async function reconcileHost(ctx: ReconcileContext, name: string): Promis
     await execute(ctx, { type: "RegisterHost", host: name, config, reason: view.observed ? "declared configuration changed" : "new host" });
     if (view.cluster) ctx.enqueue(clusterKey(view.cluster.metadata.name));
   }
-  const status = hostStatus(host, view.observed, view.phase, view.cluster?.metadata.name, ctx.clock.now());
+  const findings = hostFindings(ctx, name);
+  const status = hostStatus(host, view.observed, view.phase, view.cluster?.metadata.name, ctx.clock.now(), findings);
+  reportNewUnknownVms(ctx, host, findings.unknownVms);
   if (await writeStatusIfChanged(ctx, host, status)) {
     if (view.observed && status.phase !== host.status?.phase) ctx.events.record(host, status.phase === "Ready" || status.phase === "Maintenance" ? "Normal" : "Warning", `Host${status.phase}`, phaseMessage(host, status.phase));
   }
   return { requeueAfter: HOST_STATUS_REFRESH_MS };
+}
+
+/** What the host holds, for its drift: the VMs holding resources, and those nobody declared or created. */
+export function hostFindings(ctx: ReconcileContext, name: string): { vmsHeld: string[]; unknownVms: string[] } {
+  const vmsHeld: string[] = [];
+  const unknownVms: string[] = [];
+  for (const instance of ctx.observed.vmsOn(name)) {
+    if (holdsResources(instance)) vmsHeld.push(instance.id);
+    if (instance.config.managedBy !== MANAGED_BY && !ctx.store.get(vmKeyOfId(instance.id))) unknownVms.push(instance.id);
+  }
+  return { vmsHeld, unknownVms };
+}
+
+/** A Warning event for each unknown VM the host's status did not list yet. */
+function reportNewUnknownVms(ctx: ReconcileContext, host: Host, unknownVms: readonly string[]): void {
+  if (unknownVms.length === 0) return;
+  const known = new Set(host.status?.drift?.operations.filter((op) => op.path.startsWith("/unknownVms")).map((op) => op.value));
+  for (const id of unknownVms) {
+    if (!known.has(id)) ctx.events.record(host, "Warning", "UnknownVm", `VM ${id} runs on host ${host.metadata.name} but no VirtualMachine declares it and Vireo did not create it: reported, not deleted`);
+  }
 }
 
 /** A deleted host is drained (its VMs move elsewhere), then unregistered; then its deletion completes. */

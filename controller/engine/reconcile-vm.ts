@@ -9,6 +9,8 @@ import { componentProtectionResponse } from "../planners/ha/storage.ts";
 import type { FailoverRecord } from "./ha-state.ts";
 import { vmId } from "../api/types.ts";
 import { shutdownGraceEndsAt, planVm } from "../planners/lifecycle.ts";
+import { forbiddenHost } from "../planners/drift.ts";
+import { MANAGED_BY } from "../provider/provider.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterByName, clusterKey, writeStatusIfChanged } from "./context.ts";
@@ -27,6 +29,7 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   const hostView = instance ? viewHost(ctx, instance.host) : undefined;
   const vacate = hostView?.unavailable === "being removed" ? "being removed" : hostView?.host?.spec.maintenance ? "in maintenance" : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
+  const misplaced = instance && hostView?.host ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) : undefined;
   const unschedulable = ctx.unschedulable.get(id);
   const protection = protectionOf(vm, ctx.store.list("HAPolicy"), cluster);
   const waiting = ctx.ha.waiting.get(id);
@@ -37,6 +40,7 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     ...(instance ? { instance } : {}),
     ...(hostView ? { hostPhase: hostView.phase } : {}),
     ...(vacate ? { vacate } : {}),
+    ...(misplaced ? { forbiddenHost: misplaced } : {}),
     ...(cluster ? { cluster } : {}),
     networks: ctx.macs.macsFor(vm),
     ...(unschedulable ? { unschedulable } : {}),
@@ -84,6 +88,8 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
 async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | undefined): Promise<ReconcileResult | void> {
   ctx.unschedulable.delete(id);
   const instance = ctx.observed.vm(id);
+  // A VM Vireo did not create and no object declares is someone else's: the Host reports it, nobody deletes it.
+  if (instance && !vm && instance.config.managedBy !== MANAGED_BY) return;
   if (instance) {
     await execute(ctx, { type: "Remove", vm: id, reason: "VirtualMachine deleted" });
     // The next observation confirms it is gone; until then the VM keeps its MACs and its finalizer.

@@ -148,6 +148,18 @@ function attachHealthGauges(metrics: ControllerMetrics, store: ObjectStore): voi
     },
   });
   new Gauge({
+    name: "vireo_object_drifted_since_seconds", help: "For each drifted object, when its drift began (Unix time, from status.drift.since); absent otherwise. time() minus it is the drift's age.", labelNames: ["kind", "namespace", "name"] as const, registers,
+    collect() {
+      this.reset();
+      for (const kind of ["Host", "VirtualMachine"] as const) {
+        for (const object of store.list(kind)) {
+          const since = object.status?.drift?.since;
+          if (since !== undefined) this.set({ kind, namespace: object.metadata.namespace ?? "", name: object.metadata.name }, Date.parse(since) / 1000);
+        }
+      }
+    },
+  });
+  new Gauge({
     name: "vireo_objects_drifted", help: "Objects whose Drifted condition is True, by kind.", labelNames: ["kind"] as const, registers,
     collect() {
       for (const kind of KINDS) this.set({ kind }, store.list(kind).filter((o) => conditionTrue(o, "Drifted")).length);

@@ -6,6 +6,7 @@ import { HOST_LABEL } from "../api/types.ts";
 import { nextConditions } from "../api/conditions.ts";
 import { selectorMatches } from "../api/selectors.ts";
 import type { HostConfig, HostObservation, VmObservation } from "../provider/provider.ts";
+import { driftStatus, driftedCondition, hostDrift, type HostDriftFacts } from "./drift.ts";
 
 /** vSphere HA declares a host silent on the network for 15 s as failed (BEHAVIOUR.md, Failure detection). */
 export const DEFAULT_FAILURE_DETECTION_SECONDS = 15;
@@ -26,7 +27,14 @@ export function clusterOf(host: Readonly<Host>, clusters: readonly HostCluster[]
 export function hostConfig(host: Readonly<Host>): HostConfig {
   return {
     hypervisor: host.spec.hypervisor,
-    cpu: { ...host.spec.cpu, features: [...host.spec.cpu.features] },
+    // In the order hosts report it, so comparing the two as JSON finds real changes only.
+    cpu: {
+      cores: host.spec.cpu.cores,
+      vendor: host.spec.cpu.vendor,
+      features: [...host.spec.cpu.features],
+      overcommitRatio: host.spec.cpu.overcommitRatio,
+      ...(host.spec.cpu.model !== undefined ? { model: host.spec.cpu.model } : {}),
+    },
     memoryMiB: host.spec.memoryMiB,
     datastores: [...host.spec.datastores],
     networks: [...host.spec.networks],
@@ -82,6 +90,7 @@ export function hostStatus(
   phase: HostPhase,
   cluster: string | undefined,
   now: number,
+  findings: Omit<HostDriftFacts, "host"> = { vmsHeld: [], unknownVms: [] },
 ): HostStatus {
   const iso = new Date(now).toISOString();
   const generation = host.metadata.generation;
@@ -109,6 +118,11 @@ export function hostStatus(
       }));
     }
   }
+  const drift = driftStatus(host.status?.drift, hostDrift({ host, ...findings }), now);
+  if (drift) status.drift = drift;
+  const drifted = driftedCondition(drift, findings.unknownVms.length > 0
+    ? { kind: "ReportOnly", message: `Vireo never deletes a VM it did not create: declare ${findings.unknownVms.length === 1 ? "it" : "them"} or remove ${findings.unknownVms.length === 1 ? "it" : "them"} on the host` }
+    : { kind: "Correcting", message: `evacuating ${findings.vmsHeld.length} VMs for maintenance` });
   const desiredReached = host.spec.maintenance ? maintenanceReached : ready;
   const reason = !observed ? "Registering" : phase;
   const message = describeHost(phase, observed, cluster);
@@ -116,6 +130,7 @@ export function hostStatus(
     { type: "Ready", status: desiredReached, reason, message },
     ...(desiredReached ? [] : [{ type: "Reconciling", status: true, reason, message }]),
     ...(cluster === undefined ? [{ type: "Stalled", status: true, reason: "NoCluster", message: "no HostCluster selects this host" }] : []),
+    ...(drifted ? [drifted] : []),
   ], iso, generation);
   return status;
 }

@@ -11,8 +11,10 @@
 import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
 import { nextConditions, type ConditionInput } from "../api/conditions.ts";
 import type { VmConfig, VmObservation } from "../provider/provider.ts";
+import { MANAGED_BY } from "../provider/provider.ts";
 import type { Action } from "./actions.ts";
 import { monitorGuest, type VmMonitoringInput } from "./ha/monitoring.ts";
+import { driftStatus, driftedCondition, vmDrift, type DriftResponse } from "./drift.ts";
 
 export type DesiredPower = "On" | "Off" | "AsIs";
 
@@ -24,6 +26,8 @@ export interface VmSituation {
   hostPhase?: HostPhase;
   /** Why the instance's host must be vacated (maintenance, being removed), if it must. */
   vacate?: string;
+  /** Why the VM's required rules forbid the host it is on (moved there behind Vireo's back), if they do. */
+  forbiddenHost?: string;
   cluster?: Readonly<HostCluster>;
   /** The MACs of the VM's networks, as assigned. */
   networks: readonly VmStatusNetwork[];
@@ -97,6 +101,7 @@ export function desiredConfig(
     disks: vm.spec.disks.map((d) => ({ name: d.name, sizeGiB: d.sizeGiB, datastore: d.datastore })),
     nics: networks.map((n) => ({ network: n.name, macAddress: n.macAddress })),
     workload: { profile: vm.spec.workload?.profile ?? "Steady", cpuPercent: vm.spec.workload?.cpuPercent ?? 20 },
+    managedBy: MANAGED_BY,
   };
 }
 
@@ -134,7 +139,7 @@ export function planVm(s: Readonly<VmSituation>): VmPlan {
   return {
     actions,
     needsPlacement: progress.needsPlacement === true,
-    status: statusOf(s, progress),
+    status: statusOf(s, progress, want, actions),
   };
 }
 
@@ -182,6 +187,10 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
     actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `host ${instance.host} is ${s.vacate}: moving the VM (cold)` });
     return { phase: "Stopping", ready: false, reason: "Evacuating", message: `host ${instance.host} is ${s.vacate}` };
   }
+  if (s.forbiddenHost) {
+    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `its rules forbid host ${instance.host} (${s.forbiddenHost}): moving the VM (cold)` });
+    return { phase: "Stopping", ready: false, reason: "Misplaced", message: `shutting down on host ${instance.host} to move it to a host its rules allow` };
+  }
   const changes = configChanges(vm, s.networks, instance.config);
   if (changes.length > 0) {
     actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `spec changed (${changes.join(", ")}): a power cycle applies it` });
@@ -223,7 +232,7 @@ function phaseOf(instance: Readonly<VmObservation>): VmPhase {
   }
 }
 
-function statusOf(s: Readonly<VmSituation>, p: Progress): VirtualMachineStatus {
+function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, actions: readonly Action[]): VirtualMachineStatus {
   const { vm, instance } = s;
   const previous = vm.status ?? {};
   const generation = vm.metadata.generation;
@@ -254,8 +263,25 @@ function statusOf(s: Readonly<VmSituation>, p: Progress): VirtualMachineStatus {
   ];
   if (!p.ready && !p.stalled) conditions.push({ type: "Reconciling", status: true, reason, message });
   if (p.stalled) conditions.push({ type: "Stalled", status: true, reason: p.stalled.reason, message: p.stalled.message });
+  const drift = driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
+  if (drift) status.drift = drift;
+  const drifted = driftedCondition(drift, driftResponse(p, actions));
+  if (drifted) conditions.push(drifted);
   status.conditions = nextConditions(previous.conditions as Condition[] | undefined, conditions, new Date(s.now).toISOString(), generation);
   return status;
+}
+
+/** Reasons a VM waits for capacity: Vireo cannot correct its drift until capacity returns. */
+const WAITS_FOR_CAPACITY: ReadonlySet<string> = new Set(["InsufficientCapacity", "InsufficientFailoverCapacity"]);
+
+/** What Vireo does about the VM's drift, from the progress of this plan. */
+function driftResponse(p: Progress, actions: readonly Action[]): DriftResponse {
+  if (p.stalled) return { kind: "CannotCorrect", message: p.stalled.message };
+  if (p.reason !== undefined && WAITS_FOR_CAPACITY.has(p.reason)) return { kind: "CannotCorrect", message: p.message ?? p.reason };
+  const action = actions[0];
+  if (action?.type === "Stop") return { kind: "Correcting", message: action.mode === "PowerOff" ? "powering off" : `shutting down (${action.reason})` };
+  if (p.reason === "ManualRunning" || p.reason === "ManualStopped") return { kind: "ReportOnly", message: "runStrategy is Manual: Vireo does not change the power state" };
+  return { kind: "Correcting", message: p.message ?? p.reason ?? p.phase };
 }
 
 function idOf(vm: Readonly<VirtualMachine>): string {

@@ -34,7 +34,15 @@ export interface VmConfig {
    * host's HA agent per VM). Absent: LeavePoweredOn.
    */
   isolationResponse?: IsolationResponse;
+  /**
+   * Which controller created the VM (vSphere's ManagedByInfo): Vireo sets it on every VM it starts, so a VM
+   * without it that no object declares is someone else's (an orphan), reported and never deleted.
+   */
+  managedBy?: string;
 }
+
+/** The `managedBy` Vireo writes on the VMs it starts. */
+export const MANAGED_BY = "vireo.dev";
 
 /** How a host reaches one datastore: Ok (every path up), Degraded (some down), AllPathsDown (APD). */
 export type DatastorePathState = "Ok" | "Degraded" | "AllPathsDown";
@@ -160,6 +168,24 @@ export interface FaultInjector {
   /** Boots and guest shutdowns on the host take `factor` times longer. */
   slowHost(name: string, factor: number): Promise<void>;
   healSlowHost(name: string): Promise<void>;
+}
+
+/**
+ * Changes an administrator can make behind Vireo's back (the simulator's console): Vireo must notice them
+ * as drift and heal them. Like FaultInjector, never used by the controller's decisions.
+ */
+export interface OutOfBandChanges {
+  /** Pulls the plug: Off at once, lastExit ManualPowerOff. */
+  adminPowerOff(id: string): Promise<void>;
+  /** Powers the VM on where it is registered. */
+  adminPowerOn(id: string): Promise<void>;
+  /** Moves the VM to another host, keeping its power state. */
+  adminMove(id: string, host: string): Promise<void>;
+  adminSetMemory(id: string, memoryMiB: number): Promise<void>;
+  /** Connects the VM to exactly these networks. */
+  adminSetNetworks(id: string, networks: string[]): Promise<void>;
+  /** Creates and powers on a VM no controller asked for. */
+  adminCreateVm(id: string, host: string, spec: { cpu: number; memoryMiB: number; networks?: string[] }): Promise<void>;
 }
 
 const FAULT_HOOKS = ["crashHost", "recoverHost", "isolateHost", "healIsolation", "partitionHosts", "healPartition", "setStoragePathsUp", "hangGuest", "healGuestHang", "slowHost", "healSlowHost"] as const;

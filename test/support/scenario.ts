@@ -36,6 +36,8 @@ export class Scenario {
   controller: Controller;
   readonly events: RecordedEvent[] = [];
   statusWrites = 0;
+  /** Told of every status write, as it is written (tests that watch a status go by between two steps). */
+  onStatus: ((key: string, status: NonNullable<VireoObject["status"]>) => void) | undefined;
   private uids = 0;
   private readonly observeIntervalMs: number | undefined;
 
@@ -46,7 +48,12 @@ export class Scenario {
   }
 
   private newController(): Controller {
-    const statusWriter: StatusWriter = { writeStatus: async () => { this.statusWrites++; } };
+    const statusWriter: StatusWriter = {
+      writeStatus: async (object, status) => {
+        this.statusWrites++;
+        this.onStatus?.(keyOf(object as VireoObject), status);
+      },
+    };
     const events: EventRecorder = {
       record: (object, type, reason, message) => this.events.push({ object: keyOf(object as VireoObject), type, reason, message }),
     };

@@ -41,7 +41,9 @@ export function failoverNeed(vm: Readonly<VirtualMachine>, instance: Readonly<Vm
     return { fromHost: instance.host, reason: "HostFailure", failedAt: host.observed.lastNetworkHeartbeat, safeAt: host.observed.lastDatastoreHeartbeat + lease };
   }
   const exit = instance.lastExit;
-  if (!exit || exit.reason === "GuestShutdown") return undefined;
+  // A guest that shut itself down, or a VM someone powered off on its host, did not fail: the lifecycle
+  // (runStrategy) decides whether it runs again, and drift reports the manual power-off.
+  if (!exit || exit.reason === "GuestShutdown" || exit.reason === "ManualPowerOff") return undefined;
   const startedAt = vm.status?.startedAt ? Date.parse(vm.status.startedAt) : undefined;
   if (startedAt !== undefined && exit.at < startedAt) return undefined;
   return { fromHost: instance.host, reason: reasonOfExit(exit.reason), failedAt: exit.at, safeAt: exit.at };

@@ -4,7 +4,7 @@
 
 import type { DiskLockView, GroundTruth } from "../sim/index.ts";
 import { ProviderError } from "../provider.ts";
-import type { FaultInjector, HostConfig, HypervisorProvider, Observation, VmConfig, VmObservation } from "../provider.ts";
+import type { FaultInjector, HostConfig, HypervisorProvider, OutOfBandChanges, Observation, VmConfig, VmObservation } from "../provider.ts";
 import type { ProviderTime } from "./synced-clock.ts";
 import { API_PREFIX, MAX_WATCH_SECONDS, TIME_HEADER, TIME_SCALE_HEADER, isProviderErrorCode, vmPath } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
@@ -37,7 +37,7 @@ export interface WatchedObservation {
 /** Told the provider's time with every observation, with the local time (ms, monotonic) it was true at. */
 export type ProviderTimeListener = (time: ProviderTime, localAt: number) => void;
 
-export class HttpProvider implements HypervisorProvider, FaultInjector {
+export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBandChanges {
   readonly url: string;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
@@ -163,6 +163,30 @@ export class HttpProvider implements HypervisorProvider, FaultInjector {
 
   healGuestHang(id: string): Promise<void> {
     return this.vmEvent(id, "heal-hang");
+  }
+
+  adminPowerOff(id: string): Promise<void> {
+    return this.vmEvent(id, "power-off");
+  }
+
+  adminPowerOn(id: string): Promise<void> {
+    return this.vmEvent(id, "power-on");
+  }
+
+  async adminMove(id: string, host: string): Promise<void> {
+    await this.request("POST", `/sim/vms/${pathOf(id)}/move`, { body: { host } });
+  }
+
+  async adminSetMemory(id: string, memoryMiB: number): Promise<void> {
+    await this.request("PUT", `/sim/vms/${pathOf(id)}/memory`, { body: { memoryMiB } });
+  }
+
+  async adminSetNetworks(id: string, networks: string[]): Promise<void> {
+    await this.request("PUT", `/sim/vms/${pathOf(id)}/networks`, { body: { networks } });
+  }
+
+  async adminCreateVm(id: string, host: string, spec: { cpu: number; memoryMiB: number; networks?: string[] }): Promise<void> {
+    await this.request("POST", `/sim/vms/${pathOf(id)}/create`, { body: { host, ...spec } });
   }
 
   groundTruth(): Promise<GroundTruth> {

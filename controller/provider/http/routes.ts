@@ -2,7 +2,7 @@
 // The HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
 
 import type { SimulatedHosts } from "../sim/index.ts";
-import { MAX_WATCH_SECONDS, WireError, hostConfigBody, hostsBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
+import { MAX_WATCH_SECONDS, WireError, createBody, hostConfigBody, hostsBody, memoryBody, moveBody, networksBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
 
 export interface RouteRequest {
@@ -100,6 +100,26 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     simAction("POST", "/v1/sim/vms/:namespace/:name/crash", (params) => sim.crashVm(vmId(params))),
     simAction("POST", "/v1/sim/vms/:namespace/:name/hang", (params) => sim.hangGuest(vmId(params))),
     simAction("POST", "/v1/sim/vms/:namespace/:name/heal-hang", (params) => sim.healGuestHang(vmId(params))),
+    // Simulator-only: an administrator's changes behind the controller's back (drift).
+    simAction("POST", "/v1/sim/vms/:namespace/:name/power-off", (params) => sim.adminPowerOff(vmId(params))),
+    simAction("POST", "/v1/sim/vms/:namespace/:name/power-on", (params) => sim.adminPowerOn(vmId(params))),
+    route("POST", "/v1/sim/vms/:namespace/:name/move", true, async ({ params, body }) => {
+      await sim.adminMove(vmId(params), moveBody(body).host);
+      return NO_CONTENT;
+    }),
+    route("PUT", "/v1/sim/vms/:namespace/:name/memory", true, async ({ params, body }) => {
+      await sim.adminSetMemory(vmId(params), memoryBody(body).memoryMiB);
+      return NO_CONTENT;
+    }),
+    route("PUT", "/v1/sim/vms/:namespace/:name/networks", true, async ({ params, body }) => {
+      await sim.adminSetNetworks(vmId(params), networksBody(body).networks);
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/sim/vms/:namespace/:name/create", true, async ({ params, body }) => {
+      const { host, ...spec } = createBody(body);
+      await sim.adminCreateVm(vmId(params), host, spec);
+      return NO_CONTENT;
+    }),
     route("GET", "/v1/sim/ground-truth", false, () => ({ status: 200, body: sim.groundTruth() })),
     route("GET", "/v1/sim/disk-locks", false, () => ({ status: 200, body: sim.diskLocks() })),
   ];

@@ -171,6 +171,7 @@ export function startBody(body: unknown): { host: string; config: VmConfig } {
     if (!ISOLATION_RESPONSES.includes(response)) throw invalid(`${path}.isolationResponse`, `must be one of ${ISOLATION_RESPONSES.join(", ")}`);
     start.config.isolationResponse = response as NonNullable<VmConfig["isolationResponse"]>;
   }
+  if (config.managedBy !== undefined) start.config.managedBy = string(config, "managedBy", path);
   return start;
 }
 
@@ -196,4 +197,26 @@ export function slowdownBody(body: unknown): { factor: number } {
 
 export function hostsBody(body: unknown): { hosts: string[] } {
   return { hosts: strings(object(body, "body"), "hosts", "body") };
+}
+
+export function moveBody(body: unknown): { host: string } {
+  return { host: string(object(body, "body"), "host", "body") };
+}
+
+export function memoryBody(body: unknown): { memoryMiB: number } {
+  return { memoryMiB: number(object(body, "body"), "memoryMiB", "body") };
+}
+
+export function networksBody(body: unknown): { networks: string[] } {
+  return { networks: strings(object(body, "body"), "networks", "body") };
+}
+
+export function createBody(body: unknown): { host: string; cpu: number; memoryMiB: number; networks?: string[] } {
+  const fields = object(body, "body");
+  return {
+    host: string(fields, "host", "body"),
+    cpu: number(fields, "cpu", "body"),
+    memoryMiB: number(fields, "memoryMiB", "body"),
+    ...(fields.networks !== undefined ? { networks: strings(fields, "networks", "body") } : {}),
+  };
 }

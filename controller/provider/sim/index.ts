@@ -5,8 +5,9 @@
 import { existsSync } from "node:fs";
 import type { Clock, Timer } from "../../engine/clock.ts";
 import { ProviderError } from "../provider.ts";
-import type { FaultInjector, HostConfig, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+import type { FaultInjector, HostConfig, OutOfBandChanges, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
 import * as faults from "./faults.ts";
+import * as admin from "./admin.ts";
 import type { SimContext } from "./faults.ts";
 import { capacityOf, checkHostCanRun, checkRoom, isolationResponseDueAt, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
 import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
@@ -54,7 +55,7 @@ export interface GroundTruth {
   vms: { id: string; host: string; power: VmPowerState }[];
 }
 
-export class SimulatedHosts implements HypervisorProvider, FaultInjector {
+export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfBandChanges {
   readonly clock: Clock;
   readonly timings: SimTimings;
   private readonly world: World;
@@ -344,6 +345,38 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector {
   async healGuestHang(id: string): Promise<void> {
     this.assertOpen();
     faults.healGuestHang(this.ctx, id);
+  }
+
+  // ------------------------------------------------------------ simulator-only: an administrator's changes
+
+  async adminPowerOff(id: string): Promise<void> {
+    this.assertOpen();
+    admin.adminPowerOff(this.ctx, id);
+  }
+
+  async adminPowerOn(id: string): Promise<void> {
+    this.assertOpen();
+    admin.adminPowerOn(this.ctx, id);
+  }
+
+  async adminMove(id: string, host: string): Promise<void> {
+    this.assertOpen();
+    admin.adminMove(this.ctx, id, host);
+  }
+
+  async adminSetMemory(id: string, memoryMiB: number): Promise<void> {
+    this.assertOpen();
+    admin.adminSetMemory(this.ctx, id, memoryMiB);
+  }
+
+  async adminSetNetworks(id: string, networks: string[]): Promise<void> {
+    this.assertOpen();
+    admin.adminSetNetworks(this.ctx, id, networks);
+  }
+
+  async adminCreateVm(id: string, host: string, spec: admin.ManualVmSpec): Promise<void> {
+    this.assertOpen();
+    admin.adminCreate(this.ctx, id, host, spec);
   }
 
   /** Every disk lock on the datastores, live or expired-but-not-yet-taken-over. */

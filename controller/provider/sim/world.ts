@@ -178,6 +178,7 @@ export function copyVmConfig(config: VmConfig): VmConfig {
     nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress })),
     workload: { profile: config.workload.profile, cpuPercent: config.workload.cpuPercent },
     ...(config.isolationResponse !== undefined ? { isolationResponse: config.isolationResponse } : {}),
+    ...(config.managedBy !== undefined ? { managedBy: config.managedBy } : {}),
   };
 }
 

@@ -18,6 +18,7 @@ import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
 import { serveObservability } from "../observe/http.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
+import { serveSimEndpoint } from "./sim-endpoint.ts";
 import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
 import { waitForSignal } from "./signals.ts";
@@ -45,7 +46,7 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   const remote = await connectRemoteProvider(argv, flags, timeScale, log);
   const { provider, clock, close } = remote
     ? { provider: remote.provider, clock: remote.clock, close: async () => undefined }
-    : await inProcessSimulator(flags["state-dir"] as string, new RealClock(timeScale), Number(flags["seed"]));
+    : await inProcessSimulator(flags["state-dir"] as string, new RealClock(timeScale), Number(flags["seed"]), timeScale, log);
 
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const client = new KubeClient({
@@ -115,11 +116,13 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   return 0;
 }
 
-async function inProcessSimulator(stateDir: string, clock: RealClock, seed: number): Promise<{ provider: HypervisorProvider; clock: Clock; close(): Promise<void> }> {
+/** The simulated hosts in this process, kept in the state directory, reachable by `vireo sim --state-dir`. */
+async function inProcessSimulator(stateDir: string, clock: RealClock, seed: number, timeScale: number, log: Logger): Promise<{ provider: HypervisorProvider; clock: Clock; close(): Promise<void> }> {
   mkdirSync(stateDir, { recursive: true });
   const statePath = join(resolve(stateDir), "world.json");
   const sim = existsSync(statePath) ? await SimulatedHosts.load({ clock, statePath }) : new SimulatedHosts({ clock, seed, statePath });
-  return { provider: sim, clock, close: () => sim.close() };
+  const stopSimEndpoint = await serveSimEndpoint(sim, resolve(stateDir), timeScale, log);
+  return { provider: sim, clock, close: async () => { await stopSimEndpoint(); await sim.close(); } };
 }
 
 /** Where the Lease lives: the flag, then the pod's namespace, then the service account's, then default. */

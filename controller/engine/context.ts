@@ -94,7 +94,16 @@ export async function writeStatusIfChanged(ctx: ReconcileContext, object: Readon
   if (JSON.stringify(object.status ?? null) === JSON.stringify(status)) return false;
   await ctx.statusWriter.writeStatus(object, status);
   ctx.store.setStatus(keyOf(object), status);
+  recordDriftEvents(ctx, object, status);
   return true;
+}
+
+/** An event when drift begins and when it is corrected, so `kubectl describe` tells the story. */
+function recordDriftEvents(ctx: ReconcileContext, object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): void {
+  const before = object.status?.conditions?.find((c) => c.type === "Drifted" && c.status === "True");
+  const after = status.conditions?.find((c) => c.type === "Drifted" && c.status === "True");
+  if (after && !before) ctx.events.record(object, "Warning", "Drifted", after.message);
+  else if (before && !after) ctx.events.record(object, "Normal", "DriftCorrected", "the hosts report what the spec implies again");
 }
 
 export { vmId };

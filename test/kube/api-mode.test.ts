@@ -125,6 +125,22 @@ test("after kube-apiserver restarts, Vireo reconnects and converges what changed
   assert.equal(worldVms(state.path).get("shop/after-restart")?.power, "Running");
 });
 
+test("a VM powered off behind Vireo's back, with vireo sim, is reported as drift and started again", async () => {
+  await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "web-2", "-n", "shop", "--timeout=60s"]);
+  const before = worldVms(state.path).get("shop/web-2")?.poweredOnAt;
+  const result = vireoSync(["sim", "power-off", "shop/web-2", "--state-dir", state.path]);
+  assert.equal(result.code, 0, result.stderr);
+  await eventually(async () => {
+    const events = await kubectlOk(cp, ["get", "events", "-n", "shop", "--field-selector", "involvedObject.name=web-2"]);
+    return /Drifted/.test(events) && /DriftCorrected/.test(events);
+  }, 60_000, () => "no Drifted and DriftCorrected events for web-2");
+  await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "web-2", "-n", "shop", "--timeout=60s"]);
+  const vm = JSON.parse(await kubectlOk(cp, ["get", "vm", "web-2", "-n", "shop", "-o", "json"])) as VirtualMachine;
+  assert.equal(vm.status?.phase, "Running");
+  assert.equal(vm.status?.conditions?.some((c) => c.type === "Drifted" && c.status === "True"), false, "the drift cleared");
+  assert.notEqual(worldVms(state.path).get("shop/web-2")?.poweredOnAt, before, "a new run, started by Vireo");
+});
+
 test("the API mode and the file mode place the same fleet on the same hosts", async () => {
   const yaml = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml")).sort().map((f) => readFileSync(join(EXAMPLES, f), "utf8")).join("\n---\n");
   const fileMode = await Scenario.start(yaml);

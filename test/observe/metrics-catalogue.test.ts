@@ -1,13 +1,17 @@
 // docs/metrics.md against real scrapes: every metric a `vireo run` exposes is documented there, and every
 // metric documented there, or used by an alert rule, is exposed — in file mode by a process running the
 // example fleet, in API mode (the metrics marked "api") by a process against a real control plane.
+// Per-object series (drifted, stalled) exist only while something is wrong; the file-mode fleet is given
+// a VM started behind Vireo's back (`vireo sim create`), an orphan it reports and never heals, so the drift
+// series are really in the scrape, not only their # HELP and # TYPE lines.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { load } from "js-yaml";
-import { REPO, VireoProcess, tempDir, waitForState } from "../support/process.ts";
+import type { Host } from "../../controller/api/types.ts";
+import { REPO, VireoProcess, tempDir, vireoSync, waitForState } from "../support/process.ts";
 import { ControlPlane, kubectlOk, vireoApiMode } from "../support/cluster.ts";
 
 interface Documented { name: string; mode: string }
@@ -25,8 +29,26 @@ function alertMetrics(): Set<string> {
 
 /** Metric families in a scrape, from its # TYPE lines (histograms by their base name). */
 async function scrape(address: string): Promise<Set<string>> {
-  const text = await (await fetch(`http://${address}/metrics`)).text();
-  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!));
+  return families(await exposition(address));
+}
+
+async function exposition(address: string): Promise<string> {
+  return (await fetch(`http://${address}/metrics`)).text();
+}
+
+/** Families declared with both a # HELP and a # TYPE line. */
+function families(text: string): Set<string> {
+  const helped = new Set([...text.matchAll(/^# HELP (\S+) /gm)].map((m) => m[1]!));
+  return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!).filter((n) => helped.has(n)));
+}
+
+/** The value of the sample `name{labels}` (labels in any order), if the exposition has it. */
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, "gm"))) {
+    const got = Object.fromEntries([...m[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[2]);
+  }
+  return undefined;
 }
 
 async function metricsAddress(vireo: VireoProcess): Promise<string> {
@@ -44,7 +66,24 @@ test("every metric the example fleet's file-mode process exposes is in docs/metr
     const vms = s.objects.filter((o) => o.object.kind === "VirtualMachine");
     return vms.length > 0 && vms.every((o) => ["Running", "Stopped"].includes((o.object.status as { phase?: string } | undefined)?.phase ?? ""));
   }, 120_000, () => vireo.logs());
-  const scraped = await scrape(address);
+
+  // A VM nobody declared, started on esx-01 behind Vireo's back: the host is drifted for as long as it runs.
+  const created = vireoSync(["sim", "create", "ops/rogue", "--host", "esx-01", "--cpu", "1", "--memory", "512", "--state-dir", state]);
+  assert.equal(created.code, 0, created.stderr);
+  const drifted = await waitForState(state, (s) => s.objects.some((o) => o.object.kind === "Host" && o.object.metadata.name === "esx-01" && (o.object as Host).status?.drift !== undefined), 120_000, () => vireo.logs());
+  const since = (drifted.objects.find((o) => o.object.kind === "Host" && o.object.metadata.name === "esx-01")!.object as Host).status!.drift!.since;
+  const esx01 = { kind: "Host", namespace: "", name: "esx-01" };
+  let text = await exposition(address);
+  const deadline = Date.now() + 60_000;
+  while (sample(text, "vireo_object_drifted", esx01) === undefined && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    text = await exposition(address);
+  }
+  assert.equal(sample(text, "vireo_object_drifted", esx01), 1, `no drift series for esx-01 in the scrape:\n${text.split("\n").filter((l) => l.includes("drift")).join("\n")}`);
+  assert.equal(sample(text, "vireo_object_drifted_since_seconds", esx01), Date.parse(since) / 1000, "the drift began when status.drift.since says");
+  assert.ok(sample(text, "vireo_objects_drifted", { kind: "Host" })! >= 1);
+
+  const scraped = families(text);
   const documented = catalogue();
   const names = new Set(documented.map((d) => d.name));
   assert.deepEqual([...scraped].filter((n) => !names.has(n)), [], "scraped but not in docs/metrics.md");

@@ -8,6 +8,7 @@ import { HOST_LABEL } from "../controller/api/types.ts";
 import type { PlacementStrategy, VmAffinityTerm } from "../controller/api/types.ts";
 import { placeBatch } from "../controller/placement/index.ts";
 import type { BatchPlan, CandidateHost, ClusterSnapshot, VmRequest } from "../controller/placement/index.ts";
+import { seededRandom } from "../test/support/random.ts";
 
 const HOSTS = 1_000;
 const VMS = 10_000;
@@ -18,17 +19,6 @@ const AIM_PLACEMENTS_PER_SECOND = 20_000;
 const AIM_PACK_OVER_LOWER_BOUND = 0.05;
 const GiB = 1024;
 
-/** mulberry32: a small seeded PRNG, so a run can be replayed from its seed. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function pick<T>(random: () => number, weighted: readonly (readonly [T, number])[]): T {
   const total = weighted.reduce((sum, [, weight]) => sum + weight, 0);

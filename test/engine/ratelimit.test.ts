@@ -9,18 +9,8 @@ import {
   TokenBucket,
   withJitter,
 } from "../../controller/engine/ratelimit.ts";
+import { seededRandom } from "../support/random.ts";
 
-/** mulberry32: a small seeded generator, so jitter is the same on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe("ExponentialFailureRateLimiter", () => {
   it("doubles the delay from 5 ms with each failure and stops at the 1000 s cap", () => {

@@ -4,18 +4,8 @@ import { settle, VirtualClock } from "../../controller/engine/clock.ts";
 import { defaultControllerRateLimiter } from "../../controller/engine/ratelimit.ts";
 import { ReconcileRunner, RunnerStateError, type ReconcileOutcome, type ReconcileRunnerOptions } from "../../controller/engine/runner.ts";
 import { WorkQueue } from "../../controller/engine/workqueue.ts";
+import { seededRandom } from "../support/random.ts";
 
-/** mulberry32: a small seeded generator, so jitter is the same on every run. */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Gives other reconciles a chance to run in between, as a reconcile awaiting I/O would. */
 async function yieldTimes(n: number): Promise<void> {

@@ -3,6 +3,7 @@
 
 import type { Host, HostCluster, VireoObject, VirtualMachine } from "../api/types.ts";
 import { keyOf, objectKey, vmId } from "../api/types.ts";
+import { jsonEqual } from "../api/equal.ts";
 import type { Clock } from "./clock.ts";
 import type { ObservationCache } from "./observer.ts";
 import type { FaultSpec } from "../api/types.ts";
@@ -91,7 +92,7 @@ export function clusterByName(ctx: ReconcileContext, name: string): HostCluster 
 
 /** Writes status only when it changed, then records it in the store. */
 export async function writeStatusIfChanged(ctx: ReconcileContext, object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<boolean> {
-  if (JSON.stringify(object.status ?? null) === JSON.stringify(status)) return false;
+  if (jsonEqual(object.status ?? null, status)) return false;
   await ctx.statusWriter.writeStatus(object, status);
   ctx.store.setStatus(keyOf(object), status);
   recordDriftEvents(ctx, object, status);

@@ -22,6 +22,7 @@ import { emptyHaState } from "./ha-state.ts";
 import { faultInjectorOf } from "../provider/provider.ts";
 import { reconcileFault } from "./reconcile-fault.ts";
 import { reconcileHaPolicy } from "./reconcile-hapolicy.ts";
+import { jsonEqual } from "../api/equal.ts";
 
 /** Hosts heartbeat every second (BEHAVIOUR.md, Failure detection): observing faster would see nothing new. */
 export const DEFAULT_OBSERVE_INTERVAL_MS = 1_000;
@@ -198,7 +199,7 @@ export class Controller {
         this.queue.add(clusterKey(object.spec.placement.cluster));
         const before = event.previous as VirtualMachine | undefined;
         if (before && before.spec.placement.cluster !== object.spec.placement.cluster) this.queue.add(clusterKey(before.spec.placement.cluster));
-        if (event.type === "upsert" && before && JSON.stringify(before.spec) !== JSON.stringify(object.spec)) this.ctx.unschedulable.delete(vmId(object));
+        if (event.type === "upsert" && before && !jsonEqual(before.spec, object.spec)) this.ctx.unschedulable.delete(vmId(object));
         // Declaring (or deleting) a VM changes whether its host counts it as unknown.
         const instance = this.ctx.observed.vm(vmId(object));
         if (instance) this.queue.add(hostKey(instance.host));
@@ -242,7 +243,7 @@ function desiredStateChanged(before: Readonly<VireoObject>, after: Readonly<Vire
   const b = after.metadata;
   return a.generation !== b.generation
     || a.deletionTimestamp !== b.deletionTimestamp
-    || JSON.stringify(before.spec) !== JSON.stringify(after.spec)
-    || JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})
-    || JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? []);
+    || !jsonEqual(before.spec, after.spec)
+    || !jsonEqual(a.labels ?? {}, b.labels ?? {})
+    || !jsonEqual(a.finalizers ?? [], b.finalizers ?? []);
 }

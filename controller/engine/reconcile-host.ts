@@ -9,6 +9,7 @@ import type { ReconcileContext } from "./context.ts";
 import { clusterKey, hostByName, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
+import { jsonEqual } from "../api/equal.ts";
 
 /** Usage moves all the time; it is reported at this pace rather than on every observation. */
 const HOST_STATUS_REFRESH_MS = 30_000;
@@ -23,7 +24,7 @@ export async function reconcileHost(ctx: ReconcileContext, name: string): Promis
   if (!host || host.metadata.deletionTimestamp) return removeHost(ctx, name, host);
 
   const config = hostConfig(host);
-  if (!view.observed || JSON.stringify(view.observed.config) !== JSON.stringify(config)) {
+  if (!view.observed || !jsonEqual(view.observed.config, config)) {
     await execute(ctx, { type: "RegisterHost", host: name, config, reason: view.observed ? "declared configuration changed" : "new host" });
     if (view.cluster) ctx.enqueue(clusterKey(view.cluster.metadata.name));
   }

@@ -2,9 +2,10 @@
 // generation that moves whenever the spec changes. The file mode does it itself, the same way.
 
 import type { VireoObject } from "../api/types.ts";
+import { jsonEqual } from "../api/equal.ts";
 
 export function withIdentity(object: VireoObject, previous: VireoObject | undefined, now: number, newUid: () => string): VireoObject {
-  const sameSpec = previous !== undefined && JSON.stringify(previous.spec) === JSON.stringify(object.spec);
+  const sameSpec = previous !== undefined && jsonEqual(previous.spec, object.spec);
   const generation = previous ? (previous.metadata.generation ?? 1) + (sameSpec ? 0 : 1) : 1;
   const metadata = {
     ...object.metadata,

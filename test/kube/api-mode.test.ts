@@ -141,6 +141,18 @@ test("a VM powered off behind Vireo's back, with vireo sim, is reported as drift
   assert.notEqual(worldVms(state.path).get("shop/web-2")?.poweredOnAt, before, "a new run, started by Vireo");
 });
 
+test("vireo plan --kubeconfig reads the cluster and says what it would do, with the reason", async () => {
+  await kubectlOk(cp, ["apply", "-f", "-"], VM.replace("name: bad", "name: too-big").replace("memoryMiB: 4096", "memoryMiB: 4194304"));
+  await kubectlOk(cp, ["wait", "--for=jsonpath={.status.phase}=Unschedulable", "vm", "too-big", "-n", "shop", "--timeout=60s"]);
+  const result = vireoSync(["plan", "--kubeconfig", cp.kubeconfigPath, "--state-dir", state.path, "-o", "json"]);
+  assert.equal(result.code, 0, result.stderr);
+  const plan = JSON.parse(result.stdout) as { unschedulable: { namespace: string; name: string; message: string }[]; actions: unknown[] };
+  const entry = plan.unschedulable.find((u) => u.name === "too-big");
+  assert.ok(entry, `too-big is not in the plan: ${result.stdout}`);
+  assert.match(entry.message, /insufficient memory/);
+  await kubectlOk(cp, ["delete", "vm", "too-big", "-n", "shop"]);
+});
+
 test("the API mode and the file mode place the same fleet on the same hosts", async () => {
   const yaml = readdirSync(EXAMPLES).filter((f) => f.endsWith(".yaml")).sort().map((f) => readFileSync(join(EXAMPLES, f), "utf8")).join("\n---\n");
   const fileMode = await Scenario.start(yaml);

@@ -2,7 +2,7 @@
 // Placement is not decided here: a VM that needs a host is handed to its cluster's next placement round,
 // which places all waiting VMs from one snapshot.
 
-import type { VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
+import type { Host, VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
 import { protectionOf } from "../planners/ha/protection.ts";
 import { nextMonitoringCheck } from "../planners/ha/monitoring.ts";
 import { componentProtectionResponse } from "../planners/ha/storage.ts";
@@ -10,10 +10,12 @@ import type { FailoverRecord } from "./ha-state.ts";
 import { vmId } from "../api/types.ts";
 import { shutdownGraceEndsAt, planVm } from "../planners/lifecycle.ts";
 import { forbiddenHost } from "../planners/drift.ts";
+import { antiAffinityConflict, type RunningVm } from "../planners/anti-affinity-drift.ts";
+import { hostLabels } from "../planners/hosts.ts";
 import { MANAGED_BY } from "../provider/provider.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, clusterKey, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, clusterKey, hostByName, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
@@ -29,7 +31,9 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   const hostView = instance ? viewHost(ctx, instance.host) : undefined;
   const vacate = hostView?.unavailable === "being removed" ? "being removed" : hostView?.host?.spec.maintenance ? "in maintenance" : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
-  const misplaced = instance && hostView?.host ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) : undefined;
+  const misplaced = instance && hostView?.host
+    ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) ?? antiAffinityBroken(ctx, vm, id, hostView.host)
+    : undefined;
   const unschedulable = ctx.unschedulable.get(id);
   const protection = protectionOf(vm, ctx.store.list("HAPolicy"), cluster);
   const waiting = ctx.ha.waiting.get(id);
@@ -130,4 +134,29 @@ function recordPhaseEvent(ctx: ReconcileContext, vm: VirtualMachine, before: str
     case "Unschedulable": ctx.events.record(vm, "Warning", "Unschedulable", ctx.unschedulable.get(vmId(vm)) ?? "no host fits"); break;
     default: break;
   }
+}
+
+/** Required VM anti-affinity that the VM's running neighbours in its cluster break with it, if any. */
+function antiAffinityBroken(ctx: ReconcileContext, vm: VirtualMachine, id: string, host: Host): string | undefined {
+  const instance = ctx.observed.vm(id);
+  if (!instance || instance.power === "Off") return undefined;
+  const running: RunningVm[] = [];
+  for (const other of vmsOfCluster(ctx, vm.spec.placement.cluster)) {
+    const otherId = vmId(other);
+    const seen = otherId === id ? instance : ctx.observed.vm(otherId);
+    if (!seen || seen.power === "Off") continue;
+    const otherHost = otherId === id ? host : hostByName(ctx, seen.host);
+    if (!otherHost) continue;
+    running.push({
+      id: otherId,
+      namespace: other.metadata.namespace ?? "default",
+      labels: other.metadata.labels ?? {},
+      host: seen.host,
+      hostLabels: hostLabels(otherHost),
+      antiAffinity: other.spec.placement.vmAntiAffinity?.required ?? [],
+    });
+  }
+  if (!running.some((r) => r.antiAffinity.length > 0)) return undefined;
+  const self = running.find((r) => r.id === id);
+  return self ? antiAffinityConflict(self, running) : undefined;
 }

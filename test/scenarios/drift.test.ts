@@ -186,3 +186,31 @@ test("drift that cannot be healed for want of capacity stays reported with the r
   await healed(s);
   await s.stop();
 });
+
+test("two VMs that must not share a host, put together by hand, are drifted: the later by name moves away", async () => {
+  const antiAffinity = `  placement:
+    cluster: prod
+    vmAntiAffinity:
+      required: [{labelSelector: {matchLabels: {tier: db}}, topologyKey: vireo.dev/host}]
+`;
+  const db = (name: string) => vmYaml(name, { labels: { tier: "db" } }).replace("  placement: {cluster: prod}\n", antiAffinity);
+  const s = await Scenario.start(clusterYaml() + hostYaml("esx-01") + hostYaml("esx-02") + db("db-a") + db("db-b"));
+  await s.until(() => s.vm("db-a").status?.phase === "Running" && s.vm("db-b").status?.phase === "Running");
+  const hostOfA = s.vm("db-a").status!.host!;
+  assert.notEqual(s.vm("db-b").status?.host, hostOfA);
+  const writes: { key: string; status: VirtualMachineStatus }[] = [];
+  s.onStatus = (key, status) => writes.push({ key, status: status as VirtualMachineStatus });
+
+  await s.sim.adminMove("default/db-b", hostOfA);
+  await s.controller.observe();
+  await s.controller.idle();
+  const first = firstWrite(writes, objectKey("VirtualMachine", "db-b", "default"));
+  assert.equal(drifted(first)?.reason, "Placement");
+  assert.match(first.drift!.operations[0]!.value ?? "", /VM anti-affinity with default\/db-a on host /);
+  assert.equal(writes.some((w) => w.key.endsWith("/db-a") && drifted(w.status) !== undefined), false, "only one of the two is asked to move");
+
+  await s.until(() => s.vm("db-b").status?.phase === "Running" && drifted(s.vm("db-b").status) === undefined, 300_000);
+  assert.notEqual(s.vm("db-b").status?.host, s.vm("db-a").status?.host);
+  assert.equal(s.vm("db-a").status?.host, hostOfA, "the VM that did not break the rule stays");
+  await s.stop();
+});

@@ -40,16 +40,25 @@ export class RealClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const handle = setTimeout(fn, Math.max(0, ms / this.scale));
-    handle.unref?.();
-    return { cancel: () => clearTimeout(handle) };
+    return scaledTimer(ms, this.scale, fn);
   }
 
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      setTimeout(resolve, Math.max(0, ms / this.scale));
-    });
+    return scaledSleep(ms, this.scale);
   }
+}
+
+/** A wall-clock timer for `ms` of a clock that runs `scale` times faster than real time. */
+export function scaledTimer(ms: number, scale: number, fn: () => void): Timer {
+  const handle = setTimeout(fn, Math.max(0, ms / scale));
+  handle.unref?.();
+  return { cancel: () => clearTimeout(handle) };
+}
+
+export function scaledSleep(ms: number, scale: number): Promise<void> {
+  return new Promise((resolve) => {
+    setTimeout(resolve, Math.max(0, ms / scale));
+  });
 }
 
 interface PendingTimer {

@@ -7,6 +7,7 @@
 // declares itself isolated rather than everyone else dead).
 
 import type { Clock, Timer } from "../../engine/clock.ts";
+import { scaledSleep, scaledTimer } from "../../engine/clock.ts";
 
 export interface ProviderTime {
   /** The provider's clock, ms since the epoch. */
@@ -74,15 +75,11 @@ export class ProviderClock implements Clock {
   }
 
   setTimer(ms: number, fn: () => void): Timer {
-    const handle = setTimeout(fn, Math.max(0, ms / this.scale));
-    handle.unref?.();
-    return { cancel: () => clearTimeout(handle) };
+    return scaledTimer(ms, this.scale, fn);
   }
 
   sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      setTimeout(resolve, Math.max(0, ms / this.scale));
-    });
+    return scaledSleep(ms, this.scale);
   }
 }
 

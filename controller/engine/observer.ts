@@ -3,6 +3,7 @@
 // cache) so that two placement rounds never count on the same free capacity before the next observation.
 
 import type { HostObservation, HypervisorProvider, Observation, VmObservation } from "../provider/provider.ts";
+import { jsonEqual } from "../api/equal.ts";
 
 export interface ObservationChanges {
   /** VMs whose report changed, appeared or vanished. */
@@ -134,6 +135,6 @@ function hostChanged(a: HostObservation, b: HostObservation): boolean {
     || a.allocated.cpu !== b.allocated.cpu
     || a.allocated.memoryMiB !== b.allocated.memoryMiB
     || a.storagePathsUp !== b.storagePathsUp
-    || JSON.stringify(a.datastores) !== JSON.stringify(b.datastores)
-    || JSON.stringify(a.config) !== JSON.stringify(b.config);
+    || !jsonEqual(a.datastores, b.datastores)
+    || !jsonEqual(a.config, b.config);
 }

@@ -18,7 +18,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ensureControlPlaneBinaries } from "./setup.ts";
+import { ensureControlPlaneBinaries, pidAlive } from "./setup.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const DEFAULT_CRD_DIR = resolve(here, "../../crds");
@@ -200,14 +200,6 @@ async function removeStaleDirs(): Promise<void> {
   }
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM";
-  }
-}
 
 async function freePorts(n: number): Promise<number[]> {
   const servers = [];

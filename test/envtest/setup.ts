@@ -127,7 +127,8 @@ async function findGo(): Promise<string> {
   throw new Error("the go toolchain is needed to build the envtest binaries, and `go` is not on PATH");
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process with this pid runs (EPERM: it does, as another user). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -4,49 +4,12 @@
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ProviderError } from "../../../controller/provider/provider.ts";
-import type { HostConfig, ProviderErrorCode, VmConfig } from "../../../controller/provider/provider.ts";
 import { HttpProvider } from "../../../controller/provider/http/client.ts";
+export { hostConfig, refusal, vmConfig } from "../../support/provider.ts";
 import { VireoProcess } from "../../support/process.ts";
 
 export const TOKEN = "hostsim-test-token-7f3a";
 export const TIME_SCALE = "50";
-
-export function hostConfig(overrides: Partial<HostConfig> = {}): HostConfig {
-  return {
-    hypervisor: "esx",
-    cpu: { cores: 16, vendor: "intel", features: ["avx2"], overcommitRatio: 4 },
-    memoryMiB: 65536,
-    datastores: ["shared"],
-    networks: ["prod"],
-    storagePaths: 2,
-    labels: { rack: "r1" },
-    ...overrides,
-  };
-}
-
-export function vmConfig(overrides: Partial<VmConfig> = {}): VmConfig {
-  return {
-    cpu: 2,
-    memoryMiB: 4096,
-    cpuFeatures: ["avx2"],
-    disks: [{ name: "root", sizeGiB: 20, datastore: "shared" }],
-    nics: [{ network: "prod", macAddress: "52:54:00:00:00:01" }],
-    workload: { profile: "Steady", cpuPercent: 25 },
-    ...overrides,
-  };
-}
-
-/** The code of the ProviderError the action is refused with; fails when it succeeds. */
-export async function refusal(action: Promise<unknown>): Promise<ProviderErrorCode> {
-  try {
-    await action;
-  } catch (error) {
-    if (error instanceof ProviderError) return error.code;
-    throw error;
-  }
-  assert.fail("the action was expected to be refused");
-}
 
 /** Writes the token file (with a trailing newline, as editors and `kubectl create secret` leave it). */
 export function writeToken(dir: string, token = TOKEN): string {

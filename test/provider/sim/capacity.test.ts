@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VirtualClock } from "../../../controller/engine/clock.ts";
-import { ProviderError } from "../../../controller/provider/provider.ts";
-import type { HostConfig, ProviderErrorCode, VmConfig } from "../../../controller/provider/provider.ts";
+import type { HostConfig, VmConfig } from "../../../controller/provider/provider.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
+import { refusal } from "../../support/provider.ts";
 
 function hostConfig(overrides: Partial<HostConfig> = {}): HostConfig {
   return {
@@ -28,16 +28,6 @@ function vmConfig(overrides: Partial<VmConfig> = {}): VmConfig {
     workload: { profile: "Steady", cpuPercent: 50 },
     ...overrides,
   };
-}
-
-async function refusal(action: Promise<unknown>): Promise<ProviderErrorCode> {
-  try {
-    await action;
-  } catch (error) {
-    if (error instanceof ProviderError) return error.code;
-    throw error;
-  }
-  assert.fail("the action was expected to be refused");
 }
 
 async function simWithHost(config: HostConfig = hostConfig()) {

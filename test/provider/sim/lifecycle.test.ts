@@ -1,43 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VirtualClock } from "../../../controller/engine/clock.ts";
-import { ProviderError } from "../../../controller/provider/provider.ts";
-import type { HostConfig, ProviderErrorCode, VmConfig } from "../../../controller/provider/provider.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
-
-function hostConfig(): HostConfig {
-  return {
-    hypervisor: "esx",
-    cpu: { cores: 16, vendor: "intel", features: ["avx2"], overcommitRatio: 4 },
-    memoryMiB: 65536,
-    datastores: ["shared"],
-    networks: ["prod"],
-    storagePaths: 2,
-    labels: { rack: "r1" },
-  };
-}
-
-function vmConfig(): VmConfig {
-  return {
-    cpu: 2,
-    memoryMiB: 4096,
-    cpuFeatures: ["avx2"],
-    disks: [{ name: "root", sizeGiB: 20, datastore: "shared" }],
-    nics: [{ network: "prod", macAddress: "52:54:00:00:00:01" }],
-    workload: { profile: "Steady", cpuPercent: 25 },
-  };
-}
-
-async function refusal(action: Promise<unknown> | (() => void)): Promise<ProviderErrorCode> {
-  try {
-    if (typeof action === "function") action();
-    else await action;
-  } catch (error) {
-    if (error instanceof ProviderError) return error.code;
-    throw error;
-  }
-  assert.fail("the action was expected to be refused");
-}
+import { hostConfig, refusal, vmConfig } from "../../support/provider.ts";
 
 async function setup() {
   const clock = new VirtualClock();

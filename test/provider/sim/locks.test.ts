@@ -2,8 +2,9 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { VirtualClock } from "../../../controller/engine/clock.ts";
 import { ProviderError } from "../../../controller/provider/provider.ts";
-import type { HostConfig, ProviderErrorCode, VmConfig } from "../../../controller/provider/provider.ts";
+import type { HostConfig, VmConfig } from "../../../controller/provider/provider.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
+import { refusal } from "../../support/provider.ts";
 
 function hostConfig(): HostConfig {
   return {
@@ -19,16 +20,6 @@ function hostConfig(): HostConfig {
 
 function vmConfig(disks = [{ name: "root", sizeGiB: 20, datastore: "shared" }]): VmConfig {
   return { cpu: 2, memoryMiB: 4096, cpuFeatures: [], disks, nics: [], workload: { profile: "Steady", cpuPercent: 25 } };
-}
-
-async function refusal(action: Promise<unknown>): Promise<ProviderErrorCode> {
-  try {
-    await action;
-  } catch (error) {
-    if (error instanceof ProviderError) return error.code;
-    throw error;
-  }
-  assert.fail("the action was expected to be refused");
 }
 
 async function runningOnH1() {

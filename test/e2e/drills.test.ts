@@ -10,31 +10,9 @@ import { join } from "node:path";
 import type { Fault, Host, VirtualMachine, VireoObject } from "../../controller/api/types.ts";
 import type { StateSnapshot } from "../../controller/state/state-dir.ts";
 import { VireoProcess, tempDir, waitForState } from "../support/process.ts";
-import { clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
+import { HIGH, HOSTS, VMS, drillFleetYaml } from "../support/drill-fleet.ts";
 
 const TIME_SCALE = "50";
-const HOSTS = ["h1", "h2", "h3"];
-const VMS = ["app-1", "app-2", "app-3", "app-4", "app-5", "app-6"];
-/** app-1 … app-4 are protected by the HAPolicy below (High); app-5 and app-6 by their runStrategy (Medium). */
-const HIGH = new Set(["app-1", "app-2", "app-3", "app-4"]);
-
-const POLICY = `apiVersion: vireo.dev/v1alpha1
-kind: HAPolicy
-metadata: {name: critical, namespace: default}
-spec:
-  selector: {matchLabels: {tier: critical}}
-  restartPriority: High
-  isolationResponse: LeavePoweredOn
----
-`;
-
-function fleetYaml(): string {
-  return clusterYaml("prod", "Spread", "{enabled: true, failureDetectionSeconds: 15}")
-    + HOSTS.map((h) => hostYaml(h)).join("")
-    + POLICY
-    + VMS.map((n) => vmYaml(n, { labels: { app: n, tier: HIGH.has(n) ? "critical" : "batch" } })).join("");
-}
-
 function faultYaml(name: string, spec: string): string {
   return `apiVersion: vireo.dev/v1alpha1\nkind: Fault\nmetadata: {name: ${name}}\nspec: ${spec}\n`;
 }
@@ -89,7 +67,7 @@ async function startFleet(t: TestContext, prefix: string) {
   const manifests = join(dir.path, "manifests");
   const state = join(dir.path, "state");
   mkdirSync(manifests, { recursive: true });
-  writeFileSync(join(manifests, "fleet.yaml"), fleetYaml());
+  writeFileSync(join(manifests, "fleet.yaml"), drillFleetYaml("  isolationResponse: LeavePoweredOn\n"));
   const vireo = new VireoProcess(
     ["run", "--manifests", manifests, "--state-dir", state, "--metrics-addr", "127.0.0.1:0", "--time-scale", TIME_SCALE],
     { env: { VIREO_LOG_LEVEL: "debug" } },

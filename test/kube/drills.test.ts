@@ -11,26 +11,9 @@ import type { Fault, Host, VirtualMachine } from "../../controller/api/types.ts"
 import { ControlPlane, eventually, kubectlOk, vireoApiMode, worldVms } from "../support/cluster.ts";
 import { parseManifestFile, formatManifestError } from "../../controller/sources/files/manifests.ts";
 import { REPO, VireoProcess, tempDir } from "../support/process.ts";
-import { clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
+import { HIGH, HOSTS, VMS, drillFleetYaml } from "../support/drill-fleet.ts";
 
-const HOSTS = ["h1", "h2", "h3"];
-const VMS = ["app-1", "app-2", "app-3", "app-4", "app-5", "app-6"];
-/** Protected by the HAPolicy below with restartPriority High; the others by their runStrategy (Medium). */
-const HIGH = new Set(["app-1", "app-2", "app-3", "app-4"]);
-
-const POLICY = `apiVersion: vireo.dev/v1alpha1
-kind: HAPolicy
-metadata: {name: critical, namespace: default}
-spec:
-  selector: {matchLabels: {tier: critical}}
-  restartPriority: High
----
-`;
-
-const FLEET = clusterYaml("prod", "Spread", "{enabled: true, failureDetectionSeconds: 15}")
-  + HOSTS.map((h) => hostYaml(h)).join("")
-  + POLICY
-  + VMS.map((n) => vmYaml(n, { labels: { app: n, tier: HIGH.has(n) ? "critical" : "batch" } })).join("");
+const FLEET = drillFleetYaml();
 
 let cp: ControlPlane;
 let vireo: VireoProcess;

@@ -11,8 +11,8 @@ import { Gauge } from "prom-client";
 import type { Condition, Host, VirtualMachine } from "../controller/api/types.ts";
 import { API_VERSION, vmId } from "../controller/api/types.ts";
 import { vmDrift } from "../controller/planners/drift.ts";
-import type { VmObservation } from "../controller/provider/provider.ts";
-import { MANAGED_BY } from "../controller/provider/provider.ts";
+import type { VmObservation } from "../controller/core/observation.ts";
+import { MANAGED_BY } from "../controller/core/observation.ts";
 import { ControllerMetrics, attachStoreGauges } from "../controller/observe/metrics.ts";
 import { ObjectStore } from "../controller/sources/store.ts";
 

@@ -9,7 +9,7 @@ import { formatTable } from "./table.ts";
 import { isNamespaced, kindForResource } from "../api/schema.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
-import { RealClock } from "../engine/clock.ts";
+import { RealClock } from "../core/clock.ts";
 
 export const GET_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "the state directory of `vireo run`" },

@@ -4,7 +4,7 @@
 
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
-import { RealClock } from "../engine/clock.ts";
+import { RealClock } from "../core/clock.ts";
 import { createLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
 import { HostsimServer } from "../provider/http/server.ts";

@@ -4,7 +4,7 @@
 
 import { readFileSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { RealClock, type Clock } from "../engine/clock.ts";
+import { RealClock, type Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
 import { LeaderElector } from "../engine/leader.ts";
 import { ObjectStore } from "../sources/store.ts";

@@ -4,8 +4,8 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../state/atomic-write.ts";
-import { RealClock } from "../engine/clock.ts";
-import type { Clock } from "../engine/clock.ts";
+import { RealClock } from "../core/clock.ts";
+import type { Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { FileSource } from "../sources/files/file-source.ts";

@@ -4,7 +4,7 @@
 import type { Host, HostCluster, VireoObject, VirtualMachine } from "../api/types.ts";
 import { keyOf, objectKey, vmId } from "../api/types.ts";
 import { jsonEqual } from "../api/equal.ts";
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
 import type { ObservationCache } from "./observer.ts";
 import type { FaultSpec } from "../api/types.ts";
 import type { FaultInjector, HypervisorProvider } from "../provider/provider.ts";

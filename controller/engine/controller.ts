@@ -3,7 +3,7 @@
 
 import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
 import { objectKey, vmId } from "../api/types.ts";
-import type { Clock, Timer } from "./clock.ts";
+import type { Clock, Timer } from "../core/clock.ts";
 import { ObservationCache } from "./observer.ts";
 import { WorkQueue } from "./workqueue.ts";
 import { ReconcileRunner, type ReconcileOutcome } from "./runner.ts";

@@ -8,7 +8,7 @@ import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
 import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
 import { Gauge, Counter, type Registry } from "prom-client";
-import type { Clock, Timer } from "./clock.ts";
+import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../observe/log.ts";
 import type { KubeClient } from "../sources/kube/client.ts";
 import { statusOf } from "../sources/kube/client.ts";

@@ -2,7 +2,8 @@
 // plus what Vireo itself just did and the provider confirmed ("assumed" VMs, as kube-scheduler's assume
 // cache) so that two placement rounds never count on the same free capacity before the next observation.
 
-import type { HostObservation, HypervisorProvider, Observation, VmObservation } from "../provider/provider.ts";
+import type { HypervisorProvider } from "../provider/provider.ts";
+import type { HostObservation, Observation, VmObservation } from "../core/observation.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 export interface ObservationChanges {

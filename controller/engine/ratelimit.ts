@@ -2,7 +2,7 @@
 // and golang.org/x/time/rate's token bucket. All waiting goes through the injected Clock and all jitter
 // through an injected random source, so a VirtualClock and a seeded random give the same run every time.
 
-import type { Clock } from "./clock.ts";
+import type { Clock } from "../core/clock.ts";
 
 /** Decides how long a key waits before its next attempt. Delays are in milliseconds. */
 export interface RateLimiter<K> {

@@ -3,7 +3,7 @@
 
 import type { Host } from "../api/types.ts";
 import { holdsResources, hostConfig, hostStatus } from "../planners/hosts.ts";
-import { MANAGED_BY } from "../provider/provider.ts";
+import { MANAGED_BY } from "../core/observation.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterKey, hostByName, vmKeyOfId, writeStatusIfChanged } from "./context.ts";

@@ -1,8 +1,9 @@
 // Derived views the reconcilers share: a host's cluster and phase, from the store and the observation.
 
 import type { Host, HostCluster, HostPhase } from "../api/types.ts";
-import type { HostObservation } from "../provider/provider.ts";
-import { clusterOf, hostPhase, holdsResources, unavailableReason } from "../planners/hosts.ts";
+import type { HostObservation } from "../core/observation.ts";
+import { clusterOf } from "../api/membership.ts";
+import { hostPhase, holdsResources, unavailableReason } from "../planners/hosts.ts";
 import type { ReconcileContext } from "./context.ts";
 import { hostByName } from "./context.ts";
 

@@ -3,7 +3,7 @@
 // being processed is handed out again after done(), duplicates collapse while queued, order is FIFO,
 // and delayed or rate-limited adds go through the injected Clock.
 
-import type { Clock, Timer } from "./clock.ts";
+import type { Clock, Timer } from "../core/clock.ts";
 import { defaultControllerRateLimiter, type RateLimiter } from "./ratelimit.ts";
 
 /** Hooks for metrics (observe/ counts depth, adds, retries and time in queue). All are optional. */

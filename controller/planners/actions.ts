@@ -1,7 +1,7 @@
 // What planners ask the executor to do. Every action names its VM and says why, so logs, events and
 // `vireo plan` can explain it. Each is idempotent on the provider side.
 
-import type { HostConfig, VmConfig } from "../provider/provider.ts";
+import type { HostConfig, VmConfig } from "../core/observation.ts";
 
 export type Action =
   | { type: "RegisterHost"; host: string; config: HostConfig; reason: string }

@@ -8,10 +8,10 @@
 import jsonPatch from "fast-json-patch";
 import type { ConditionInput } from "../api/conditions.ts";
 import type { DriftOperation, DriftStatus, Host, VirtualMachine } from "../api/types.ts";
-import type { VmObservation } from "../provider/provider.ts";
+import type { VmObservation } from "../core/observation.ts";
 import { requiredHostAffinityHolds } from "../placement/host-affinity.ts";
-import type { DesiredPower } from "./lifecycle.ts";
-import { hostLabels } from "./hosts.ts";
+import type { DesiredPower } from "./run-strategy.ts";
+import { hostLabels } from "../api/membership.ts";
 
 /** At most this many operations are kept in status (the CRD's maxItems); `count` tells the rest. */
 export const MAX_DRIFT_OPERATIONS = 20;

@@ -1,28 +1,14 @@
 // What Vireo concludes about a host from what it reports. Only heartbeats tell a host's health: the
 // controller never asks the simulator whether a host "really" crashed.
 
-import type { Host, HostCluster, HostPhase, HostStatus } from "../api/types.ts";
-import { HOST_LABEL } from "../api/types.ts";
+import type { Host, HostPhase, HostStatus } from "../api/types.ts";
 import { nextConditions } from "../api/conditions.ts";
-import { selectorMatches } from "../api/selectors.ts";
-import type { HostConfig, HostObservation, VmObservation } from "../provider/provider.ts";
+import { hostLabels } from "../api/membership.ts";
+import type { HostConfig, HostObservation, VmObservation } from "../core/observation.ts";
 import { driftStatus, driftedCondition, hostDrift, type HostDriftFacts } from "./drift.ts";
 
 /** vSphere HA declares a host silent on the network for 15 s as failed (BEHAVIOUR.md, Failure detection). */
 export const DEFAULT_FAILURE_DETECTION_SECONDS = 15;
-
-/** The labels a host is known by: its own, plus vireo.dev/host=<name> so the host works as a topology key. */
-export function hostLabels(host: Readonly<Host>): Record<string, string> {
-  return { ...(host.metadata.labels ?? {}), [HOST_LABEL]: host.metadata.name };
-}
-
-/** The HostCluster a host belongs to: the first (by name) whose selector matches it. */
-export function clusterOf(host: Readonly<Host>, clusters: readonly HostCluster[]): HostCluster | undefined {
-  const labels = hostLabels(host);
-  const matching = clusters.filter((c) => selectorMatches(c.spec.hostSelector, labels));
-  matching.sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
-  return matching[0];
-}
 
 export function hostConfig(host: Readonly<Host>): HostConfig {
   return {

@@ -1,22 +1,14 @@
-// The VM lifecycle: what power state a VM's runStrategy asks for, what to do to get there, and the
-// status that tells the user where it stands. Pure: (desired, observed, now) -> plan.
-//
-// runStrategy keeps KubeVirt's meanings:
-//   Always          run; start again whenever it stops, whatever stopped it
-//   RerunOnFailure  run; start again after a failure, but not after the guest shut itself down
-//   Once            run once; whatever ends the run, leave it off
-//   Manual          Vireo powers it neither on nor off: it stays as it is
-//   Halted          keep it off
+// The VM lifecycle: what to do to bring a VM to the power state its runStrategy asks for
+// (run-strategy.ts), and the status that tells the user where it stands. Pure: (desired, observed, now) -> plan.
 
 import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
 import { nextConditions, type ConditionInput } from "../api/conditions.ts";
-import type { VmConfig, VmObservation } from "../provider/provider.ts";
-import { MANAGED_BY } from "../provider/provider.ts";
+import type { VmConfig, VmObservation } from "../core/observation.ts";
+import { MANAGED_BY } from "../core/observation.ts";
 import type { Action } from "./actions.ts";
 import { monitorGuest, type VmMonitoringInput } from "./ha/monitoring.ts";
+import { desiredPower, endOfCurrentRun, latestExit, type DesiredPower } from "./run-strategy.ts";
 import { driftStatus, driftedCondition, vmDrift, type DriftResponse } from "./drift.ts";
-
-export type DesiredPower = "On" | "Off" | "AsIs";
 
 export interface VmSituation {
   vm: Readonly<VirtualMachine>;
@@ -56,35 +48,6 @@ export interface VmPlan {
 export const SHUTDOWN_GRACE_MS = 180_000;
 
 const STOP_REASON_HALTED = "runStrategy is Halted";
-
-export function desiredPower(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): DesiredPower {
-  const ended = endOfCurrentRun(vm, instance);
-  switch (vm.spec.runStrategy) {
-    case "Always": return "On";
-    case "Halted": return "Off";
-    case "Manual": return "AsIs";
-    case "Once": return ended ? "Off" : "On";
-    case "RerunOnFailure": return ended?.reason === "GuestShutdown" ? "Off" : "On";
-  }
-}
-
-/** How the VM's current run ended, if it ended on its own (not stopped by Vireo): from status, or newly observed. */
-export function endOfCurrentRun(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): { reason: string; at: number } | undefined {
-  const startedAt = vm.status?.startedAt ? Date.parse(vm.status.startedAt) : undefined;
-  if (startedAt === undefined) return undefined;
-  if (instance && instance.power !== "Off" && (instance.poweredOnAt ?? 0) > startedAt) return undefined;
-  const exit = latestExit(vm, instance);
-  return exit && exit.at >= startedAt ? exit : undefined;
-}
-
-function latestExit(vm: Readonly<VirtualMachine>, instance: Readonly<VmObservation> | undefined): { reason: VmObservationExit; at: number } | undefined {
-  const recorded = vm.status?.lastExit ? { reason: vm.status.lastExit.reason, at: Date.parse(vm.status.lastExit.time) } : undefined;
-  const observed = instance?.lastExit;
-  if (observed && (!recorded || observed.at > recorded.at)) return observed;
-  return recorded;
-}
-
-type VmObservationExit = NonNullable<VmObservation["lastExit"]>["reason"];
 
 /** The configuration the VM should run with on `hostFeatures`, from its spec and its cluster's CPU baseline. */
 export function desiredConfig(

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { VirtualClock } from "../../controller/engine/clock.ts";
+import { VirtualClock } from "../../controller/core/clock.ts";
 import {
   BucketRateLimiter,
   defaultControllerRateLimiter,

@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { settle, VirtualClock } from "../../controller/engine/clock.ts";
+import { settle, VirtualClock } from "../../controller/core/clock.ts";
 import { defaultControllerRateLimiter } from "../../controller/engine/ratelimit.ts";
 import { ReconcileRunner, RunnerStateError, type ReconcileOutcome, type ReconcileRunnerOptions } from "../../controller/engine/runner.ts";
 import { WorkQueue } from "../../controller/engine/workqueue.ts";

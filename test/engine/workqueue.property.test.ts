@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { settle, VirtualClock } from "../../controller/engine/clock.ts";
+import { settle, VirtualClock } from "../../controller/core/clock.ts";
 import { defaultControllerRateLimiter } from "../../controller/engine/ratelimit.ts";
 import { WorkQueue } from "../../controller/engine/workqueue.ts";
 

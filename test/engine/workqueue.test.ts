@@ -1,6 +1,6 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { settle, VirtualClock, type Timer } from "../../controller/engine/clock.ts";
+import { settle, VirtualClock, type Timer } from "../../controller/core/clock.ts";
 import { defaultControllerRateLimiter } from "../../controller/engine/ratelimit.ts";
 import { NotProcessingError, WorkQueue, type WorkQueueEvents } from "../../controller/engine/workqueue.ts";
 

@@ -3,7 +3,8 @@
 
 import assert from "node:assert/strict";
 import { ProviderError } from "../../controller/provider/provider.ts";
-import type { HostConfig, ProviderErrorCode, VmConfig } from "../../controller/provider/provider.ts";
+import type { ProviderErrorCode } from "../../controller/provider/provider.ts";
+import type { HostConfig, VmConfig } from "../../controller/core/observation.ts";
 
 export function hostConfig(overrides: Partial<HostConfig> = {}): HostConfig {
   return {

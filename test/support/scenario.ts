@@ -2,7 +2,7 @@
 // by step. Manifests go through the same parsing and validation as the file mode.
 
 import assert from "node:assert/strict";
-import { VirtualClock, settle } from "../../controller/engine/clock.ts";
+import { VirtualClock, settle } from "../../controller/core/clock.ts";
 import { Controller } from "../../controller/engine/controller.ts";
 import type { EventRecorder, EventType, StatusWriter } from "../../controller/engine/context.ts";
 import { ObjectStore } from "../../controller/sources/store.ts";

@@ -3,8 +3,8 @@
 // the simulator's internals or the Fault objects.
 
 import type { HostPhase, VirtualMachine } from "../../api/types.ts";
-import type { HostObservation, VmObservation } from "../../provider/provider.ts";
-import { desiredPower } from "../lifecycle.ts";
+import type { HostObservation, VmObservation } from "../../core/observation.ts";
+import { desiredPower } from "../run-strategy.ts";
 
 /** BEHAVIOUR.md, Locks and fencing: a lease expires 80 s after its last renewal, when the host does not say otherwise. */
 export const DEFAULT_LEASE_EXPIRY_MS = 80_000;

@@ -6,7 +6,7 @@
 // guest's CPU use, and a hung or frozen guest uses none (docs/ha.md).
 
 import type { VirtualMachineStatus } from "../../api/types.ts";
-import type { VmObservation } from "../../provider/provider.ts";
+import type { VmObservation } from "../../core/observation.ts";
 import { MONITORING_MIN_UPTIME_SECONDS, type VmMonitoring } from "./protection.ts";
 
 export type VmMonitoringInput = VmMonitoring;

@@ -5,7 +5,7 @@
 // Pure: the same inputs give the same plan.
 
 import { byCodeUnits } from "../../api/selectors.ts";
-import type { VmObservation } from "../../provider/provider.ts";
+import type { VmObservation } from "../../core/observation.ts";
 import { placeBatch } from "../../placement/index.ts";
 import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../../placement/index.ts";
 import { nextAttemptAt, type FailoverNeed, type FailoverReason, type RestartAttempts } from "./failover.ts";

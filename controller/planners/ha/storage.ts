@@ -3,7 +3,7 @@
 // passed it is terminated on that host (which is alive and answers) and restarted where the datastore is
 // still reachable. Pure: decided from the host's report and the clock passed in.
 
-import type { HostObservation, VmObservation } from "../../provider/provider.ts";
+import type { HostObservation, VmObservation } from "../../core/observation.ts";
 
 /** BEHAVIOUR.md, Restart (vSphere HA): all paths down to a VM's storage is declared after 140 s. */
 export const APD_TIMEOUT_MS = 140_000;

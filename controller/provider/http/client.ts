@@ -4,7 +4,8 @@
 
 import type { DiskLockView, GroundTruth } from "../sim/index.ts";
 import { ProviderError } from "../provider.ts";
-import type { FaultInjector, HostConfig, HypervisorProvider, OutOfBandChanges, Observation, VmConfig, VmObservation } from "../provider.ts";
+import type { FaultInjector, HypervisorProvider, OutOfBandChanges } from "../provider.ts";
+import type { HostConfig, Observation, VmConfig, VmObservation } from "../../core/observation.ts";
 import type { ProviderTime } from "./synced-clock.ts";
 import { API_PREFIX, MAX_WATCH_SECONDS, TIME_HEADER, TIME_SCALE_HEADER, isProviderErrorCode, vmPath } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";

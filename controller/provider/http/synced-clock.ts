@@ -6,8 +6,8 @@
 // into a false host failure (the controller is the one cut off, as a vSphere HA host that hears no one
 // declares itself isolated rather than everyone else dead).
 
-import type { Clock, Timer } from "../../engine/clock.ts";
-import { scaledSleep, scaledTimer } from "../../engine/clock.ts";
+import type { Clock, Timer } from "../../core/clock.ts";
+import { scaledSleep, scaledTimer } from "../../core/clock.ts";
 
 export interface ProviderTime {
   /** The provider's clock, ms since the epoch. */

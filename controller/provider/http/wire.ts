@@ -2,7 +2,8 @@
 // the mapping of ProviderError codes to HTTP statuses, and the shape checks a request body must pass
 // before the simulator sees it (the simulator checks meaning; this checks that the JSON has the shape).
 
-import type { HostConfig, Observation, ProviderErrorCode, VmConfig } from "../provider.ts";
+import type { ProviderErrorCode } from "../provider.ts";
+import type { HostConfig, Observation, VmConfig } from "../../core/observation.ts";
 
 export const API_PREFIX = "/v1";
 /** Request bodies above this are refused with 413: the largest real one, a VM config, is a few KiB. */

@@ -4,7 +4,7 @@
 // consequences in the next observation (as drift).
 
 import { ProviderError } from "../provider.ts";
-import type { VmConfig } from "../provider.ts";
+import type { VmConfig } from "../../core/observation.ts";
 import { requireHost, requireVm } from "./faults.ts";
 import type { SimContext } from "./faults.ts";
 import { checkHostCanRun, checkRoom } from "./hosts.ts";

@@ -2,7 +2,7 @@
 // heartbeat is the latest whole tick since it (re)started sending, so no timer runs per host.
 
 import { ProviderError } from "../provider.ts";
-import type { HostConfig, HostObservation, VmConfig } from "../provider.ts";
+import type { HostConfig, HostObservation, VmConfig } from "../../core/observation.ts";
 import type { SimTimings } from "./timings.ts";
 import { allPathsDownSince, datastoreReports } from "./storage.ts";
 import { copyHostConfig, lastTick } from "./world.ts";

@@ -3,9 +3,10 @@
 // calls into the controller. Time comes from the injected clock, so a virtual clock replays a run.
 
 import { existsSync } from "node:fs";
-import type { Clock, Timer } from "../../engine/clock.ts";
+import type { Clock, Timer } from "../../core/clock.ts";
 import { ProviderError } from "../provider.ts";
-import type { FaultInjector, HostConfig, OutOfBandChanges, HypervisorProvider, Observation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../provider.ts";
+import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
 import type { SimContext } from "./faults.ts";

@@ -3,7 +3,7 @@
 // the lease time; until then no other host may power the VM on. That makes split-brain impossible by
 // construction, and every attempt that the lock stops is counted.
 
-import type { VmConfig } from "../provider.ts";
+import type { VmConfig } from "../../core/observation.ts";
 import { lastLockRenewal } from "./hosts.ts";
 import type { SimTimings } from "./timings.ts";
 import type { DiskLock, VmRecord, World } from "./world.ts";

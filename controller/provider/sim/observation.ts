@@ -2,7 +2,7 @@
 // a crashed host's report, and its VMs', stay as they were when it went down. Every report is a fresh
 // copy, so nothing an observer does to it reaches the world.
 
-import type { HostObservation, Observation, VmObservation } from "../provider.ts";
+import type { HostObservation, Observation, VmObservation } from "../../core/observation.ts";
 import { emptyTally, hostObservation } from "./hosts.ts";
 import type { HostTally, Resources } from "./hosts.ts";
 import type { SimTimings } from "./timings.ts";

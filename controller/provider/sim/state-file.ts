@@ -1,7 +1,7 @@
 // The simulated world on disk: one JSON document. Reading it checks every record, so a damaged file is
 // an error naming the file and the record, never a half-restored world.
 
-import type { VmPowerState } from "../provider.ts";
+import type { VmPowerState } from "../../core/observation.ts";
 import { validateHostConfig } from "./hosts.ts";
 import type { SimTimings } from "./timings.ts";
 import { resolveTimings } from "./timings.ts";

@@ -4,7 +4,7 @@
 // and the host stops renewing its locks there. The datastore heartbeat lives on the first two datastores
 // (the heartbeat datastores) and stops only when none of them has a path left.
 
-import type { DatastoreObservation, VmConfig } from "../provider.ts";
+import type { DatastoreObservation, VmConfig } from "../../core/observation.ts";
 import type { DatastorePaths, HostRecord } from "./world.ts";
 
 /** BEHAVIOUR.md, Failure detection: datastores used for heartbeats per host, 2. The first two listed. */

@@ -1,7 +1,7 @@
 // CPU demand of a guest over time. A pure function of (seed, VM id, profile, vCPUs, time): no state per
 // tick, so the same seed replays the same load and an observation costs one call per VM.
 
-import type { VmConfig } from "../provider.ts";
+import type { VmConfig } from "../../core/observation.ts";
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;

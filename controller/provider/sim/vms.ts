@@ -3,7 +3,7 @@
 
 import type { VmExitReason } from "../../api/types.ts";
 import { ProviderError } from "../provider.ts";
-import type { VmConfig, VmObservation, WorkloadProfile } from "../provider.ts";
+import type { VmConfig, VmObservation, WorkloadProfile } from "../../core/observation.ts";
 import type { HostTally } from "./hosts.ts";
 import { acquireLocks, releaseLocks } from "./locks.ts";
 import type { SimTimings } from "./timings.ts";

@@ -3,7 +3,7 @@
 // clock when asked for, so a thousand idle hosts cost nothing between observations.
 
 import type { VmExitReason } from "../../api/types.ts";
-import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../provider.ts";
+import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 
 export interface HostRecord {
   name: string;

@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type { Kind } from "../../api/types.ts";
 import { GROUP, VERSION } from "../../api/types.ts";
 import { crdFor, isNamespaced } from "../../api/schema.ts";
-import type { Clock } from "../../engine/clock.ts";
+import type { Clock } from "../../core/clock.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";
 
 /**

@@ -7,7 +7,7 @@ import { Watch } from "@kubernetes/client-node";
 import type { Counter } from "prom-client";
 import type { VireoObject } from "../../api/types.ts";
 import { keyOf } from "../../api/types.ts";
-import type { Clock, Timer } from "../../engine/clock.ts";
+import type { Clock, Timer } from "../../core/clock.ts";
 import type { Logger } from "../../observe/log.ts";
 import type { KubeClient, ResourceInfo } from "./client.ts";
 import { describeApiError, pathOf, statusOf } from "./client.ts";

@@ -4,7 +4,7 @@
 import { Counter, type Registry } from "prom-client";
 import type { Kind, VireoObject } from "../../api/types.ts";
 import { KINDS, keyOf } from "../../api/types.ts";
-import type { Clock } from "../../engine/clock.ts";
+import type { Clock } from "../../core/clock.ts";
 import type { Finalizers } from "../../engine/context.ts";
 import type { ObjectStore } from "../store.ts";
 import type { Logger } from "../../observe/log.ts";

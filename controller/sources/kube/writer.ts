@@ -8,7 +8,7 @@ import { keyOf } from "../../api/types.ts";
 import type { EventRecorder, EventType, StatusWriter } from "../../engine/context.ts";
 import type { ObjectStore } from "../store.ts";
 import type { Logger } from "../../observe/log.ts";
-import type { Clock } from "../../engine/clock.ts";
+import type { Clock } from "../../core/clock.ts";
 import type { KubeClient } from "./client.ts";
 import { resourceOf, statusOf } from "./client.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import type { Observation, VmObservation } from "../../../controller/provider/provider.ts";
+import type { Observation, VmObservation } from "../../../controller/core/observation.ts";
 import { tempDir, vireoSync } from "../../support/process.ts";
 import { TOKEN, eventually, hostConfig, refusal, startHostsim, vmConfig, writeToken } from "./hostsim-support.ts";
 import type { RunningHostsim } from "./hostsim-support.ts";

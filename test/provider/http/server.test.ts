@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
 import { silentLogger } from "../../../controller/observe/log.ts";
 import { HostsimAuthError, HttpProvider } from "../../../controller/provider/http/client.ts";
 import { HostsimConfigError, HostsimServer } from "../../../controller/provider/http/server.ts";

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
-import type { HostConfig } from "../../../controller/provider/provider.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
+import type { HostConfig } from "../../../controller/core/observation.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 
 function hostConfig(): HostConfig {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 import { hostConfig, refusal, vmConfig } from "../../support/provider.ts";
 

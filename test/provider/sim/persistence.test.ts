@@ -3,8 +3,8 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promis
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
-import type { HostConfig, VmConfig } from "../../../controller/provider/provider.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
+import type { HostConfig, VmConfig } from "../../../controller/core/observation.ts";
 import { SimulatedHosts, StateFileError } from "../../../controller/provider/sim/index.ts";
 
 function hostConfig(): HostConfig {

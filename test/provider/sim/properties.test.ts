@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
 import { ProviderError } from "../../../controller/provider/provider.ts";
-import type { HostConfig, VmConfig } from "../../../controller/provider/provider.ts";
+import type { HostConfig, VmConfig } from "../../../controller/core/observation.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 
 const HOSTS = ["h1", "h2", "h3"];

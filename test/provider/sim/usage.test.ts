@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { VirtualClock } from "../../../controller/engine/clock.ts";
-import type { VmConfig, WorkloadProfile } from "../../../controller/provider/provider.ts";
+import { VirtualClock } from "../../../controller/core/clock.ts";
+import type { VmConfig, WorkloadProfile } from "../../../controller/core/observation.ts";
 import { cpuDemand, SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 
 const HOUR = 3_600_000;

@@ -8,8 +8,13 @@ import { VireoProcess } from "./process.ts";
 
 export { ControlPlane };
 
+/**
+ * Runs kubectl and returns its output, failing on a non-zero exit. A `--timeout=Ns` among the arguments
+ * (kubectl wait, kubectl delete) is kubectl's own deadline: the process is given 30 s beyond it.
+ */
 export async function kubectlOk(cp: ControlPlane, args: string[], input?: string): Promise<string> {
-  const r = await cp.kubectl(args, input !== undefined ? { input } : {});
+  const timeout = args.map((a) => /^--timeout=(\d+)s$/.exec(a)?.[1]).find((s) => s !== undefined);
+  const r = await cp.kubectl(args, { ...(input !== undefined ? { input } : {}), ...(timeout !== undefined ? { timeoutMs: Number(timeout) * 1000 + 30_000 } : {}) });
   assert.equal(r.code, 0, `kubectl ${args.join(" ")} failed:\n${r.stderr}`);
   return r.stdout;
 }
@@ -26,7 +31,7 @@ export function worldVms(stateDir: string): Map<string, { host: string; power: s
   return new Map(world.vms.map((vm) => [vm.id, { host: vm.host, power: vm.power, ...(vm.poweredOnAt !== undefined ? { poweredOnAt: vm.poweredOnAt } : {}) }]));
 }
 
-/** Polls until `check` returns true, failing after `ms` with `describe()`. */
+/** Polls until `check` returns true, failing after `ms` (of real time; be generous) with `describe()`. */
 export async function eventually(check: () => boolean | Promise<boolean>, ms: number, describe: () => string | Promise<string>): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {

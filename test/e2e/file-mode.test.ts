@@ -7,7 +7,7 @@ import { writeFileSync, unlinkSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { VirtualMachine } from "../../controller/api/types.ts";
 import type { StateSnapshot } from "../../controller/state/state-dir.ts";
-import { VireoProcess, tempDir, vireoSync, waitForState } from "../support/process.ts";
+import { VireoProcess, WAIT_MS, tempDir, vireoCommand, vireoSync, waitForState } from "../support/process.ts";
 import { clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
 
 const TIME_SCALE = "50";
@@ -28,6 +28,17 @@ async function metricsAddress(vireo: VireoProcess): Promise<string> {
   return (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/))[1]!;
 }
 
+/** Scrapes /metrics until it matches `pattern` (a gauge can be set a moment after the state file shows why). */
+async function waitForMetric(address: string, pattern: RegExp): Promise<string> {
+  const deadline = Date.now() + WAIT_MS;
+  for (;;) {
+    const text = await (await fetch(`http://${address}/metrics`)).text();
+    if (pattern.test(text)) return text;
+    if (Date.now() > deadline) assert.fail(`/metrics did not match ${pattern} within ${WAIT_MS} ms:\n${text}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
 test("file mode: VMs come up, bad files are reported and ignored, and a killed process restarts without restarting a VM", async (t) => {
   const dir = tempDir("e2e");
   const manifests = join(dir.path, "manifests");
@@ -41,12 +52,12 @@ test("file mode: VMs come up, bad files are reported and ignored, and a killed p
   t.after(async () => { await vireo.stop("SIGKILL"); dir.remove(); });
   const address = await metricsAddress(vireo);
   await vireo.waitForLog(/2 hosts in 1 clusters, 3 VMs/);
-  const up = await waitForState(state, allRunning(["web-1", "web-2", "web-3"]), 30_000, () => vireo.logs());
+  const up = await waitForState(state, allRunning(["web-1", "web-2", "web-3"]), WAIT_MS, () => vireo.logs());
   const placedOn = new Map(vms(up).map((vm) => [vm.metadata.name, { host: vm.status!.host, startedAt: vm.status!.startedAt }]));
 
   const ready = await fetch(`http://${address}/readyz`);
   assert.equal(ready.status, 200);
-  const table = vireoSync(["get", "vms", "--state-dir", state]);
+  const table = await vireoCommand(["get", "vms", "--state-dir", state]);
   assert.equal(table.code, 0, table.stderr);
   assert.match(table.stdout, /^NAMESPACE\s+NAME\s+PHASE\s+HOST/m);
   assert.match(table.stdout, /^default\s+web-1\s+Running\s+h[12]\s/m);
@@ -58,7 +69,7 @@ test("file mode: VMs come up, bad files are reported and ignored, and a killed p
   writeFileSync(join(manifests, "wrong-kind.yaml"), "apiVersion: vireo.dev/v1alpha1\nkind: VirtualMachin\nmetadata: {name: x}\nspec: {}\n");
   // …and a good edit still applies meanwhile.
   writeFileSync(join(manifests, "vms", "db.yaml"), vmYaml("db-1", { memoryMiB: 8192 }));
-  const withErrors = await waitForState(state, (s) => s.manifestErrors.length >= 4 && allRunning(["db-1"])(s), 30_000, () => vireo.logs());
+  const withErrors = await waitForState(state, (s) => s.manifestErrors.length >= 4 && allRunning(["db-1"])(s), WAIT_MS, () => vireo.logs());
   const byFile = new Map(withErrors.manifestErrors.map((e) => [e.file, e]));
   assert.match(byFile.get("syntax.yaml")!.message, /YAML syntax error/);
   assert.equal(byFile.get("unknown-field.yaml")!.path, "spec.turbo");
@@ -66,14 +77,13 @@ test("file mode: VMs come up, bad files are reported and ignored, and a killed p
   assert.equal(byFile.get("negative.yaml")!.document, 0);
   assert.equal(byFile.get("wrong-kind.yaml")!.path, "kind");
   assert.equal(vms(withErrors).some((vm) => ["odd", "neg"].includes(vm.metadata.name)), false);
-  const metrics = await (await fetch(`http://${address}/metrics`)).text();
-  assert.match(metrics, /^vireo_manifest_errors 4$/m);
-  const errors = vireoSync(["get", "errors", "--state-dir", state]);
+  await waitForMetric(address, /^vireo_manifest_errors 4$/m);
+  const errors = await vireoCommand(["get", "errors", "--state-dir", state]);
   assert.match(errors.stderr, /negative\.yaml \(document 0\): spec\.memoryMiB: /);
 
   // Breaking a file that was good keeps its last good objects in force.
   writeFileSync(join(manifests, "vms", "web.yml"), vmYaml("web-1", { memoryMiB: 0 }));
-  await waitForState(state, (s) => s.manifestErrors.some((e) => e.file === "vms/web.yml"), 30_000);
+  await waitForState(state, (s) => s.manifestErrors.some((e) => e.file === "vms/web.yml"), WAIT_MS, () => vireo.logs());
   const kept = await waitForState(state, allRunning(["web-1", "web-2", "web-3"]));
   assert.equal(vms(kept).find((vm) => vm.metadata.name === "web-1")!.spec.memoryMiB, 4096);
   for (const f of ["syntax.yaml", "unknown-field.yaml", "negative.yaml", "wrong-kind.yaml"]) unlinkSync(join(manifests, f));
@@ -84,7 +94,7 @@ test("file mode: VMs come up, bad files are reported and ignored, and a killed p
   assert.equal(await vireo.stop("SIGKILL"), null);
   vireo = start(manifests, state);
   await metricsAddress(vireo);
-  await vireo.waitForLog(/settled/, 30_000);
+  await vireo.waitForLog(/settled/);
   const after = await waitForState(state, allRunning(["web-1", "web-2", "web-3", "db-1"]));
   for (const [name, before] of placedOn) {
     const vm = vms(after).find((v) => v.metadata.name === name)!;

@@ -44,3 +44,51 @@ export function findCondition(conditions: readonly Condition[] | undefined, type
 export function isTrue(conditions: readonly Condition[] | undefined, type: string): boolean {
   return findCondition(conditions, type)?.status === "True";
 }
+
+/**
+ * Where one reconcile leaves an object, in the terms every kind shares: reached its desired state or not,
+ * why, and whether it is stuck until something changes. The one place kstatus conditions are derived
+ * from (as Flux's reconcile summary), so Ready, Reconciling and Stalled mean the same on every kind.
+ */
+export interface Summary {
+  ready: boolean;
+  reason: string;
+  message: string;
+  /** Progress needs a change of spec or of the world (kstatus Stalled): Ready is False for this reason. */
+  stalled?: { reason: string; message: string };
+  /** Kind-specific conditions (Placed, Drifted, FailoverCapacity, PolicyConflict, …), after Ready. */
+  conditions?: readonly (ConditionInput | undefined)[];
+}
+
+/**
+ * The kstatus conditions of a summary: Ready; the kind's own; Reconciling while not ready and not stalled;
+ * Stalled while stalled. Reconciling and Stalled are absent when false, as kstatus expects.
+ */
+export function summarize(previous: readonly Condition[] | undefined, summary: Readonly<Summary>, now: string, observedGeneration: number | undefined): Condition[] {
+  const reason = summary.stalled?.reason ?? summary.reason;
+  const message = summary.stalled?.message ?? summary.message;
+  const inputs: ConditionInput[] = [
+    { type: "Ready", status: summary.ready, reason, message },
+    ...(summary.conditions ?? []).filter((c): c is ConditionInput => c !== undefined),
+  ];
+  if (!summary.ready && !summary.stalled) inputs.push({ type: "Reconciling", status: true, reason, message });
+  if (summary.stalled) inputs.push({ type: "Stalled", status: true, reason: summary.stalled.reason, message: summary.stalled.message });
+  return nextConditions(previous, inputs, now, observedGeneration);
+}
+
+/** The reason Ready carries while a reconcile keeps failing: the error is in the object's conditions, not only in the log. */
+export const RECONCILE_ERROR = "ReconcileError";
+
+/**
+ * The conditions of an object whose reconcile threw: Ready False and Reconciling with the error, the
+ * kind's other conditions kept as they were. Retried with backoff, so it is not Stalled.
+ */
+export function reconcileErrorConditions(previous: readonly Condition[] | undefined, error: string, now: string, observedGeneration: number | undefined): Condition[] {
+  const message = `reconcile failed, retrying with backoff: ${error}`;
+  const kept = (previous ?? []).filter((c) => c.type !== "Ready" && c.type !== "Reconciling" && c.type !== "Stalled");
+  return [
+    ...nextConditions(previous, [{ type: "Ready", status: false, reason: RECONCILE_ERROR, message }], now, observedGeneration),
+    ...kept,
+    ...nextConditions(previous, [{ type: "Reconciling", status: true, reason: RECONCILE_ERROR, message }], now, observedGeneration),
+  ];
+}

@@ -16,6 +16,9 @@ export function formatPlan(report: Readonly<PlanReport>): string {
   if (report.unschedulable.length > 0) {
     sections.push(alignColumns([["UNSCHEDULABLE", "WHY"], ...report.unschedulable.map((u) => [`VirtualMachine ${u.namespace}/${u.name}`, u.message])]).trimEnd());
   }
+  if (report.waiting.length > 0) {
+    sections.push(alignColumns([["WAITING", "REASON", "WHY"], ...report.waiting.map((w) => [`VirtualMachine ${w.namespace}/${w.name}`, w.reason, w.message])]).trimEnd());
+  }
   if (report.drift.length === 0) sections.push("No drift: the hosts report what the specs imply.");
   for (const d of report.drift) {
     const lines = [`${name(d)}: drifted since ${d.drift.since}`, `  ${d.message}`];
@@ -23,6 +26,6 @@ export function formatPlan(report: Readonly<PlanReport>): string {
     if (d.drift.count > d.drift.operations.length) lines.push(`  … ${d.drift.count - d.drift.operations.length} more`);
     sections.push(lines.join("\n"));
   }
-  const summary = `Plan: ${report.actions.length} action(s), ${report.unschedulable.length} unschedulable, ${report.drift.length} object(s) drifted.`;
+  const summary = `Plan: ${report.actions.length} action(s), ${report.unschedulable.length} unschedulable, ${report.waiting.length} waiting, ${report.drift.length} object(s) drifted.`;
   return [...sections, summary].join("\n\n");
 }

@@ -2,8 +2,7 @@
 // on them, from the store and the latest observation. Shared by first placement and HA restarts.
 
 import type { HostCluster, VirtualMachine } from "../api/types.ts";
-import { vmId } from "../api/types.ts";
-import type { CandidateHost, ClusterSnapshot, PlacedVm, VmRequest } from "../placement/types.ts";
+import type { CandidateHost, ClusterSnapshot, PlacedVm } from "../placement/types.ts";
 import { holdsResources } from "../planners/hosts.ts";
 import { reachableDatastores } from "../planners/ha/storage.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -49,18 +48,3 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
     ...(baseline ? { cpuBaseline: { ...(baseline.vendor ? { vendor: baseline.vendor } : {}), features: baseline.features } } : {}),
   };
 }
-
-export function requestOf(vm: VirtualMachine): VmRequest {
-  return {
-    id: vmId(vm),
-    namespace: vm.metadata.namespace ?? "default",
-    labels: vm.metadata.labels ?? {},
-    cpu: vm.spec.cpu,
-    memoryMiB: vm.spec.memoryMiB,
-    cpuFeatures: vm.spec.cpuFeatures,
-    datastores: [...new Set(vm.spec.disks.map((d) => d.datastore))],
-    networks: vm.spec.networks.map((n) => n.name),
-    placement: vm.spec.placement,
-  };
-}
-

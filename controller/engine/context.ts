@@ -14,6 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import type { ControllerMetrics } from "../observe/metrics.ts";
 import { MacRegistry } from "./macs.ts";
 import type { Action } from "../planners/actions.ts";
+import type { PublishedVerdict } from "../planners/cluster/types.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -44,12 +45,15 @@ export interface ReconcileContext {
   log: Logger;
   metrics: ControllerMetrics;
   macs: MacRegistry;
-  /** The last placement round's answer for VMs it could not place: VM id -> why. */
-  unschedulable: Map<string, string>;
+  /**
+   * Each cluster's latest verdicts on its VMs (why a VM waits, is held back, or is being moved), by cluster
+   * name, then VM id. Replaced whole by the cluster's reconcile and read by the VMs' reconciles.
+   */
+  verdicts: Map<string, ReadonlyMap<string, PublishedVerdict>>;
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;
-  /** What HA is doing: restart attempts, VMs waiting to restart, failovers under way (memory only). */
+  /** What HA remembers between rounds: restart attempts and failovers under way (memory only). */
   ha: HaState;
   /** The provider's fault hooks, for the Fault kind; undefined when it has none (a real hypervisor). */
   faults?: FaultInjector;
@@ -84,6 +88,12 @@ export function isDeleting(object: Readonly<VireoObject> | undefined): boolean {
 
 export function hostByName(ctx: ReconcileContext, name: string): Host | undefined {
   return ctx.store.get(objectKey("Host", name)) as Host | undefined;
+}
+
+/** The cluster's latest verdict on a VM, unless the VM's spec changed since it was made. */
+export function verdictOf(ctx: ReconcileContext, vm: Readonly<VirtualMachine>): PublishedVerdict | undefined {
+  const verdict = ctx.verdicts.get(vm.spec.placement.cluster)?.get(vmId(vm));
+  return verdict && verdict.generation === vm.metadata.generation ? verdict : undefined;
 }
 
 export function clusterByName(ctx: ReconcileContext, name: string): HostCluster | undefined {

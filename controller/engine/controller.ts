@@ -71,7 +71,7 @@ export class Controller {
       log: options.log,
       metrics,
       macs: new MacRegistry(),
-      unschedulable: new Map(),
+      verdicts: new Map(),
       ha: emptyHaState(),
       activeFaults: new Map(),
       ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),
@@ -199,7 +199,6 @@ export class Controller {
         this.queue.add(clusterKey(object.spec.placement.cluster));
         const before = event.previous as VirtualMachine | undefined;
         if (before && before.spec.placement.cluster !== object.spec.placement.cluster) this.queue.add(clusterKey(before.spec.placement.cluster));
-        if (event.type === "upsert" && before && !jsonEqual(before.spec, object.spec)) this.ctx.unschedulable.delete(vmId(object));
         // Declaring (or deleting) a VM changes whether its host counts it as unknown.
         const instance = this.ctx.observed.vm(vmId(object));
         if (instance) this.queue.add(hostKey(instance.host));

@@ -42,6 +42,8 @@ export interface PlanReport {
   actions: PlannedAction[];
   /** VMs that should run and that no host can take now, with the reason. */
   unschedulable: { namespace: string; name: string; message: string }[];
+  /** VMs the cluster holds back (admission control, HA restart order, capacity), with the reason. */
+  waiting: { namespace: string; name: string; reason: string; message: string }[];
   drift: PlannedDrift[];
 }
 
@@ -73,15 +75,19 @@ export async function dryRun(store: ObjectStore, provider: HypervisorProvider, c
   const drift = driftOf(store);
   for (const cluster of store.list("HostCluster")) await reconcileCluster(ctx, cluster.metadata.name);
 
+  const verdicts = [...ctx.verdicts.values()].flatMap((byVm) => [...byVm]).sort(([a], [b]) => (a < b ? -1 : 1));
   return {
     at: clock.now(),
     actions: actions.map(plannedAction),
-    unschedulable: [...ctx.unschedulable].sort(([a], [b]) => (a < b ? -1 : 1)).map(([id, message]) => {
-      const [namespace, name] = id.split("/") as [string, string];
-      return { namespace, name, message };
-    }),
+    unschedulable: verdicts.flatMap(([id, v]) => v.kind === "Unschedulable" ? [{ ...nameOf(id), message: v.message }] : []),
+    waiting: verdicts.flatMap(([id, v]) => v.kind === "NotAdmitted" || v.kind === "Waiting" ? [{ ...nameOf(id), reason: v.kind === "Waiting" ? v.reason : "InsufficientFailoverCapacity", message: v.message }] : []),
     drift,
   };
+}
+
+function nameOf(id: string): { namespace: string; name: string } {
+  const [namespace, name] = id.split("/") as [string, string];
+  return { namespace, name };
 }
 
 function idOfKey(key: string): string {

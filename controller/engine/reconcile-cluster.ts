@@ -1,231 +1,133 @@
-// Reconciles one HostCluster: places every VM of the cluster that waits for a host, in one batch from one
-// snapshot (so two VMs never count on the same free capacity), after HA restarts and through HA admission
-// control, and reports the cluster's state, its failover capacity included.
+// Reconciles one HostCluster: gathers one snapshot of the cluster, lets the cluster planner decide
+// (planners/cluster/plan.ts: HA restarts, admission control, placement, evacuation), executes the plan,
+// records what the restarts came to, publishes the verdicts the VMs' reconciles read, and writes status.
 
-import type { HostCluster, HostClusterStatus, VirtualMachine } from "../api/types.ts";
+import type { HostCluster, VirtualMachine } from "../api/types.ts";
 import { vmId } from "../api/types.ts";
-import { nextConditions, type ConditionInput } from "../api/conditions.ts";
-import { placeBatch } from "../placement/index.ts";
-import type { ClusterSnapshot, VmRequest } from "../placement/index.ts";
-import { INSUFFICIENT_FAILOVER_CAPACITY, failoverCapacityCondition, ordinaryPlacementSnapshot, planAdmission, requiredFailures } from "../planners/ha/admission.ts";
-import { failoverCapacityReport } from "../planners/ha/failover-capacity.ts";
-import { desiredConfig } from "../planners/lifecycle.ts";
-import { desiredPower } from "../planners/run-strategy.ts";
-import type { Protection } from "../planners/ha/protection.ts";
+import { planCluster } from "../planners/cluster/plan.ts";
+import type { ClusterAction, ClusterPlan, ClusterSituation, PublishedVerdict, VmFacts } from "../planners/cluster/types.ts";
+import { protectionOf } from "../planners/ha/protection.ts";
+import { jsonEqual } from "../api/equal.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterByName, vmKeyOfId, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
-import { requestOf, snapshotOf } from "./cluster-snapshot.ts";
-import { protectionsOf, restartFailedVms, type FailoverRound } from "./reconcile-ha.ts";
+import { snapshotOf } from "./cluster-snapshot.ts";
 import { execute } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
 
+const REGISTRATION_WAIT_MS = 1_000;
+
 export async function reconcileCluster(ctx: ReconcileContext, name: string): Promise<ReconcileResult | void> {
   const cluster = clusterByName(ctx, name);
-  if (!cluster) {
-    ctx.metrics.tolerableHostFailures.remove({ cluster: name });
-    ctx.metrics.vmsAwaitingCapacity.remove({ cluster: name });
-    return;
-  }
+  if (!cluster) return forgetCluster(ctx, name);
+
+  const situation = gather(ctx, cluster);
+  const plan = planCluster(situation);
+  const failures = await executePlan(ctx, plan, situation);
+  recordFailovers(ctx, plan);
+  publishVerdicts(ctx, name, plan.verdicts);
+
+  ctx.metrics.vmsAwaitingCapacity.set({ cluster: name }, plan.status.vmsAwaitingCapacity ?? 0);
+  if (plan.status.failoverCapacity) ctx.metrics.tolerableHostFailures.set({ cluster: name }, plan.status.failoverCapacity.tolerates);
+  else ctx.metrics.tolerableHostFailures.remove({ cluster: name });
+  await writeStatusIfChanged(ctx, cluster, plan.status);
+
+  if (failures > 0) throw new Error(`${failures} of ${plan.actions.length} actions in cluster ${name} failed`);
+  if (plan.registering && situation.vms.some((f) => !f.instance || f.instance.power === "Off")) return { requeueAfter: REGISTRATION_WAIT_MS };
+  if (plan.wakeAt !== undefined) return { requeueAfter: Math.max(0, plan.wakeAt - ctx.clock.now()) };
+}
+
+/** The cluster as it stands: its hosts, its VMs with their protection and observation, and the memory of HA. */
+function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
+  const name = cluster.metadata.name;
   const clusters = ctx.store.list("HostCluster");
   const members = ctx.store.list("Host")
     .map((h) => viewHost(ctx, h.metadata.name, clusters))
     .filter((v) => v.cluster?.metadata.name === name)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const vms = vmsOfCluster(ctx, name);
-  const protections = protectionsOf(ctx, cluster, vms);
-
-  // Hosts declared but not yet seen by an observation are being registered: placing now would call
-  // VMs unschedulable for want of hosts that are a second away.
-  const registering = members.some((m) => m.observed === undefined && m.host !== undefined);
-  // HA restarts first: they take capacity before new power-ons, and are not gated by admission control.
-  const round: FailoverRound = registering ? { handled: new Set() } : await restartFailedVms(ctx, cluster, members, vms, protections, snapshotOf(ctx, cluster, members));
-  const waiting = vms.filter((vm) => !round.handled.has(vmId(vm)) && waitsForHost(ctx, vm));
-  let failures = 0;
-  if (waiting.length > 0 && !registering) failures = await placeWaiting(ctx, cluster, members, waiting, vms, protections);
-  else if (!registering) forgetAdmissionWaits(ctx, cluster, new Set());
-
-  await writeStatusIfChanged(ctx, cluster, clusterStatus(ctx, cluster, members, vms, protections));
-  if (failures > 0) throw new Error(`${failures} of ${waiting.length} VM starts in cluster ${name} failed`);
-  if (registering && waiting.length > 0) return { requeueAfter: REGISTRATION_WAIT_MS };
-  if (round.wakeAt !== undefined) return { requeueAfter: Math.max(0, round.wakeAt - ctx.clock.now()) };
+  const byName = new Map(members.map((m) => [m.name, m]));
+  const policies = ctx.store.list("HAPolicy");
+  const vms: VmFacts[] = vmsOfCluster(ctx, name).map((vm) => {
+    const id = vmId(vm);
+    const instance = ctx.observed.vm(id);
+    const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
+    return { vm, id, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, policies, cluster), networks: ctx.macs.macsFor(vm) };
+  });
+  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory: ctx.ha, now: ctx.clock.now() };
 }
 
-const REGISTRATION_WAIT_MS = 1_000;
-
-/** A VM that should run, is not on, and is not being deleted. */
-function waitsForHost(ctx: ReconcileContext, vm: VirtualMachine): boolean {
-  if (vm.metadata.deletionTimestamp) return false;
-  const instance = ctx.observed.vm(vmId(vm));
-  if (instance && instance.power !== "Off") return false;
-  return desiredPower(vm, instance) === "On";
-}
-
-async function placeWaiting(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], waiting: VirtualMachine[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): Promise<number> {
-  const snapshot = snapshotOf(ctx, cluster, members);
-  const admitted = admit(ctx, cluster, members, snapshot, waiting, vms, protections);
-  const byId = new Map(admitted.map((vm) => [vmId(vm), vm]));
-  const ordinary = cluster.spec.ha.enabled ? ordinaryPlacementSnapshot(snapshot, cluster.spec.ha.admissionControl) : snapshot;
-  const plan = placeBatch(ordinary, admitted.map(requestOf));
-  const hosts = new Map(members.map((m) => [m.name, m]));
-
+/** Runs the plan's actions in order; returns how many failed. */
+async function executePlan(ctx: ReconcileContext, plan: ClusterPlan, situation: ClusterSituation): Promise<number> {
+  const vms = new Map(situation.vms.map((f) => [f.id, f.vm]));
   let failures = 0;
-  for (const placement of plan.placements) {
-    const vm = byId.get(placement.vm)!;
-    const features = hosts.get(placement.host)?.host?.spec.cpu.features ?? [];
-    const isolationResponse = protections.get(placement.vm)?.isolationResponse ?? "LeavePoweredOn";
-    const config = { ...desiredConfig(vm, ctx.macs.macsFor(vm), cluster, features), isolationResponse };
-    const reason = ctx.observed.vm(placement.vm) ? "restart" : "placement";
-    ctx.unschedulable.delete(placement.vm);
+  for (const step of plan.actions) {
+    let error: string | undefined;
     try {
-      const outcome = await execute(ctx, { type: "Start", vm: placement.vm, host: placement.host, config, reason: `${reason} (score ${placement.score})` });
-      if (outcome === "refused") failures++;
-    } catch (error) {
-      failures++;
-      ctx.log.error({ err: error, vm: placement.vm }, "start failed");
+      if (await execute(ctx, step.action) === "refused") error = "the host refused it (see the log)";
+    } catch (err) {
+      error = (err as Error).message;
+      ctx.log.error({ err, vm: step.action.vm }, `${step.stage}: ${step.action.type} failed`);
     }
-    ctx.enqueue(vmKeyOfId(placement.vm));
-  }
-  for (const refusal of plan.unschedulable) {
-    if (ctx.unschedulable.get(refusal.vm) !== refusal.message) {
-      ctx.unschedulable.set(refusal.vm, refusal.message);
-      ctx.enqueue(vmKeyOfId(refusal.vm));
-    }
+    // A refused restart is HA's to retry on its schedule; a failed start or stop is retried with backoff.
+    if (error !== undefined && step.stage !== "restarts") failures++;
+    const vm = vms.get(step.action.vm);
+    if (vm) recordOutcome(ctx, vm, step, error);
+    ctx.enqueue(vmKeyOfId(step.action.vm));
   }
   return failures;
 }
 
-/**
- * HA admission control: the waiting VMs that may power on now. The others wait Pending with reason
- * InsufficientFailoverCapacity, kept with HA's waits so the VM's status says why.
- */
-function admit(ctx: ReconcileContext, cluster: HostCluster, members: readonly HostView[], snapshot: ClusterSnapshot, waiting: readonly VirtualMachine[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): VirtualMachine[] {
-  if (!cluster.spec.ha.enabled) {
-    forgetAdmissionWaits(ctx, cluster, new Set());
-    return [...waiting];
+/** What an action came to, in HA's memory and as an event. */
+function recordOutcome(ctx: ReconcileContext, vm: VirtualMachine, step: ClusterAction, error: string | undefined): void {
+  if (step.stage === "evacuation") {
+    if (error === undefined) ctx.events.record(vm, "Normal", "Stopping", step.action.reason);
+    return;
   }
-  const plan = planAdmission({
-    policy: cluster.spec.ha.admissionControl,
-    snapshot,
-    protectedVms: protectedRequests(vms, protections),
-    powerOns: waiting.map((vm) => {
-      const protection = protections.get(vmId(vm));
-      return { request: requestOf(vm), priority: protection?.priority ?? "Medium", protected: protection?.protected === true };
-    }),
-    hostCount: hostsInService(members),
-    restartsAwaitingCapacity: restartsAwaitingCapacity(ctx, vms),
-  });
-  const refused = new Set<string>();
-  for (const { vm, message } of plan.refused) {
-    refused.add(vm);
-    ctx.unschedulable.delete(vm);
-    const before = ctx.ha.waiting.get(vm);
-    if (before?.reason === INSUFFICIENT_FAILOVER_CAPACITY && before.message === message) continue;
-    ctx.ha.waiting.set(vm, { reason: INSUFFICIENT_FAILOVER_CAPACITY, message });
-    ctx.enqueue(vmKeyOfId(vm));
+  if (step.stage !== "restarts") return;
+  const id = step.action.vm;
+  const { fromHost, reason, failedAt, priority } = step.restart;
+  const attempts = ctx.ha.attempts.get(id) ?? { count: 0, firstAt: ctx.clock.now() };
+  const record = { ...(ctx.ha.failovers.get(id) ?? { fromHost, reason, failedAt, attempts: 0 }) };
+  record.attempts += 1;
+  record.lastAttempt = ctx.clock.now();
+  const why = `${reason} of host ${fromHost}`;
+  if (error === undefined) {
+    record.toHost = step.action.host;
+    ctx.ha.attempts.delete(id);
+    ctx.metrics.failovers.inc({ reason });
+    ctx.events.record(vm, "Normal", "FailoverRestart", `restarting on host ${step.action.host} (was on ${fromHost}): ${why}, priority ${priority}`);
+  } else {
+    ctx.ha.attempts.set(id, { count: attempts.count + 1, firstAt: attempts.firstAt, lastError: error });
+    ctx.events.record(vm, "Warning", "FailoverRestartFailed", `restart on host ${step.action.host} (was on ${fromHost}) failed: ${error}; attempt ${attempts.count + 1} of 5`);
   }
-  forgetAdmissionWaits(ctx, cluster, refused);
-  const admitted = new Set(plan.admitted);
-  return waiting.filter((vm) => admitted.has(vmId(vm)));
+  ctx.ha.failovers.set(id, record);
 }
 
-/** Admission waits of this cluster's VMs that are over: admitted now, or no longer waiting to start. */
-function forgetAdmissionWaits(ctx: ReconcileContext, cluster: HostCluster, stillRefused: ReadonlySet<string>): void {
-  for (const [id, wait] of ctx.ha.waiting) {
-    if (wait.reason !== INSUFFICIENT_FAILOVER_CAPACITY || stillRefused.has(id)) continue;
+/** Failovers that began, HA waits that are over, and failovers completed: recorded, measured and told. */
+function recordFailovers(ctx: ReconcileContext, plan: ClusterPlan): void {
+  for (const { vm, record } of plan.newFailovers) if (!ctx.ha.failovers.has(vm)) ctx.ha.failovers.set(vm, record);
+  for (const vm of plan.settled) ctx.ha.attempts.delete(vm);
+  for (const { vm: id, record, seconds } of plan.recovered) {
+    ctx.ha.failovers.delete(id);
+    ctx.metrics.recoveryTime.observe(seconds);
     const vm = ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
-    if (vm && vm.spec.placement.cluster !== cluster.metadata.name) continue;
-    ctx.ha.waiting.delete(id);
-    ctx.enqueue(vmKeyOfId(id));
+    if (vm) ctx.events.record(vm, "Normal", "FailoverComplete", `Ready on host ${record.toHost} ${Math.round(seconds)}s after host ${record.fromHost} failed (${record.reason})`);
   }
 }
 
-/** The placement requests of the cluster's protected VMs, by id. */
-function protectedRequests(vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): Map<string, VmRequest> {
-  const requests = new Map<string, VmRequest>();
-  for (const vm of vms) if (protections.get(vmId(vm))?.protected && !vm.metadata.deletionTimestamp) requests.set(vmId(vm), requestOf(vm));
-  return requests;
-}
-
-function restartsAwaitingCapacity(ctx: ReconcileContext, vms: readonly VirtualMachine[]): number {
-  return vms.filter((vm) => ctx.ha.waiting.get(vmId(vm))?.reason === "InsufficientCapacity").length;
-}
-
-/** The cluster's failover capacity and the condition that says whether its policy holds, or nothing when HA is off. */
-function failoverCapacityStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: readonly VirtualMachine[], protections: ReadonlyMap<string, Protection>): { status?: HostClusterStatus["failoverCapacity"]; condition?: ConditionInput } {
-  const name = cluster.metadata.name;
-  if (!cluster.spec.ha.enabled || members.some((m) => m.host === undefined)) {
-    ctx.metrics.tolerableHostFailures.remove({ cluster: name });
-    return {};
+/** The round's verdicts replace the last round's; each VM whose verdict changed is told. */
+function publishVerdicts(ctx: ReconcileContext, cluster: string, verdicts: ReadonlyMap<string, PublishedVerdict>): void {
+  const before = ctx.verdicts.get(cluster) ?? new Map<string, PublishedVerdict>();
+  ctx.verdicts.set(cluster, verdicts);
+  for (const id of new Set([...before.keys(), ...verdicts.keys()])) {
+    if (!jsonEqual(before.get(id) ?? null, verdicts.get(id) ?? null)) ctx.enqueue(vmKeyOfId(id));
   }
-  const policy = cluster.spec.ha.admissionControl;
-  const snapshot = snapshotOf(ctx, cluster, members);
-  const report = failoverCapacityReport(requiredFailures(policy), snapshot, protectedRequests(vms, protections));
-  ctx.metrics.tolerableHostFailures.set({ cluster: name }, report.tolerates);
-  const condition = failoverCapacityCondition(policy, report, snapshot, hostsInService(members));
-  return {
-    status: {
-      tolerates: report.tolerates,
-      ...(report.required !== undefined ? { required: report.required } : {}),
-      ...(report.worstCase ? { worstCase: report.worstCase } : {}),
-      ...(report.unplaceable ? { unplaceable: report.unplaceable.length } : {}),
-    },
-    ...(condition ? { condition: { type: "FailoverCapacity", ...condition } } : {}),
-  };
 }
 
-/** Hosts the operator keeps in service (not in maintenance), whatever their health: admission control needs 3. */
-function hostsInService(members: readonly HostView[]): number {
-  return members.filter((m) => m.host?.spec.maintenance === false).length;
-}
-
-function hasHostsReady(members: readonly HostView[]): boolean {
-  return members.some((m) => m.phase === "Ready");
-}
-
-function clusterStatus(ctx: ReconcileContext, cluster: HostCluster, members: HostView[], vms: VirtualMachine[], protections: ReadonlyMap<string, Protection>): HostClusterStatus {
-  const ready = members.filter((m) => m.phase === "Ready");
-  const capacity = { cpu: 0, memoryMiB: 0 };
-  const allocated = { cpu: 0, memoryMiB: 0 };
-  for (const m of ready) {
-    const spec = m.host!.spec;
-    capacity.cpu += spec.cpu.cores * spec.cpu.overcommitRatio;
-    capacity.memoryMiB += spec.memoryMiB;
-  }
-  for (const m of members) {
-    allocated.cpu += m.observed?.allocated.cpu ?? 0;
-    allocated.memoryMiB += m.observed?.allocated.memoryMiB ?? 0;
-  }
-  let running = 0;
-  let unschedulable = 0;
-  let awaitingCapacity = 0;
-  for (const vm of vms) {
-    const id = vmId(vm);
-    if (ctx.observed.vm(id)?.power === "Running") running++;
-    if (ctx.unschedulable.has(id)) unschedulable++;
-    const wait = ctx.ha.waiting.get(id)?.reason;
-    if (wait === "InsufficientCapacity" || wait === INSUFFICIENT_FAILOVER_CAPACITY) awaitingCapacity++;
-  }
-  ctx.metrics.vmsAwaitingCapacity.set({ cluster: cluster.metadata.name }, awaitingCapacity);
-  const failover = hasHostsReady(members) ? failoverCapacityStatus(ctx, cluster, members, vms, protections) : {};
-  const generation = cluster.metadata.generation;
-  const hasHosts = ready.length > 0;
-  const message = `${ready.length}/${members.length} hosts ready, ${running}/${vms.length} VMs running` + (unschedulable > 0 ? `, ${unschedulable} unschedulable` : "");
-  return {
-    observedGeneration: generation,
-    hostsReady: ready.length,
-    hostsTotal: members.length,
-    capacity,
-    allocated,
-    vmsRunning: running,
-    vmsTotal: vms.length,
-    vmsUnschedulable: unschedulable,
-    vmsAwaitingCapacity: awaitingCapacity,
-    ...(failover.status ? { failoverCapacity: failover.status } : {}),
-    conditions: nextConditions(cluster.status?.conditions, [
-      { type: "Ready", status: hasHosts, reason: hasHosts ? "HostsReady" : "NoReadyHosts", message },
-      ...(hasHosts ? [] : [{ type: "Stalled", status: true, reason: "NoReadyHosts", message: "no host of this cluster is ready: its selector matches none, or all are down" }]),
-      ...(failover.condition ? [failover.condition] : []),
-    ], new Date(ctx.clock.now()).toISOString(), generation),
-  };
+function forgetCluster(ctx: ReconcileContext, name: string): void {
+  ctx.metrics.tolerableHostFailures.remove({ cluster: name });
+  ctx.metrics.vmsAwaitingCapacity.remove({ cluster: name });
+  const verdicts = ctx.verdicts.get(name);
+  ctx.verdicts.delete(name);
+  for (const id of verdicts?.keys() ?? []) ctx.enqueue(vmKeyOfId(id));
 }

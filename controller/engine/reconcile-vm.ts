@@ -1,21 +1,22 @@
-// Reconciles one VirtualMachine: the lifecycle planner decides, the executor acts, status reports.
-// Placement is not decided here: a VM that needs a host is handed to its cluster's next placement round,
-// which places all waiting VMs from one snapshot.
+// Reconciles one VirtualMachine: gathers its situation, the lifecycle planner decides (power state, spec
+// changes, VM monitoring, storage protection, drift), the executor acts, status reports. Cluster-wide
+// decisions are not made here: placement, HA restarts, admission control and evacuation are the cluster
+// planner's, whose latest verdict on the VM says why it waits or moves.
 
 import type { Host, VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
-import { protectionOf } from "../planners/ha/protection.ts";
-import { nextMonitoringCheck } from "../planners/ha/monitoring.ts";
-import { componentProtectionResponse } from "../planners/ha/storage.ts";
-import type { FailoverRecord } from "./ha-state.ts";
 import { vmId } from "../api/types.ts";
-import { shutdownGraceEndsAt, planVm } from "../planners/lifecycle.ts";
-import { forbiddenHost } from "../planners/drift.ts";
-import { antiAffinityConflict, type RunningVm } from "../planners/anti-affinity-drift.ts";
+import { findCondition } from "../api/conditions.ts";
 import { hostLabels } from "../api/membership.ts";
 import { MANAGED_BY } from "../core/observation.ts";
+import { protectionOf } from "../planners/ha/protection.ts";
+import { INSUFFICIENT_FAILOVER_CAPACITY } from "../planners/ha/admission.ts";
+import { planVm, type VmSituation } from "../planners/lifecycle.ts";
+import { forbiddenHost } from "../planners/drift.ts";
+import { antiAffinityConflict, type RunningVm } from "../planners/anti-affinity-drift.ts";
+import type { FailoverRecord } from "./ha-state.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, clusterKey, hostByName, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, clusterKey, hostByName, verdictOf, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
@@ -27,70 +28,56 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     vm = ctx.store.get(key) as VirtualMachine;
   }
 
+  const plan = planVm(situationOf(ctx, vm, id));
+  for (const step of plan.steps) {
+    if (await execute(ctx, step.action) !== "applied") continue;
+    if (step.action.type === "ResetVm") ctx.metrics.vmResets.inc();
+    ctx.events.record(vm, step.event.type, step.event.reason, step.action.reason);
+  }
+  const verdict = verdictOf(ctx, vm);
+  // A VM that waits for a host wakes its cluster, unless the last round already found no room for it:
+  // then only a change of capacity (a host, a VM that stops) starts the next round. A failover that has
+  // come to Ready wakes it too: the cluster records the recovery.
+  if (plan.needsPlacement && verdict?.kind !== "Unschedulable") ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+  if (ctx.ha.failovers.get(id)?.toHost && plan.status.phase === "Running") ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+
+  // A new VM about to be placed gets its first status from the placement round, a moment later: one
+  // write fewer per VM on the way to Ready, which is what a thousand new VMs cost the API server.
+  if (plan.needsPlacement && verdict === undefined && vm.status === undefined) return;
+  if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, plan.status);
+  if (plan.wakeAt !== undefined) return { requeueAfter: plan.wakeAt - ctx.clock.now() };
+}
+
+/** Everything the lifecycle planner looks at for one VM. */
+function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string): VmSituation {
   const instance = ctx.observed.vm(id);
   const hostView = instance ? viewHost(ctx, instance.host) : undefined;
-  const vacate = hostView?.unavailable === "being removed" ? "being removed" : hostView?.host?.spec.maintenance ? "in maintenance" : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
   const misplaced = instance && hostView?.host
     ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) ?? antiAffinityBroken(ctx, vm, id, hostView.host)
     : undefined;
-  const unschedulable = ctx.unschedulable.get(id);
   const protection = protectionOf(vm, ctx.store.list("HAPolicy"), cluster);
-  const waiting = ctx.ha.waiting.get(id);
   const record = ctx.ha.failovers.get(id);
-  const lastFailover = record ? failoverStatus(record) : undefined;
-  const plan = planVm({
+  const verdict = verdictOf(ctx, vm);
+  return {
     vm,
     ...(instance ? { instance } : {}),
     ...(hostView ? { hostPhase: hostView.phase } : {}),
-    ...(vacate ? { vacate } : {}),
+    ...(hostView?.observed ? { hostObserved: hostView.observed } : {}),
     ...(misplaced ? { forbiddenHost: misplaced } : {}),
     ...(cluster ? { cluster } : {}),
     networks: ctx.macs.macsFor(vm),
-    ...(unschedulable ? { unschedulable } : {}),
+    ...(verdict ? { verdict } : {}),
     ha: {
-      ...(waiting ? { waiting } : {}),
-      ...(lastFailover ? { lastFailover } : {}),
+      protected: protection.protected,
+      ...(record ? { lastFailover: failoverStatus(record) } : {}),
       ...(protection.monitoring && instance ? { monitoring: protection.monitoring } : {}),
     },
     now: ctx.clock.now(),
-  });
-
-  // VM component protection: a protected VM frozen by all paths down on a host that still answers is
-  // terminated there once the APD timeout and response delay have passed; HA then restarts it elsewhere.
-  const answers = hostView?.phase === "Ready" || hostView?.phase === "EnteringMaintenance" || hostView?.phase === "Maintenance";
-  const vmcp = protection.protected && answers ? componentProtectionResponse(instance, hostView?.observed) : undefined;
-  if (vmcp && ctx.clock.now() >= vmcp.dueAt && !plan.actions.some((a) => a.type === "Stop" && a.mode === "PowerOff")) {
-    const reason = `VM component protection: all paths down to datastore ${vmcp.datastores.join(", ")} on host ${instance!.host} since ${new Date(vmcp.allPathsDownSince).toISOString()}`;
-    if (await execute(ctx, { type: "Stop", vm: id, mode: "PowerOff", reason }) === "applied") ctx.events.record(vm, "Warning", "ComponentProtectionTerminated", reason);
-  }
-  for (const action of plan.actions) {
-    const outcome = await execute(ctx, action);
-    if (outcome === "applied" && action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
-    if (outcome === "applied" && action.type === "ResetVm") {
-      ctx.metrics.vmResets.inc();
-      ctx.events.record(vm, "Warning", "VmMonitoringReset", action.reason);
-    }
-  }
-  noteRecovery(ctx, vm, id, plan.status.phase, plan.status.conditions);
-  // A VM that waits for a host wakes its cluster, unless the last round already found no room for it:
-  // then only a change of capacity (a host, a VM that stops) starts the next round.
-  if (plan.needsPlacement && !unschedulable) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
-
-  // A new VM about to be placed gets its first status from the placement round, a moment later: one
-  // write fewer per VM on the way to Ready, which is what a thousand new VMs cost the API server.
-  if (plan.needsPlacement && !unschedulable && vm.status === undefined) return;
-  const before = vm.status?.phase;
-  if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, before, plan.status.phase, plan.status.host);
-  // A guest's heartbeat ages without any report changing: VM monitoring looks again when it could be due.
-  const check = protection.monitoring && instance ? nextMonitoringCheck(instance, protection.monitoring, ctx.clock.now()) : undefined;
-  const grace = shutdownGraceEndsAt(instance);
-  const wake = Math.min(check ?? Infinity, vmcp && vmcp.dueAt > ctx.clock.now() ? vmcp.dueAt : Infinity, grace !== undefined && grace > ctx.clock.now() ? grace : Infinity);
-  if (wake !== Infinity) return { requeueAfter: wake - ctx.clock.now() };
+  };
 }
 
 async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | undefined): Promise<ReconcileResult | void> {
-  ctx.unschedulable.delete(id);
   const instance = ctx.observed.vm(id);
   // A VM Vireo did not create and no object declares is someone else's: the Host reports it, nobody deletes it.
   if (instance && !vm && instance.config.managedBy !== MANAGED_BY) return;
@@ -104,16 +91,6 @@ async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | 
   if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
 }
 
-/** A VM that HA restarted and that is Ready again: its recovery time is measured, its failover done. */
-function noteRecovery(ctx: ReconcileContext, vm: VirtualMachine, id: string, phase: string | undefined, conditions: VirtualMachineStatus["conditions"]): void {
-  const record = ctx.ha.failovers.get(id);
-  if (!record?.toHost || phase !== "Running" || conditions?.find((c) => c.type === "Ready")?.status !== "True") return;
-  const seconds = (ctx.clock.now() - record.failedAt) / 1000;
-  ctx.metrics.recoveryTime.observe(seconds);
-  ctx.events.record(vm, "Normal", "FailoverComplete", `Ready on host ${record.toHost} ${Math.round(seconds)}s after host ${record.fromHost} failed (${record.reason})`);
-  ctx.ha.failovers.delete(id);
-}
-
 function failoverStatus(record: FailoverRecord): NonNullable<VirtualMachineStatus["lastFailover"]> {
   return {
     fromHost: record.fromHost,
@@ -125,16 +102,29 @@ function failoverStatus(record: FailoverRecord): NonNullable<VirtualMachineStatu
   };
 }
 
-function recordPhaseEvent(ctx: ReconcileContext, vm: VirtualMachine, before: string | undefined, after: string | undefined, host: string | undefined): void {
-  if (before === after) return;
-  switch (after) {
-    case "Starting": ctx.events.record(vm, "Normal", "Scheduled", `placed on host ${host}`); break;
-    case "Running": ctx.events.record(vm, "Normal", "Started", `running on host ${host}`); break;
-    case "Stopped": ctx.events.record(vm, "Normal", "Stopped", "powered off"); break;
-    case "Unschedulable": ctx.events.record(vm, "Warning", "Unschedulable", ctx.unschedulable.get(vmId(vm)) ?? "no host fits"); break;
-    default: break;
+/**
+ * The events that tell a VM's story in `kubectl describe`: each phase it enters, and each new reason it
+ * waits for (as kube-scheduler's FailedScheduling), once per reason and message.
+ */
+function recordPhaseEvent(ctx: ReconcileContext, vm: VirtualMachine, status: VirtualMachineStatus): void {
+  const before = vm.status;
+  const ready = findCondition(status.conditions, "Ready");
+  if (before?.phase !== status.phase) {
+    switch (status.phase) {
+      case "Starting": ctx.events.record(vm, "Normal", "Scheduled", `placed on host ${status.host}`); break;
+      case "Running": ctx.events.record(vm, "Normal", "Started", `running on host ${status.host}`); break;
+      case "Stopped": ctx.events.record(vm, "Normal", "Stopped", "powered off"); break;
+      case "Unschedulable": ctx.events.record(vm, "Warning", "Unschedulable", ready?.message ?? "no host fits"); break;
+      default: break;
+    }
   }
+  if (status.phase !== "Pending" || !ready || !WAITING_REASONS.has(ready.reason)) return;
+  const was = findCondition(before?.conditions, "Ready");
+  if (was?.reason !== ready.reason || was.message !== ready.message) ctx.events.record(vm, "Warning", ready.reason, ready.message);
 }
+
+/** Why a VM that should run waits for the cluster: each worth an event. */
+const WAITING_REASONS: ReadonlySet<string> = new Set([INSUFFICIENT_FAILOVER_CAPACITY, "InsufficientCapacity", "WaitingForPowerOnSlot"]);
 
 /** Required VM anti-affinity that the VM's running neighbours in its cluster break with it, if any. */
 function antiAffinityBroken(ctx: ReconcileContext, vm: VirtualMachine, id: string, host: Host): string | undefined {

@@ -1,22 +1,13 @@
 // Derived views the reconcilers share: a host's cluster and phase, from the store and the observation.
 
-import type { Host, HostCluster, HostPhase } from "../api/types.ts";
-import type { HostObservation } from "../core/observation.ts";
+import type { HostFacts } from "../planners/cluster/types.ts";
 import { clusterOf } from "../api/membership.ts";
 import { hostPhase, holdsResources, unavailableReason } from "../planners/hosts.ts";
 import type { ReconcileContext } from "./context.ts";
 import { hostByName } from "./context.ts";
 
-export interface HostView {
-  name: string;
-  /** The declared host; undefined once its object is deleted (it is being removed). */
-  host?: Host;
-  observed?: HostObservation;
-  cluster?: HostCluster;
-  phase: HostPhase;
-  /** Why the host takes no new VMs, or undefined when it may. */
-  unavailable?: string;
-}
+/** A host as the reconcilers see it (the planners' HostFacts). */
+export type HostView = HostFacts;
 
 export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.store.list("HostCluster")): HostView {
   const host = hostByName(ctx, name);

@@ -2,6 +2,7 @@
 // cannot; scores rank the hosts that may. Shared by first placement, HA restarts and balancing.
 
 export { placeBatch, hostsThatFit, batchOrder } from "./batch.ts";
+export { requestOf } from "./requests.ts";
 export { unschedulableMessage, reasonsByCount } from "./messages.ts";
 export { INSUFFICIENT_CPU, INSUFFICIENT_MEMORY } from "./capacity.ts";
 export { HOST_AFFINITY_MISMATCH } from "./host-affinity.ts";

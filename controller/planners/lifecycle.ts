@@ -3,10 +3,13 @@
 
 import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
 import { nextConditions, type ConditionInput } from "../api/conditions.ts";
-import type { VmConfig, VmObservation } from "../core/observation.ts";
+import type { HostObservation, VmConfig, VmObservation } from "../core/observation.ts";
 import { MANAGED_BY } from "../core/observation.ts";
 import type { Action } from "./actions.ts";
-import { monitorGuest, type VmMonitoringInput } from "./ha/monitoring.ts";
+import { monitorGuest, nextMonitoringCheck, type VmMonitoringInput } from "./ha/monitoring.ts";
+import { componentProtectionResponse, type ComponentProtectionResponse } from "./ha/storage.ts";
+import { INSUFFICIENT_FAILOVER_CAPACITY } from "./ha/admission.ts";
+import type { VmVerdict } from "./cluster/types.ts";
 import { desiredPower, endOfCurrentRun, latestExit, type DesiredPower } from "./run-strategy.ts";
 import { driftStatus, driftedCondition, vmDrift, type DriftResponse } from "./drift.ts";
 
@@ -16,29 +19,37 @@ export interface VmSituation {
   instance?: Readonly<VmObservation>;
   /** The phase of the host the instance is on. */
   hostPhase?: HostPhase;
-  /** Why the instance's host must be vacated (maintenance, being removed), if it must. */
-  vacate?: string;
+  /** What the instance's host reports (its storage paths, for VM component protection). */
+  hostObserved?: Readonly<HostObservation>;
   /** Why the VM's required rules forbid the host it is on (moved there behind Vireo's back), if they do. */
   forbiddenHost?: string;
   cluster?: Readonly<HostCluster>;
   /** The MACs of the VM's networks, as assigned. */
   networks: readonly VmStatusNetwork[];
-  /** Why the last placement round found no host, if it found none. */
-  unschedulable?: string;
-  /** HA's word on the VM: why its restart after a failure waits, or that HA gave up; its last failover. */
+  /** The cluster planner's latest word on the VM: why it waits, is held back, or is being moved. */
+  verdict?: VmVerdict;
+  /** HA's side: whether the VM is protected, its last failover, its VM monitoring settings. */
   ha?: {
-    waiting?: { reason: string; message: string; failed?: boolean };
+    protected?: boolean;
     lastFailover?: VirtualMachineStatus["lastFailover"];
     monitoring?: VmMonitoringInput;
   };
   now: number;
 }
 
+/** An action, and the event that tells of it once applied. */
+export interface VmStep {
+  action: Action;
+  event: { type: "Normal" | "Warning"; reason: string };
+}
+
 export interface VmPlan {
-  actions: Action[];
+  steps: VmStep[];
   status: VirtualMachineStatus;
   /** True when the VM should run and has no host: the cluster's next placement round takes it. */
   needsPlacement: boolean;
+  /** When the plan changes with time alone (a heartbeat deadline, a grace period, a VMCP response), if it does. */
+  wakeAt?: number;
 }
 
 /**
@@ -99,11 +110,40 @@ export function planVm(s: Readonly<VmSituation>): VmPlan {
     progress = planOn(s, actions);
   }
 
+  const vmcp = componentProtection(s);
+  const steps: VmStep[] = actions.map((action) => ({ action, event: eventOf(action) }));
+  if (vmcp && s.now >= vmcp.dueAt && !actions.some((a) => a.type === "Stop" && a.mode === "PowerOff")) {
+    const reason = `VM component protection: all paths down to datastore ${vmcp.datastores.join(", ")} on host ${instance!.host} since ${new Date(vmcp.allPathsDownSince).toISOString()}`;
+    steps.unshift({ action: { type: "Stop", vm: idOf(vm), mode: "PowerOff", reason }, event: { type: "Warning", reason: "ComponentProtectionTerminated" } });
+  }
+  const wakeAt = nextLook(s, vmcp?.dueAt);
   return {
-    actions,
+    steps,
     needsPlacement: progress.needsPlacement === true,
     status: statusOf(s, progress, want, actions),
+    ...(wakeAt !== undefined ? { wakeAt } : {}),
   };
+}
+
+/**
+ * VM component protection: a protected VM frozen by all paths down on a host that still answers is
+ * terminated there once the APD timeout and response delay have passed; HA then restarts it elsewhere.
+ */
+function componentProtection(s: Readonly<VmSituation>): ComponentProtectionResponse | undefined {
+  const answers = s.hostPhase === "Ready" || s.hostPhase === "EnteringMaintenance" || s.hostPhase === "Maintenance";
+  return s.ha?.protected && answers ? componentProtectionResponse(s.instance, s.hostObserved) : undefined;
+}
+
+/** A guest's heartbeat ages, a grace period runs out, a VMCP response falls due: without any report changing. */
+function nextLook(s: Readonly<VmSituation>, vmcpDueAt: number | undefined): number | undefined {
+  const check = s.ha?.monitoring && s.instance ? nextMonitoringCheck(s.instance, s.ha.monitoring, s.now) : undefined;
+  const grace = shutdownGraceEndsAt(s.instance);
+  const wake = Math.min(check ?? Infinity, vmcpDueAt !== undefined && vmcpDueAt > s.now ? vmcpDueAt : Infinity, grace !== undefined && grace > s.now ? grace : Infinity);
+  return wake === Infinity ? undefined : wake;
+}
+
+function eventOf(action: Readonly<Action>): VmStep["event"] {
+  return action.type === "ResetVm" ? { type: "Warning", reason: "VmMonitoringReset" } : { type: "Normal", reason: "Stopping" };
 }
 
 interface Progress {
@@ -113,6 +153,8 @@ interface Progress {
   message?: string;
   stalled?: { reason: string; message: string };
   needsPlacement?: boolean;
+  /** What is being done about drift when another planner acts (the cluster's evacuation). */
+  correcting?: string;
   /** VM monitoring's count of resets, when this plan resets the VM. */
   monitoringResets?: VirtualMachineStatus["monitoringResets"];
 }
@@ -135,21 +177,20 @@ function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
 
 function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
   const { vm, instance } = s;
-  const waiting = s.ha?.waiting;
-  if (waiting?.failed) return { phase: "Failed", ready: false, stalled: { reason: waiting.reason, message: waiting.message } };
-  if (waiting) return { phase: "Pending", ready: false, reason: waiting.reason, message: waiting.message };
+  const verdict = s.verdict;
+  if (verdict?.kind === "RestartFailed") return { phase: "Failed", ready: false, stalled: { reason: "RestartFailed", message: verdict.message } };
+  if (verdict?.kind === "Waiting") return { phase: "Pending", ready: false, reason: verdict.reason, message: verdict.message };
+  if (verdict?.kind === "NotAdmitted") return { phase: "Pending", ready: false, reason: INSUFFICIENT_FAILOVER_CAPACITY, message: verdict.message };
   if (!instance || instance.power === "Off") {
-    if (s.unschedulable) return { phase: "Unschedulable", ready: false, stalled: { reason: "Unschedulable", message: s.unschedulable }, needsPlacement: true };
+    if (verdict?.kind === "Unschedulable") return { phase: "Unschedulable", ready: false, stalled: { reason: "Unschedulable", message: verdict.message }, needsPlacement: true };
     return { phase: "Pending", ready: false, reason: "Scheduling", message: "waiting for a host", needsPlacement: true };
   }
   if (instance.power === "Stopping") {
     powerOffWhenGraceIsOver(s, actions);
     return { phase: "Stopping", ready: false, reason: "Restarting", message: `stopping on ${instance.host} before it starts again` };
   }
-  if (s.vacate) {
-    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `host ${instance.host} is ${s.vacate}: moving the VM (cold)` });
-    return { phase: "Stopping", ready: false, reason: "Evacuating", message: `host ${instance.host} is ${s.vacate}` };
-  }
+  // The cluster's evacuation stage shuts it down; this says so.
+  if (verdict?.kind === "Evacuating") return { phase: "Stopping", ready: false, reason: "Evacuating", message: verdict.message, correcting: `shutting down (${verdict.message}: moving the VM (cold))` };
   if (s.forbiddenHost) {
     actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `its rules forbid host ${instance.host} (${s.forbiddenHost}): moving the VM (cold)` });
     return { phase: "Stopping", ready: false, reason: "Misplaced", message: `shutting down on host ${instance.host} to move it to a host its rules allow` };
@@ -241,6 +282,7 @@ const WAITS_FOR_CAPACITY: ReadonlySet<string> = new Set(["InsufficientCapacity",
 function driftResponse(p: Progress, actions: readonly Action[]): DriftResponse {
   if (p.stalled) return { kind: "CannotCorrect", message: p.stalled.message };
   if (p.reason !== undefined && WAITS_FOR_CAPACITY.has(p.reason)) return { kind: "CannotCorrect", message: p.message ?? p.reason };
+  if (p.correcting) return { kind: "Correcting", message: p.correcting };
   const action = actions[0];
   if (action?.type === "Stop") return { kind: "Correcting", message: action.mode === "PowerOff" ? "powering off" : `shutting down (${action.reason})` };
   if (p.reason === "ManualRunning" || p.reason === "ManualStopped") return { kind: "ReportOnly", message: "runStrategy is Manual: Vireo does not change the power state" };

@@ -41,9 +41,18 @@ export interface AdmissionInput {
   restartsAwaitingCapacity: number;
 }
 
+export interface Refusal {
+  vm: string;
+  message: string;
+  /** Refused even were it the only VM waiting: its own size or rules break the policy. */
+  ownReason: boolean;
+  /** The higher-priority VM it waits behind, when that is why it waits. */
+  behind?: string;
+}
+
 export interface AdmissionPlan {
   admitted: string[];
-  refused: { vm: string; message: string }[];
+  refused: Refusal[];
   /** False when the policy gates nothing: Disabled, DedicatedFailoverHosts, or too few hosts. */
   enforced: boolean;
 }
@@ -71,10 +80,13 @@ export function ordinaryPlacementSnapshot(snapshot: Readonly<ClusterSnapshot>, p
 }
 
 /**
- * Admits the power-ons in order — highest restart priority first, then the batch order — as long as the
- * policy still holds with them running; the first that would break it, and every one after it, waits.
- * Strict order keeps a large, important VM from being overtaken for ever by small ones. The longest
- * admissible prefix is found by bisection, so a batch costs a few policy checks, not one per VM.
+ * Admits the power-ons in order — highest restart priority first, then the batch order — each as long as
+ * the policy still holds with it and everything admitted before it running. vSphere judges each power-on
+ * on its own; strict order only protects a larger, higher-priority VM from being overtaken for ever by
+ * smaller, lower-priority ones. So a VM that does not fit now holds back only the VMs of strictly lower
+ * priority, and only if it would fit on its own: a VM the policy refuses even alone (its size, its rules)
+ * holds back nobody, and neither does one of equal priority.
+ * Runs of admissible VMs are found by bisection, so a batch costs a few policy checks per refusal.
  */
 export function planAdmission(input: Readonly<AdmissionInput>): AdmissionPlan {
   const ordered = [...input.powerOns].sort((a, b) => PRIORITY_RANK[b.priority] - PRIORITY_RANK[a.priority]);
@@ -82,36 +94,78 @@ export function planAdmission(input: Readonly<AdmissionInput>): AdmissionPlan {
   if (!admissionEnforced(input.policy, input.hostCount) || ordered.length === 0) return { admitted: ids, refused: [], enforced: false };
 
   if (input.restartsAwaitingCapacity > 0) {
-    const message = `admission control (${input.policy.policy}): ${input.restartsAwaitingCapacity} HA restart${input.restartsAwaitingCapacity === 1 ? " waits" : "s wait"} for capacity and come${input.restartsAwaitingCapacity === 1 ? "s" : ""} first`;
-    return { admitted: [], refused: ids.map((vm) => ({ vm, message })), enforced: true };
+    const n = input.restartsAwaitingCapacity;
+    const message = `admission control (${input.policy.policy}): ${n} HA restart${n === 1 ? " waits" : "s wait"} for capacity and come${n === 1 ? "s" : ""} first`;
+    return { admitted: [], refused: ids.map((vm) => ({ vm, message, ownReason: false })), enforced: true };
   }
-  const check = (n: number): PolicyVerdict => policyVerdict(input, ordered.slice(0, n));
-  if (check(ordered.length).ok) return { admitted: ids, refused: [], enforced: true };
-  const now = check(0);
-  if (!now.ok) return { admitted: [], refused: ids.map((vm) => ({ vm, message: now.message })), enforced: true };
+  if (policyVerdict(input, ordered).ok) return { admitted: ids, refused: [], enforced: true };
+  const now = policyVerdict(input, []);
+  if (!now.ok) return { admitted: [], refused: ids.map((vm) => ({ vm, message: now.message, ownReason: false })), enforced: true };
+  return admitInOrder(input, ordered);
+}
 
+function admitInOrder(input: Readonly<AdmissionInput>, ordered: readonly Readonly<PowerOn>[]): AdmissionPlan {
+  const admitted: Readonly<PowerOn>[] = [];
+  const refused: Refusal[] = [];
+  let holder: { id: string; rank: number } | undefined;
+  let next = 0;
+  while (next < ordered.length) {
+    // Everything from here on is of lower priority than a VM that fits on its own but not yet: it waits.
+    if (holder && PRIORITY_RANK[ordered[next]!.priority] < holder.rank) break;
+    const end = holder ? endOfRank(ordered, next, holder.rank) : ordered.length;
+    const run = ordered.slice(next, end);
+    const fits = longestAdmissible(input, admitted, run);
+    admitted.push(...run.slice(0, fits));
+    next += fits;
+    if (fits === run.length) continue;
+    const vm = run[fits]!;
+    next += 1;
+    const alone = policyVerdict(input, [vm]);
+    if (!alone.ok) {
+      refused.push({ vm: vm.request.id, message: `${alone.message} — refused on its own${rulesOf(vm)}, whatever else waits`, ownReason: true });
+      continue;
+    }
+    const verdict = policyVerdict(input, [...admitted, vm]);
+    refused.push({ vm: vm.request.id, message: verdict.ok ? "" : verdict.message, ownReason: false });
+    holder ??= { id: vm.request.id, rank: PRIORITY_RANK[vm.priority] };
+  }
+  const decided = new Set([...admitted.map((p) => p.request.id), ...refused.map((r) => r.vm)]);
+  for (const p of ordered) {
+    if (decided.has(p.request.id)) continue;
+    refused.push({ vm: p.request.id, message: `admitted in restart priority order: waiting behind ${holder!.id}, of higher priority, which does not fit yet`, ownReason: false, behind: holder!.id });
+  }
+  return { admitted: admitted.map((p) => p.request.id), refused, enforced: true };
+}
+
+/** The end of the run from `start` of VMs whose priority is at least `rank` (the list is sorted by priority). */
+function endOfRank(ordered: readonly Readonly<PowerOn>[], start: number, rank: number): number {
+  let end = start;
+  while (end < ordered.length && PRIORITY_RANK[ordered[end]!.priority] >= rank) end++;
+  return end;
+}
+
+/** How many of `run`, from its start, the policy admits after `admitted`: by bisection over the prefixes. */
+function longestAdmissible(input: Readonly<AdmissionInput>, admitted: readonly Readonly<PowerOn>[], run: readonly Readonly<PowerOn>[]): number {
+  if (policyVerdict(input, [...admitted, ...run]).ok) return run.length;
   let fits = 0;
-  let breaks = ordered.length;
-  let breaking = check(breaks);
+  let breaks = run.length;
   while (breaks - fits > 1) {
     const middle = Math.floor((fits + breaks) / 2);
-    const verdict = check(middle);
-    if (verdict.ok) fits = middle;
-    else {
-      breaks = middle;
-      breaking = verdict;
-    }
+    if (policyVerdict(input, [...admitted, ...run.slice(0, middle)]).ok) fits = middle;
+    else breaks = middle;
   }
-  const first = ids[fits]!;
-  const firstMessage = breaking.ok ? "" : breaking.message;
-  return {
-    admitted: ids.slice(0, fits),
-    refused: [
-      { vm: first, message: firstMessage },
-      ...ids.slice(fits + 1).map((vm) => ({ vm, message: `admitted in restart priority order: waiting behind ${first}, which does not fit (${firstMessage})` })),
-    ],
-    enforced: true,
-  };
+  return fits;
+}
+
+/** The rules that make a VM hard to place, named in its refusal. */
+function rulesOf(p: Readonly<PowerOn>): string {
+  const placement = p.request.placement;
+  const rules = [
+    placement.vmAntiAffinity?.required?.length ? "required VM anti-affinity" : "",
+    placement.vmAffinity?.required?.length ? "required VM affinity" : "",
+    placement.hostAffinity?.required?.length ? "required host affinity" : "",
+  ].filter((r) => r !== "");
+  return rules.length > 0 ? ` (its ${rules.join(" and ")})` : "";
 }
 
 type PolicyVerdict = { ok: true } | { ok: false; message: string };

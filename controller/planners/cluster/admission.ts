@@ -1,0 +1,50 @@
+// Stage 2, admission control: which VMs waiting to power on may start without breaking the cluster's HA
+// policy (planners/ha/admission.ts). HA restarts never come here: admission control gates power-ons, not
+// failover (BEHAVIOUR.md, Restart). A VM that fits no host even in an empty cluster is not admission
+// control's to judge: it is Unschedulable, whatever its place in the batch.
+
+import { requestOf } from "../../placement/index.ts";
+import { placeBatch } from "../../placement/index.ts";
+import type { VmRequest } from "../../placement/index.ts";
+import { ordinaryPlacementSnapshot, planAdmission } from "../ha/admission.ts";
+import type { ClusterSituation, StageState, VmFacts } from "./types.ts";
+
+/** The VMs the stage lets through to placement, in their batch order. */
+export function admissionStage(s: Readonly<ClusterSituation>, state: StageState, waiting: readonly VmFacts[]): VmFacts[] {
+  const candidates = waiting.filter((f) => !fitsNowhere(s, state, f));
+  const ha = s.cluster.spec.ha;
+  if (!ha.enabled) return candidates;
+  const plan = planAdmission({
+    policy: ha.admissionControl,
+    snapshot: state.snapshot,
+    protectedVms: protectedRequests(s),
+    powerOns: candidates.map((f) => ({ request: requestOf(f.vm), priority: f.protection.priority, protected: f.protection.protected })),
+    hostCount: s.hosts.filter((h) => h.host?.spec.maintenance === false).length,
+    restartsAwaitingCapacity: [...state.verdicts.values()].filter((v) => v.kind === "Waiting" && v.reason === "InsufficientCapacity").length,
+  });
+  for (const refusal of plan.refused) {
+    state.verdicts.set(refusal.vm, { kind: "NotAdmitted", message: refusal.message, ownReason: refusal.ownReason, ...(refusal.behind ? { behind: refusal.behind } : {}) });
+  }
+  const admitted = new Set(plan.admitted);
+  return candidates.filter((f) => admitted.has(f.id));
+}
+
+/**
+ * A VM no host of the cluster could take even were it empty (too large, a feature no host has, rules no
+ * host meets): Unschedulable with kube-scheduler's per-reason message, judged on the cluster as it is.
+ */
+function fitsNowhere(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>): boolean {
+  const request = requestOf(f.vm);
+  const empty = ordinaryPlacementSnapshot({ ...state.snapshot, placed: [] }, s.cluster.spec.ha.admissionControl);
+  if (placeBatch(empty, [request]).placements.length > 0) return false;
+  const now = placeBatch(ordinaryPlacementSnapshot(state.snapshot, s.cluster.spec.ha.admissionControl), [request]);
+  state.verdicts.set(f.id, { kind: "Unschedulable", message: now.unschedulable[0]?.message ?? "no host fits" });
+  return true;
+}
+
+/** The placement requests of the cluster's protected VMs, by id: what a host failure must find room for. */
+export function protectedRequests(s: Readonly<ClusterSituation>): Map<string, VmRequest> {
+  const requests = new Map<string, VmRequest>();
+  for (const f of s.vms) if (f.protection.protected && !f.vm.metadata.deletionTimestamp) requests.set(f.id, requestOf(f.vm));
+  return requests;
+}

@@ -1,0 +1,58 @@
+// The cluster planner: every decision that needs the whole cluster, made from one snapshot by a pipeline
+// of stages in a fixed order, each seeing the capacity the stages before it took (docs/decisions/0007):
+//
+//   HA restarts → admission control → placement of waiting VMs → maintenance evacuation
+//
+// Pure: the same situation gives the same plan. The engine gathers the situation, executes the plan's
+// actions, records their outcomes, and publishes the verdicts for the VMs' own reconciles.
+
+import { admissionStage } from "./admission.ts";
+import { evacuationStage } from "./evacuation.ts";
+import { placementStage } from "./placement.ts";
+import { restartStage } from "./restarts.ts";
+import { clusterStatus } from "./status.ts";
+import { desiredPower } from "../run-strategy.ts";
+import type { ClusterPlan, ClusterSituation, PublishedVerdict, StageName, StageState, StageSummary, VmFacts } from "./types.ts";
+
+export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
+  const state: StageState = { snapshot: s.snapshot, actions: [], verdicts: new Map(), handled: new Set() };
+  const stages: StageSummary[] = [];
+  const measure = (stage: StageName, run: () => void) => {
+    const actions = state.actions.length;
+    const verdicts = state.verdicts.size;
+    run();
+    stages.push({ stage, actions: state.actions.length - actions, verdicts: state.verdicts.size - verdicts });
+  };
+
+  // Hosts declared but not yet seen by an observation are being registered: placing now would call VMs
+  // unschedulable for want of hosts that are a second away.
+  const registering = s.hosts.some((h) => h.observed === undefined && h.host !== undefined);
+  let restarts: ReturnType<typeof restartStage> = { newFailovers: [], settled: [], recovered: [] };
+  if (!registering) {
+    measure("restarts", () => { restarts = restartStage(s, state); });
+    let admitted: VmFacts[] = [];
+    measure("admission", () => { admitted = admissionStage(s, state, s.vms.filter((f) => !state.handled.has(f.id) && waitsForHost(f))); });
+    measure("placement", () => placementStage(s, state, admitted));
+  }
+  measure("evacuation", () => evacuationStage(s, state));
+
+  const verdicts = new Map<string, PublishedVerdict>();
+  const generations = new Map(s.vms.map((f) => [f.id, f.vm.metadata.generation]));
+  for (const [id, verdict] of state.verdicts) verdicts.set(id, { ...verdict, generation: generations.get(id) });
+  return {
+    actions: state.actions,
+    verdicts,
+    status: clusterStatus(s, state.snapshot, state.verdicts),
+    ...(state.wakeAt !== undefined ? { wakeAt: state.wakeAt } : {}),
+    ...restarts,
+    registering,
+    stages,
+  };
+}
+
+/** A VM that should run, is not on, and is not being deleted. */
+function waitsForHost(f: Readonly<VmFacts>): boolean {
+  if (f.vm.metadata.deletionTimestamp) return false;
+  if (f.instance && f.instance.power !== "Off") return false;
+  return desiredPower(f.vm, f.instance) === "On";
+}

@@ -1,0 +1,137 @@
+// What the cluster planner reads and what it returns. The engine gathers a ClusterSituation from the store
+// and the latest observation; planCluster turns it into a ClusterPlan; the engine executes the plan's
+// actions, records their outcomes in the cluster's memory, and publishes the plan's verdicts for the VMs.
+
+import type { HostCluster, HostClusterStatus, HostPhase, VirtualMachine, VmStatusNetwork } from "../../api/types.ts";
+import type { Host } from "../../api/types.ts";
+import type { HostObservation, VmObservation } from "../../core/observation.ts";
+import type { ClusterSnapshot } from "../../placement/types.ts";
+import type { Action } from "../actions.ts";
+import type { FailoverReason, RestartAttempts } from "../ha/failover.ts";
+import type { Protection } from "../ha/protection.ts";
+import type { WaitReason } from "../ha/restart-order.ts";
+
+/** A host as the planners see it: declared, observed, its phase and why it takes no new VM, if it takes none. */
+export interface HostFacts {
+  name: string;
+  /** The declared host; undefined once its object is deleted (it is being removed). */
+  host?: Host;
+  observed?: HostObservation;
+  cluster?: HostCluster;
+  phase: HostPhase;
+  /** Why the host takes no new VMs, or undefined when it may. */
+  unavailable?: string;
+}
+
+/** One VM of the cluster with everything a stage may look at. */
+export interface VmFacts {
+  vm: VirtualMachine;
+  /** "namespace/name", the provider's id. */
+  id: string;
+  /** The VM as its host last reported it. */
+  instance?: VmObservation;
+  /** The host the instance is on, member of this cluster or not. */
+  instanceHost?: HostFacts;
+  protection: Protection;
+  /** The MACs of the VM's networks, as assigned. */
+  networks: readonly VmStatusNetwork[];
+}
+
+/** What HA remembers of a failover between rounds: for the VM's status and the recovery time. */
+export interface FailoverRecord {
+  fromHost: string;
+  toHost?: string;
+  reason: string;
+  failedAt: number;
+  attempts: number;
+  lastAttempt?: number;
+}
+
+/** What one round hands the next: restart attempts (vSphere's retry schedule) and failovers under way. */
+export interface ClusterMemory {
+  attempts: ReadonlyMap<string, RestartAttempts>;
+  failovers: ReadonlyMap<string, FailoverRecord>;
+}
+
+export interface ClusterSituation {
+  cluster: HostCluster;
+  /** The cluster's member hosts, by name. */
+  hosts: readonly HostFacts[];
+  /** Every VM declared in the cluster. */
+  vms: readonly VmFacts[];
+  /** The placement view of the cluster: its hosts as candidates and the VMs holding resources on them. */
+  snapshot: ClusterSnapshot;
+  memory: ClusterMemory;
+  now: number;
+}
+
+/**
+ * The planner's word on one VM, read by the VM's own reconcile to say where it stands. Only VMs the
+ * cluster holds back or moves get one; a VM with none is left to its lifecycle.
+ */
+export type VmVerdict =
+  /** HA restarts it after a failure, but not yet (lease, restart order, retry, capacity, power-on slots). */
+  | { kind: "Waiting"; reason: WaitReason; message: string; until?: number }
+  /** HA tried every attempt and gave up: the VM is Failed. */
+  | { kind: "RestartFailed"; message: string }
+  /** Admission control keeps its power-on back: the cluster could not absorb a host failure with it running. */
+  | { kind: "NotAdmitted"; message: string; /** Refused even were it the only VM waiting: its own rules or size. */ ownReason: boolean; /** The higher-priority VM it waits behind, if any. */ behind?: string }
+  /** No host can take it now; kube-scheduler's per-reason message. */
+  | { kind: "Unschedulable"; message: string }
+  /** It is being moved off a host that must be emptied. */
+  | { kind: "Evacuating"; host: string; message: string };
+
+/** A verdict, and the generation of the VM it was made for: a spec changed since makes it stale. */
+export type PublishedVerdict = VmVerdict & { generation: number | undefined };
+
+/** A start the plan asks for, and what kind of start it is, for the engine's records. */
+export type ClusterAction =
+  | { stage: "restarts"; action: Extract<Action, { type: "Start" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string } }
+  | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
+  | { stage: "evacuation"; action: Extract<Action, { type: "Stop" }> };
+
+/** A failover that is over: the VM runs Ready on its new host. */
+export interface Recovery {
+  vm: string;
+  record: FailoverRecord;
+  seconds: number;
+}
+
+export interface ClusterPlan {
+  actions: ClusterAction[];
+  /** By VM id. */
+  verdicts: Map<string, PublishedVerdict>;
+  status: HostClusterStatus;
+  /** When the plan changes by itself (a lease expires, a delay ends, a retry is due), if it does. */
+  wakeAt?: number;
+  /** Failovers that began this round: the engine records them. */
+  newFailovers: { vm: string; record: FailoverRecord }[];
+  /** VMs HA no longer handles: their attempts and failover waits are forgotten. */
+  settled: string[];
+  /** Failovers completed this round. */
+  recovered: Recovery[];
+  /** Hosts still being registered: the round places nothing and looks again shortly. */
+  registering: boolean;
+  /** What each stage decided, in order: for logs and `vireo plan`. */
+  stages: StageSummary[];
+}
+
+export interface StageSummary {
+  stage: StageName;
+  actions: number;
+  verdicts: number;
+}
+
+export type StageName = "restarts" | "admission" | "placement" | "evacuation";
+
+/** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
+export interface StageState {
+  snapshot: ClusterSnapshot;
+  actions: ClusterAction[];
+  verdicts: Map<string, VmVerdict>;
+  /** VMs a stage has dealt with: later stages leave them alone. */
+  handled: Set<string>;
+  wakeAt?: number;
+}
+
+export type { HostClusterStatus, VirtualMachine };

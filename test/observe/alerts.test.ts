@@ -17,7 +17,7 @@ import { dump, load } from "js-yaml";
 import type { TestContext } from "node:test";
 import type { VirtualMachine } from "../../controller/api/types.ts";
 import type { StateSnapshot } from "../../controller/state/state-dir.ts";
-import { REPO, VireoProcess, tempDir, vireoSync, waitForState } from "../support/process.ts";
+import { REPO, VireoProcess, WAIT_MS, tempDir, vireoCommand, waitForState } from "../support/process.ts";
 import { clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
 import { ensureControlPlaneBinaries } from "../envtest/setup.ts";
 import { commandPath, ensureDebianPackages } from "../tools/setup.ts";
@@ -187,7 +187,7 @@ test("a real Prometheus scraping `vireo run` sees a broken manifest and an unsch
   const vireo = new VireoProcess(["run", "--manifests", manifests, "--state-dir", join(dir.path, "state"), "--metrics-addr", "127.0.0.1:0", "--time-scale", "50"]);
   defer(() => vireo.stop("SIGKILL"));
   const target = (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/))[1]!;
-  await waitForState(join(dir.path, "state"), (s) => s.objects.some((o) => o.object.metadata.name === "web-1" && (o.object.status as { phase?: string } | undefined)?.phase === "Running"), 60_000, () => vireo.logs());
+  await waitForState(join(dir.path, "state"), (s) => s.objects.some((o) => o.object.metadata.name === "web-1" && (o.object.status as { phase?: string } | undefined)?.phase === "Running"), WAIT_MS, () => vireo.logs());
 
   // The chart's rules with short `for`s, so the test sees pending, then firing.
   const { address, logs: promLogs } = await startPrometheus(defer, dir.path, target, "alerts.rules.VireoManifestErrors.for=5s", "alerts.rules.VireoVMUnschedulable.for=5s");
@@ -195,7 +195,7 @@ test("a real Prometheus scraping `vireo run` sees a broken manifest and an unsch
   // Nothing wrong yet: the controller is scraped and no alert fires (VireoControllerAbsent may have gone
   // pending before the first scrape; it clears).
   let pendingAtStart: PromAlert[] = [];
-  await until("the vireo target scraped, and no alert", 60_000, async () => {
+  await until("the vireo target scraped, and no alert", WAIT_MS, async () => {
     const scraped = ((await query(address, "vireo_build_info"))?.length ?? 0) > 0;
     pendingAtStart = await alerts(address);
     return scraped && pendingAtStart.length === 0 ? true : undefined;
@@ -212,7 +212,7 @@ test("a real Prometheus scraping `vireo run` sees a broken manifest and an unsch
     }
   };
   const both = ["VireoManifestErrors", "VireoVMUnschedulable"];
-  await until("both alerts firing", 120_000, async () => {
+  await until("both alerts firing", WAIT_MS, async () => {
     await observe();
     return both.every((n) => seen.get(n)?.has("firing")) ? true : undefined;
   }, () => `${JSON.stringify([...seen].map(([k, v]) => [k, [...v]]))}\n${vireo.logs().slice(-2000)}\n${promLogs().slice(-2000)}`);
@@ -232,8 +232,9 @@ function drifted(object: VirtualMachine | undefined): { status: string; message?
   return object?.status?.conditions?.find((c) => c.type === "Drifted");
 }
 
-function sim(state: string, ...args: string[]): void {
-  const r = vireoSync(["sim", ...args, "--state-dir", state]);
+/** `vireo sim` against the running `vireo run`, without blocking this process, which reads the run's logs meanwhile. */
+async function sim(state: string, ...args: string[]): Promise<void> {
+  const r = await vireoCommand(["sim", ...args, "--state-dir", state]);
   assert.equal(r.code, 0, `vireo sim ${args.join(" ")}:\n${r.stderr}`);
 }
 
@@ -249,14 +250,14 @@ test("a real Prometheus scraping `vireo run` sees the drift alert for a change m
   const vireo = new VireoProcess(["run", "--manifests", manifests, "--state-dir", state, "--metrics-addr", "127.0.0.1:0", "--time-scale", "2"]);
   defer(() => vireo.stop("SIGKILL"));
   const target = (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/))[1]!;
-  const running = await waitForState(state, (s) => vm(s, "web-1")?.status?.phase === "Running", 120_000, () => vireo.logs());
+  const running = await waitForState(state, (s) => vm(s, "web-1")?.status?.phase === "Running", WAIT_MS, () => vireo.logs());
   const home = vm(running, "web-1")!.status!.host!;
   const other = home === "h1" ? "h2" : "h1";
 
   const { address, logs: promLogs } = await startPrometheus(defer, dir.path, target, "alerts.rules.VireoObjectDrifted.for=5s");
   const driftAlerts = async () => (await alerts(address)).filter((a) => a.labels["alertname"] === "VireoObjectDrifted");
   const forWeb1 = (a: PromAlert) => a.labels["kind"] === "VirtualMachine" && a.labels["namespace"] === "default" && a.labels["name"] === "web-1";
-  await until("the vireo target scraped, with no drift alert", 60_000, async () => {
+  await until("the vireo target scraped, with no drift alert", WAIT_MS, async () => {
     const scraped = ((await query(address, "vireo_build_info"))?.length ?? 0) > 0;
     return scraped && (await driftAlerts()).length === 0 ? true : undefined;
   }, () => promLogs().slice(-2000));
@@ -264,10 +265,11 @@ test("a real Prometheus scraping `vireo run` sees the drift alert for a change m
   // Behind Vireo's back: a VM nobody declared fills the other host; web-1 is shrunk to 8 GiB in place, and
   // at once a second undeclared VM takes the rest of web-1's host. Vireo power-cycles web-1 to give it its
   // 16 GiB again, and then no host can take it: the drift stays, with the reason.
-  sim(state, "create", "ops/rogue-a", "--host", other, "--cpu", "1", "--memory", "65536");
-  sim(state, "set-memory", "default/web-1", "8192");
-  // The same route `vireo sim create` takes, without a process start, well inside the 5 s shutdown.
+  // The fill of web-1's host must land before web-1's power cycle ends (at least 5 s after the shrink), so it
+  // takes the route `vireo sim create` takes without a process start, with the endpoint read beforehand.
   const endpoint = JSON.parse(readFileSync(join(state, "sim-endpoint.json"), "utf8")) as { url: string; token: string };
+  await sim(state, "create", "ops/rogue-a", "--host", other, "--cpu", "1", "--memory", "65536");
+  await sim(state, "set-memory", "default/web-1", "8192");
   const filled = await fetch(`${endpoint.url}/v1/sim/vms/ops/rogue-b/create`, {
     method: "POST",
     headers: { authorization: `Bearer ${endpoint.token}`, "content-type": "application/json" },
@@ -275,12 +277,12 @@ test("a real Prometheus scraping `vireo run` sees the drift alert for a change m
   });
   assert.equal(filled.status, 204, `filling ${home}: ${await filled.text()}`);
 
-  const stuck = await waitForState(state, (s) => /cannot correct yet: .*hosts fit/.test(drifted(vm(s, "web-1"))?.message ?? ""), 120_000, () => vireo.logs().slice(-3000));
+  const stuck = await waitForState(state, (s) => /cannot correct yet: .*hosts fit/.test(drifted(vm(s, "web-1"))?.message ?? ""), WAIT_MS, () => vireo.logs().slice(-3000));
   const since = vm(stuck, "web-1")!.status!.drift!.since;
 
   // Pending, then firing, through Prometheus's own API, naming the VM.
   const states = new Set<string>();
-  const firing = await until("VireoObjectDrifted firing for default/web-1", 120_000, async () => {
+  const firing = await until("VireoObjectDrifted firing for default/web-1", WAIT_MS, async () => {
     const alert = (await driftAlerts()).find(forWeb1);
     if (alert) states.add(alert.state);
     return alert?.state === "firing" ? alert : undefined;
@@ -292,7 +294,7 @@ test("a real Prometheus scraping `vireo run` sees the drift alert for a change m
   assert.match(firing.annotations["runbook_url"]!, /docs\/runbooks\.md#vireoobjectdrifted$/);
   // The hosts running VMs nobody declared are drifted too, named without a namespace.
   let found: PromAlert[] = [];
-  const hosts = await until("VireoObjectDrifted for both hosts", 60_000, async () => {
+  const hosts = await until("VireoObjectDrifted for both hosts", WAIT_MS, async () => {
     found = (await driftAlerts()).filter((a) => a.labels["kind"] === "Host");
     return found.length === 2 ? found : undefined;
   }, () => JSON.stringify(found));
@@ -306,10 +308,10 @@ test("a real Prometheus scraping `vireo run` sees the drift alert for a change m
 
   // Capacity comes back (the undeclared VMs are powered off): Vireo starts web-1 with its 16 GiB, the
   // drift clears and the alert resolves.
-  sim(state, "power-off", "ops/rogue-b");
-  sim(state, "power-off", "ops/rogue-a");
-  await waitForState(state, (s) => vm(s, "web-1")?.status?.drift === undefined && drifted(vm(s, "web-1")) === undefined, 120_000, () => vireo.logs().slice(-3000));
-  await until("VireoObjectDrifted for default/web-1 resolved", 120_000, async () => {
+  await sim(state, "power-off", "ops/rogue-b");
+  await sim(state, "power-off", "ops/rogue-a");
+  await waitForState(state, (s) => vm(s, "web-1")?.status?.drift === undefined && drifted(vm(s, "web-1")) === undefined, WAIT_MS, () => vireo.logs().slice(-3000));
+  await until("VireoObjectDrifted for default/web-1 resolved", WAIT_MS, async () => {
     const series = await query(address, `vireo_object_drifted{name="web-1"}`);
     return series?.length === 0 && !(await driftAlerts()).some(forWeb1) ? true : undefined;
   }, () => `${vireo.logs().slice(-2000)}\n${promLogs().slice(-2000)}`);

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { load } from "js-yaml";
 import type { Host } from "../../controller/api/types.ts";
-import { REPO, VireoProcess, tempDir, vireoSync, waitForState } from "../support/process.ts";
+import { REPO, VireoProcess, WAIT_MS, tempDir, vireoCommand, waitForState } from "../support/process.ts";
 import { ControlPlane, kubectlOk, vireoApiMode } from "../support/cluster.ts";
 
 interface Documented { name: string; mode: string }
@@ -52,29 +52,29 @@ function sample(text: string, name: string, labels: Record<string, string>): num
 }
 
 async function metricsAddress(vireo: VireoProcess): Promise<string> {
-  return (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/, 60_000))[1]!;
+  return (await vireo.waitForLog(/metrics on http:\/\/([^/\s"]+)\/metrics/))[1]!;
 }
 
 test("every metric the example fleet's file-mode process exposes is in docs/metrics.md, and every documented or alerted metric is exposed", async (t) => {
   const dir = tempDir("metrics");
-  t.after(() => dir.remove());
   const state = join(dir.path, "state");
   const vireo = new VireoProcess(["run", "--manifests", join(REPO, "manifests", "examples"), "--state-dir", state, "--metrics-addr", "127.0.0.1:0", "--time-scale", "50"]);
-  t.after(() => vireo.stop("SIGKILL"));
+  // Stop the process before removing its directory, or its last save would write it again.
+  t.after(async () => { await vireo.stop("SIGKILL"); dir.remove(); });
   const address = await metricsAddress(vireo);
   await waitForState(state, (s) => {
     const vms = s.objects.filter((o) => o.object.kind === "VirtualMachine");
     return vms.length > 0 && vms.every((o) => ["Running", "Stopped"].includes((o.object.status as { phase?: string } | undefined)?.phase ?? ""));
-  }, 120_000, () => vireo.logs());
+  }, WAIT_MS, () => vireo.logs());
 
   // A VM nobody declared, started on esx-01 behind Vireo's back: the host is drifted for as long as it runs.
-  const created = vireoSync(["sim", "create", "ops/rogue", "--host", "esx-01", "--cpu", "1", "--memory", "512", "--state-dir", state]);
+  const created = await vireoCommand(["sim", "create", "ops/rogue", "--host", "esx-01", "--cpu", "1", "--memory", "512", "--state-dir", state]);
   assert.equal(created.code, 0, created.stderr);
-  const drifted = await waitForState(state, (s) => s.objects.some((o) => o.object.kind === "Host" && o.object.metadata.name === "esx-01" && (o.object as Host).status?.drift !== undefined), 120_000, () => vireo.logs());
+  const drifted = await waitForState(state, (s) => s.objects.some((o) => o.object.kind === "Host" && o.object.metadata.name === "esx-01" && (o.object as Host).status?.drift !== undefined), WAIT_MS, () => vireo.logs());
   const since = (drifted.objects.find((o) => o.object.kind === "Host" && o.object.metadata.name === "esx-01")!.object as Host).status!.drift!.since;
   const esx01 = { kind: "Host", namespace: "", name: "esx-01" };
   let text = await exposition(address);
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + WAIT_MS;
   while (sample(text, "vireo_object_drifted", esx01) === undefined && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 500));
     text = await exposition(address);
@@ -96,18 +96,20 @@ test("every metric the example fleet's file-mode process exposes is in docs/metr
 test("an API-mode process with leader election exposes the metrics docs/metrics.md marks api, and only documented ones", async (t) => {
   const cp = await ControlPlane.start({});
   const state = tempDir("metrics-api");
+  let vireo: VireoProcess | undefined;
+  // The controller stops before the control plane and its state directory go.
   t.after(async () => {
+    await vireo?.stop("SIGKILL");
     await cp.stop();
     state.remove();
   });
   await kubectlOk(cp, ["apply", "-f", join(REPO, "manifests", "examples")]);
-  const vireo = vireoApiMode(cp, state.path, ["--leader-elect", "--leader-election-namespace", "default"]);
-  t.after(() => vireo.stop("SIGKILL"));
+  vireo = vireoApiMode(cp, state.path, ["--leader-elect", "--leader-election-namespace", "default"]);
   const address = await metricsAddress(vireo);
-  await vireo.waitForLog(/synced: 8 hosts in 2 clusters, 19 VMs/, 120_000);
+  await vireo.waitForLog(/synced: 8 hosts in 2 clusters, 19 VMs/);
   const documented = catalogue();
   const names = new Set(documented.map((d) => d.name));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + WAIT_MS;
   let scraped = await scrape(address);
   const apiOnly = documented.filter((d) => d.mode === "api").map((d) => d.name);
   while (apiOnly.some((n) => !scraped.has(n)) && Date.now() < deadline) {

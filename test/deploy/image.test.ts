@@ -11,7 +11,7 @@ import { basename, dirname, join } from "node:path";
 import { loadAll } from "js-yaml";
 import type { VirtualMachine } from "../../controller/api/types.ts";
 import type { StateSnapshot } from "../../controller/state/state-dir.ts";
-import { REPO, tempDir, waitForState } from "../support/process.ts";
+import { REPO, WAIT_MS, tempDir, waitForState } from "../support/process.ts";
 
 const PACKAGE = JSON.parse(readFileSync(join(REPO, "package.json"), "utf8")) as { version: string; devDependencies: Record<string, string> };
 const LOCK = JSON.parse(readFileSync(join(REPO, "package-lock.json"), "utf8")) as { packages: Record<string, { dev?: boolean }> };
@@ -153,7 +153,12 @@ test("the Dockerfile: runtime dependencies only, the app files, a non-root user,
 
 test("vireo runs from the image's files alone: --version, then the example fleet to Running and a clean SIGTERM", async (t) => {
   const dir = tempDir("image");
-  t.after(() => dir.remove());
+  let stopChild: () => Promise<unknown> = async () => undefined;
+  // The process stops before its directory goes, or its last save would write it again.
+  t.after(async () => {
+    await stopChild();
+    dir.remove();
+  });
   // Module resolution walks up from the app directory: nothing above it may supply a package.
   for (let d = dir.path; d !== dirname(d); d = dirname(d)) assert.ok(!existsSync(join(dirname(d), "node_modules")), `${dirname(d)}/node_modules would leak into the run`);
   const app = await buildImageTree(dir.path);
@@ -191,14 +196,17 @@ test("vireo runs from the image's files alone: --version, then the example fleet
   let logs = "";
   child.stdout.on("data", (d: Buffer) => { logs += d.toString(); });
   child.stderr.on("data", (d: Buffer) => { logs += d.toString(); });
-  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
-  t.after(() => { if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL"); });
+  const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
+  stopChild = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    return exited;
+  };
 
   // Every VM reaches its desired state (Ready), which for all but the Halted ones is Running.
   const settled = await waitForState(state, (s) => {
     const seen = vms(s);
     return seen.length === declared.length && seen.every((vm) => vm.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True"));
-  }, 60_000, () => logs);
+  }, WAIT_MS, () => logs);
   const running = vms(settled).filter((vm) => vm.spec.runStrategy !== "Halted" && vm.spec.runStrategy !== "Manual");
   assert.ok(running.length > 0);
   for (const vm of running) assert.equal(vm.status?.phase, "Running", `${vm.metadata.namespace}/${vm.metadata.name}`);

@@ -77,9 +77,9 @@ test("runStrategy Halted stops a running VM and Always starts it again", async (
 test("Always restarts a VM whose guest shut down; RerunOnFailure leaves it off but restarts it after a crash", async () => {
   const s = await Scenario.start(clusterYaml() + hostYaml("h1") + vmYaml("always") + vmYaml("rerun", { runStrategy: "RerunOnFailure" }) + vmYaml("crashy", { runStrategy: "RerunOnFailure" }));
   await s.until(() => s.vms().every((vm) => vm.status?.phase === "Running"));
-  s.sim.guestShutdown("default/always");
-  s.sim.guestShutdown("default/rerun");
-  s.sim.crashVm("default/crashy");
+  await s.sim.guestShutdown("default/always");
+  await s.sim.guestShutdown("default/rerun");
+  await s.sim.crashVm("default/crashy");
   await s.advance(120_000);
   assert.equal(s.vm("always").status?.phase, "Running");
   assert.equal(s.vm("always").status?.restarts, 1);
@@ -94,7 +94,7 @@ test("Always restarts a VM whose guest shut down; RerunOnFailure leaves it off b
 test("Once runs a VM a single time: once its run ends, even by a crash, it stays off", async () => {
   const s = await Scenario.start(clusterYaml() + hostYaml("h1") + vmYaml("job", { runStrategy: "Once" }));
   await s.until(() => s.vm("job").status?.phase === "Running");
-  s.sim.crashVm("default/job");
+  await s.sim.crashVm("default/job");
   await s.advance(120_000);
   assert.equal(s.vm("job").status?.phase, "Stopped");
   assert.equal(condition(s.vm("job"), "Ready")?.reason, "Completed");

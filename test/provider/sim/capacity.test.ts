@@ -104,9 +104,9 @@ describe("host capacity", () => {
     const { sim } = await simWithHost();
     await sim.registerHost("h2", hostConfig());
     assert.equal(await refusal(sim.startVm("ns/a", "nowhere", vmConfig())), "NotFound");
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     assert.equal(await refusal(sim.startVm("ns/a", "h1", vmConfig())), "Unavailable");
-    sim.isolateHost("h2");
+    await sim.isolateHost("h2");
     assert.equal(await refusal(sim.startVm("ns/a", "h2", vmConfig())), "Unavailable");
   });
 

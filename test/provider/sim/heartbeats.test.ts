@@ -39,10 +39,10 @@ describe("host heartbeats", () => {
   it("stops both heartbeats when the host crashes, and resumes them from the reboot", async () => {
     const { clock, sim, t0, heartbeats } = await oneHost();
     await clock.advance(4_200);
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     await clock.advance(60_000);
     assert.deepEqual(await heartbeats(), { network: t0 + 4_000, datastore: t0 + 4_000 });
-    sim.recoverHost("h1");
+    await sim.recoverHost("h1");
     const bootedAt = clock.now();
     await clock.advance(2_500);
     assert.deepEqual(await heartbeats(), { network: bootedAt + 2_000, datastore: bootedAt + 2_000 });
@@ -51,10 +51,10 @@ describe("host heartbeats", () => {
   it("stops only the network heartbeat of an isolated host, and resumes it when healed", async () => {
     const { clock, sim, t0, heartbeats } = await oneHost();
     await clock.advance(5_500);
-    sim.isolateHost("h1");
+    await sim.isolateHost("h1");
     await clock.advance(30_000);
     assert.deepEqual(await heartbeats(), { network: t0 + 5_000, datastore: t0 + 35_000 });
-    sim.healIsolation("h1");
+    await sim.healIsolation("h1");
     const healedAt = clock.now();
     await clock.advance(1_000);
     assert.deepEqual(await heartbeats(), { network: healedAt + 1_000, datastore: t0 + 36_000 });

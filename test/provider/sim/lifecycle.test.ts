@@ -159,17 +159,17 @@ describe("idempotency", () => {
     const { clock, sim } = await setup();
     await sim.registerHost("h1", hostConfig());
     await sim.startVm("ns/a", "h1", vmConfig());
-    sim.isolateHost("h1");
+    await sim.isolateHost("h1");
     await clock.advance(5_000);
-    sim.isolateHost("h1");
-    sim.crashHost("h1");
+    await sim.isolateHost("h1");
+    await sim.crashHost("h1");
     const frozen = await sim.observe();
     await clock.advance(5_000);
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     assert.deepEqual((await sim.observe()).hosts[0], frozen.hosts[0]);
-    sim.recoverHost("h1");
-    sim.recoverHost("h1");
-    sim.healIsolation("h1");
+    await sim.recoverHost("h1");
+    await sim.recoverHost("h1");
+    await sim.healIsolation("h1");
     assert.equal((await sim.observe()).hosts[0]!.lastNetworkHeartbeat, clock.now());
   });
 });
@@ -180,13 +180,13 @@ describe("out-of-band guest events", () => {
     await sim.startVm("ns/a", "h1", vmConfig());
     await sim.startVm("ns/b", "h1", vmConfig());
     await clock.advance(sim.timings.bootMs);
-    sim.guestShutdown("ns/a");
-    sim.crashVm("ns/b");
+    await sim.guestShutdown("ns/a");
+    await sim.crashVm("ns/b");
     const now = clock.now();
     assert.deepEqual(sim.observeVm("ns/a")?.lastExit, { reason: "GuestShutdown", at: now });
     assert.deepEqual(sim.observeVm("ns/b")?.lastExit, { reason: "Crashed", at: now });
     assert.equal(sim.diskLocks().length, 0);
-    sim.crashVm("ns/b");
+    await sim.crashVm("ns/b");
     assert.equal(await refusal(sim.hangGuest("ns/b")), "Conflict");
   });
 
@@ -194,7 +194,7 @@ describe("out-of-band guest events", () => {
     const { clock, sim, t0 } = await setup();
     await sim.startVm("ns/a", "h1", vmConfig());
     await clock.advance(sim.timings.bootMs + 10_000);
-    sim.hangGuest("ns/a");
+    await sim.hangGuest("ns/a");
     const hungAt = clock.now();
     await clock.advance(120_000);
     const hung = sim.observeVm("ns/a")!;
@@ -215,7 +215,7 @@ describe("out-of-band guest events", () => {
   it("never starts the heartbeat of a guest that hung while booting", async () => {
     const { clock, sim } = await setup();
     await sim.startVm("ns/a", "h1", vmConfig());
-    sim.hangGuest("ns/a");
+    await sim.hangGuest("ns/a");
     await clock.advance(sim.timings.bootMs + 60_000);
     const vm = sim.observeVm("ns/a")!;
     assert.equal(vm.power, "Running");
@@ -226,7 +226,7 @@ describe("out-of-band guest events", () => {
     const { sim } = await setup();
     assert.equal(await refusal(sim.crashVm("ns/none")), "NotFound");
     await sim.startVm("ns/a", "h1", vmConfig());
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     assert.equal(await refusal(sim.hangGuest("ns/a")), "Conflict");
   });
 });

@@ -37,7 +37,7 @@ async function runningOnH1() {
 describe("disk locks and split-brain", () => {
   it("refuses and counts a start on a second host while the first, isolated, still holds the lock", async () => {
     const { clock, sim } = await runningOnH1();
-    sim.isolateHost("h1");
+    await sim.isolateHost("h1");
     await clock.advance(10 * 60_000);
     assert.equal(await refusal(sim.startVm("shop/db-1", "h2", vmConfig())), "LockHeld");
     assert.equal(await refusal(sim.startVm("shop/db-1", "h2", vmConfig())), "LockHeld");
@@ -51,7 +51,7 @@ describe("disk locks and split-brain", () => {
     const { clock, sim, t0 } = await runningOnH1();
     const { lockRenewIntervalMs: renew, lockExpiryMs: lease } = sim.timings;
     await clock.advanceTo(t0 + 3 * renew + 7_000);
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     const lastRenewal = t0 + 3 * renew;
     assert.deepEqual(sim.diskLocks().map((lock) => [lock.host, lock.lastRenewal, lock.expiresAt]), [["h1", lastRenewal, lastRenewal + lease]]);
 
@@ -71,7 +71,7 @@ describe("disk locks and split-brain", () => {
     const { clock, sim } = await runningOnH1();
     await clock.advance(2_500);
     const before = await sim.observe();
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     await clock.advance(300_000);
     const after = await sim.observe();
     assert.deepEqual(after.hosts[0], before.hosts[0]);
@@ -82,10 +82,10 @@ describe("disk locks and split-brain", () => {
 
   it("does not resurrect a crashed host's VMs when it recovers: they are Off after a HostFailure", async () => {
     const { clock, sim } = await runningOnH1();
-    sim.crashHost("h1");
+    await sim.crashHost("h1");
     const crashedAt = clock.now();
     await clock.advance(30_000);
-    sim.recoverHost("h1");
+    await sim.recoverHost("h1");
     await clock.advance(sim.timings.bootMs * 2);
     const vm = sim.observeVm("shop/db-1")!;
     assert.equal(vm.power, "Off");
@@ -100,20 +100,20 @@ describe("disk locks and split-brain", () => {
   it("refuses a second copy of a VM without disks while the first still runs on an isolated host", async () => {
     const { clock, sim } = await runningOnH1();
     await sim.startVm("lab/pxe", "h1", vmConfig([]));
-    sim.isolateHost("h1");
+    await sim.isolateHost("h1");
     await clock.advance(600_000);
     assert.equal(await refusal(sim.startVm("lab/pxe", "h2", vmConfig([]))), "LockHeld");
-    sim.healIsolation("h1");
+    await sim.healIsolation("h1");
     assert.equal(await refusal(sim.startVm("lab/pxe", "h2", vmConfig([]))), "Conflict");
   });
 
   it("refuses stop and remove of a VM whose host does not answer", async () => {
     const { sim } = await runningOnH1();
-    sim.isolateHost("h1");
+    await sim.isolateHost("h1");
     assert.equal(await refusal(sim.stopVm("shop/db-1", "PowerOff")), "Unavailable");
     assert.equal(await refusal(sim.removeVm("shop/db-1")), "Unavailable");
-    sim.healIsolation("h1");
-    sim.crashHost("h1");
+    await sim.healIsolation("h1");
+    await sim.crashHost("h1");
     assert.equal(await refusal(sim.removeVm("shop/db-1")), "Unavailable");
   });
 });
@@ -121,7 +121,7 @@ describe("disk locks and split-brain", () => {
 describe("storage paths", () => {
   it("keeps VMs running with one of two paths down", async () => {
     const { clock, sim } = await runningOnH1();
-    sim.setStoragePathsUp("h1", 1);
+    await sim.setStoragePathsUp("h1", 1);
     await clock.advance(300_000);
     const observation = await sim.observe();
     assert.equal(observation.hosts[0]?.storagePathsUp, 1);
@@ -133,7 +133,7 @@ describe("storage paths", () => {
     const { clock, sim, t0 } = await runningOnH1();
     const { lockRenewIntervalMs: renew, lockExpiryMs: lease } = sim.timings;
     await clock.advanceTo(t0 + renew + 5_000);
-    sim.setStoragePathsUp("h1", 0);
+    await sim.setStoragePathsUp("h1", 0);
     const lostAt = clock.now();
     await clock.advance(10_000);
     let observation = await sim.observe();
@@ -153,9 +153,9 @@ describe("storage paths", () => {
 
   it("lets guests carry on when a path comes back before the locks expire", async () => {
     const { clock, sim } = await runningOnH1();
-    sim.setStoragePathsUp("h1", 0);
+    await sim.setStoragePathsUp("h1", 0);
     await clock.advance(30_000);
-    sim.setStoragePathsUp("h1", 2);
+    await sim.setStoragePathsUp("h1", 2);
     await clock.advance(600_000);
     const vm = sim.observeVm("shop/db-1")!;
     assert.equal(vm.power, "Running");

@@ -60,8 +60,8 @@ async function busyWorld(statePath: string) {
   await sim.stopVm("shop/web-1", "Shutdown");
   await sim.startVm("shop/off", "h2", vmConfig());
   await sim.stopVm("shop/off", "PowerOff");
-  sim.crashHost("h3");
-  sim.isolateHost("h4");
+  await sim.crashHost("h3");
+  await sim.isolateHost("h4");
   await assert.rejects(sim.startVm("shop/isolated", "h2", vmConfig()), { code: "LockHeld" });
   await clock.advance(4_000);
   return { clock, sim };

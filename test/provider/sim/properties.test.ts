@@ -91,16 +91,16 @@ describe("simulator invariants under random operations", () => {
               refusal = await attempt(() => sim.removeVm(VMS[step.vm]!.id));
               break;
             case "crash":
-              sim.crashHost(HOSTS[step.host]!);
+              await sim.crashHost(HOSTS[step.host]!);
               break;
             case "recover":
-              sim.recoverHost(HOSTS[step.host]!);
+              await sim.recoverHost(HOSTS[step.host]!);
               break;
             case "isolate":
-              sim.isolateHost(HOSTS[step.host]!);
+              await sim.isolateHost(HOSTS[step.host]!);
               break;
             case "heal":
-              sim.healIsolation(HOSTS[step.host]!);
+              await sim.healIsolation(HOSTS[step.host]!);
               break;
             case "advance":
               await clock.advance(step.ms);

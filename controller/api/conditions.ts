@@ -54,7 +54,7 @@ export interface Summary {
   ready: boolean;
   reason: string;
   message: string;
-  /** Progress needs a change of spec or of the world (kstatus Stalled): Ready is False for this reason. */
+  /** Progress needs a change of spec or of the world (kstatus Stalled); when not ready, Ready carries its reason. */
   stalled?: { reason: string; message: string };
   /** Kind-specific conditions (Placed, Drifted, FailoverCapacity, PolicyConflict, …), after Ready. */
   conditions?: readonly (ConditionInput | undefined)[];
@@ -65,8 +65,9 @@ export interface Summary {
  * Stalled while stalled. Reconciling and Stalled are absent when false, as kstatus expects.
  */
 export function summarize(previous: readonly Condition[] | undefined, summary: Readonly<Summary>, now: string, observedGeneration: number | undefined): Condition[] {
-  const reason = summary.stalled?.reason ?? summary.reason;
-  const message = summary.stalled?.message ?? summary.message;
+  const stalledReady = summary.stalled && !summary.ready;
+  const reason = stalledReady ? summary.stalled!.reason : summary.reason;
+  const message = stalledReady ? summary.stalled!.message : summary.message;
   const inputs: ConditionInput[] = [
     { type: "Ready", status: summary.ready, reason, message },
     ...(summary.conditions ?? []).filter((c): c is ConditionInput => c !== undefined),

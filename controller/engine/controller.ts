@@ -6,14 +6,15 @@ import { objectKey, vmId } from "../api/types.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import { ObservationCache } from "./observer.ts";
 import { WorkQueue } from "./workqueue.ts";
-import { ReconcileRunner, type ReconcileOutcome } from "./runner.ts";
+import { ReconcileRunner, type ReconcileOutcome, type ReconcileResult } from "./runner.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import type { ObjectStore, StoreEvent } from "../sources/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { ControllerMetrics } from "../observe/metrics.ts";
 import { MacRegistry } from "./macs.ts";
 import type { EventRecorder, ReconcileContext, StatusWriter } from "./context.ts";
-import { clusterKey, hostKey, vmKeyOfId } from "./context.ts";
+import { clusterKey, hostKey, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
+import { reconcileErrorConditions } from "../api/conditions.ts";
 import { reconcileVm } from "./reconcile-vm.ts";
 import { reconcileHost } from "./reconcile-host.ts";
 import { reconcileCluster } from "./reconcile-cluster.ts";
@@ -177,7 +178,16 @@ export class Controller {
     });
   }
 
-  private reconcile(key: string) {
+  private async reconcile(key: string): Promise<ReconcileResult | void> {
+    try {
+      return await this.reconcileKind(key);
+    } catch (error) {
+      await this.reportError(key, error);
+      throw error;
+    }
+  }
+
+  private reconcileKind(key: string): Promise<ReconcileResult | void> {
     const [kind, ...rest] = key.split("/");
     switch (kind as Kind) {
       case "VirtualMachine": return reconcileVm(this.ctx, key, rest.join("/"));
@@ -187,6 +197,22 @@ export class Controller {
       case "Fault": return reconcileFault(this.ctx, rest[0]!);
     }
     throw new Error(`unknown key ${key}`);
+  }
+
+  /**
+   * A reconcile that throws says so in the object's conditions (Ready False, Reconciling, reason
+   * ReconcileError), not only in the log; the next successful reconcile writes them anew. A conflict is
+   * no error: the object changed under the write and is simply read again.
+   */
+  private async reportError(key: string, error: unknown): Promise<void> {
+    const object = this.ctx.store.get(key);
+    if (!object || (error instanceof Error && error.name === "ConflictError")) return;
+    const conditions = reconcileErrorConditions(object.status?.conditions, causeChain(error), new Date(this.ctx.clock.now()).toISOString(), object.metadata.generation);
+    try {
+      await writeStatusIfChanged(this.ctx, object, { ...(object.status ?? {}), conditions } as NonNullable<VireoObject["status"]>);
+    } catch (writeError) {
+      this.ctx.log.warn({ key, err: writeError }, "could not write the reconcile error to the object's conditions");
+    }
   }
 
   private onStoreChange(event: StoreEvent): void {
@@ -234,6 +260,15 @@ export class Controller {
     this.ctx.metrics.reconciles.inc({ kind, result: outcome });
     this.ctx.metrics.reconcileDuration.observe({ kind }, ms / 1000);
   }
+}
+
+/** An error and its causes, as one line: "start x on h failed: disk controller offline". */
+function causeChain(error: unknown): string {
+  const parts: string[] = [];
+  for (let e: unknown = error; e !== undefined && parts.length < 5; e = e instanceof Error ? e.cause : undefined) {
+    parts.push(e instanceof Error ? e.message : String(e));
+  }
+  return parts.join(": ");
 }
 
 /** What a reconcile depends on: the spec and the metadata that steers it — not status, which is Vireo's output. */

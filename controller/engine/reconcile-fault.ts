@@ -4,7 +4,7 @@
 
 import type { Fault, FaultSpec, FaultStatus } from "../api/types.ts";
 import { objectKey } from "../api/types.ts";
-import { nextConditions } from "../api/conditions.ts";
+import { summarize } from "../api/conditions.ts";
 import type { FaultInjector } from "../provider/provider.ts";
 import { ProviderError } from "../provider/provider.ts";
 import type { ReconcileResult } from "./runner.ts";
@@ -124,11 +124,12 @@ async function report(ctx: ReconcileContext, fault: Fault, fields: Omit<FaultSta
     observedGeneration: generation,
     ...(fault.status?.startTime && !fields.startTime ? { startTime: fault.status.startTime } : {}),
     ...fields,
-    conditions: nextConditions(fault.status?.conditions, [
-      { type: "Ready", status: done, reason: fields.phase ?? "Pending", message: fields.message ?? "" },
-      ...(fields.phase === "Failed" ? [{ type: "Stalled", status: true, reason: "InjectionFailed", message: fields.message ?? "" }] : []),
-      ...(!done && fields.phase !== "Failed" ? [{ type: "Reconciling", status: true, reason: fields.phase ?? "Pending", message: fields.message ?? "" }] : []),
-    ], iso(ctx.clock.now()), generation),
+    conditions: summarize(fault.status?.conditions, {
+      ready: done,
+      reason: fields.phase ?? "Pending",
+      message: fields.message ?? "",
+      ...(fields.phase === "Failed" ? { stalled: { reason: "InjectionFailed", message: fields.message ?? "" } } : {}),
+    }, iso(ctx.clock.now()), generation),
   };
   await writeStatusIfChanged(ctx, fault, status);
 }

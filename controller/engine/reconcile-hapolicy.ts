@@ -3,7 +3,7 @@
 // cluster reconciles from the policies themselves.
 
 import type { HAPolicy, HAPolicyStatus, HostCluster } from "../api/types.ts";
-import { nextConditions } from "../api/conditions.ts";
+import { summarize } from "../api/conditions.ts";
 import { policiesSelecting, policyKey, protectionOf } from "../planners/ha/protection.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -55,10 +55,12 @@ export async function reconcileHaPolicy(ctx: ReconcileContext, key: string): Pro
     ...(unprotected.length > 0 ? { unprotected: unprotected.slice(0, LISTED) } : {}),
     ...(conflicts.length > 0 ? { conflicts: conflicts.sort().slice(0, LISTED) } : {}),
     ...(failovers.length > 0 ? { lastFailovers: failovers.slice(0, FAILOVERS_LISTED) } : {}),
-    conditions: nextConditions(policy.status?.conditions, [
-      { type: "Ready", status: true, reason: "Reconciled", message },
-      ...(conflicts.length > 0 ? [{ type: "PolicyConflict", status: true, reason: "OverlappingSelectors", message: `${conflicts.length} VMs are selected by more than one HAPolicy; the highest restartPriority wins, then the name` }] : []),
-    ], new Date(ctx.clock.now()).toISOString(), generation),
+    conditions: summarize(policy.status?.conditions, {
+      ready: true,
+      reason: "Reconciled",
+      message,
+      conditions: [conflicts.length > 0 ? { type: "PolicyConflict", status: true, reason: "OverlappingSelectors", message: `${conflicts.length} VMs are selected by more than one HAPolicy; the highest restartPriority wins, then the name` } : undefined],
+    }, new Date(ctx.clock.now()).toISOString(), generation),
   };
   await writeStatusIfChanged(ctx, policy, status);
   return { requeueAfter: POLICY_STATUS_REFRESH_MS };

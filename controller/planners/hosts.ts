@@ -2,7 +2,7 @@
 // controller never asks the simulator whether a host "really" crashed.
 
 import type { Host, HostPhase, HostStatus } from "../api/types.ts";
-import { nextConditions } from "../api/conditions.ts";
+import { summarize } from "../api/conditions.ts";
 import { hostLabels } from "../api/membership.ts";
 import type { HostConfig, HostObservation, VmObservation } from "../core/observation.ts";
 import { driftStatus, driftedCondition, hostDrift, type HostDriftFacts } from "./drift.ts";
@@ -112,12 +112,13 @@ export function hostStatus(
   const desiredReached = host.spec.maintenance ? maintenanceReached : ready;
   const reason = !observed ? "Registering" : phase;
   const message = describeHost(phase, observed, cluster);
-  status.conditions = nextConditions(host.status?.conditions, [
-    { type: "Ready", status: desiredReached, reason, message },
-    ...(desiredReached ? [] : [{ type: "Reconciling", status: true, reason, message }]),
-    ...(cluster === undefined ? [{ type: "Stalled", status: true, reason: "NoCluster", message: "no HostCluster selects this host" }] : []),
-    ...(drifted ? [drifted] : []),
-  ], iso, generation);
+  status.conditions = summarize(host.status?.conditions, {
+    ready: desiredReached,
+    reason,
+    message,
+    ...(cluster === undefined ? { stalled: { reason: "NoCluster", message: "no HostCluster selects this host" } } : {}),
+    conditions: [drifted],
+  }, iso, generation);
   return status;
 }
 

@@ -2,7 +2,7 @@
 // (run-strategy.ts), and the status that tells the user where it stands. Pure: (desired, observed, now) -> plan.
 
 import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
-import { nextConditions, type ConditionInput } from "../api/conditions.ts";
+import { summarize } from "../api/conditions.ts";
 import type { HostObservation, VmConfig, VmObservation } from "../core/observation.ts";
 import { MANAGED_BY } from "../core/observation.ts";
 import type { Action } from "./actions.ts";
@@ -259,19 +259,19 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
   const resets = p.monitoringResets ?? previous.monitoringResets;
   if (resets) status.monitoringResets = { ...resets };
 
-  const reason = p.stalled?.reason ?? p.reason ?? p.phase;
   const message = p.stalled?.message ?? p.message ?? "";
-  const conditions: ConditionInput[] = [
-    { type: "Ready", status: p.ready, reason, message },
-    { type: "Placed", status: on, reason: on ? "Placed" : p.stalled?.reason ?? "NotPlaced", message: on ? `on host ${instance.host}` : message },
-  ];
-  if (!p.ready && !p.stalled) conditions.push({ type: "Reconciling", status: true, reason, message });
-  if (p.stalled) conditions.push({ type: "Stalled", status: true, reason: p.stalled.reason, message: p.stalled.message });
   const drift = driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
   if (drift) status.drift = drift;
-  const drifted = driftedCondition(drift, driftResponse(p, actions));
-  if (drifted) conditions.push(drifted);
-  status.conditions = nextConditions(previous.conditions as Condition[] | undefined, conditions, new Date(s.now).toISOString(), generation);
+  status.conditions = summarize(previous.conditions as Condition[] | undefined, {
+    ready: p.ready,
+    reason: p.reason ?? p.phase,
+    message: p.message ?? "",
+    ...(p.stalled ? { stalled: p.stalled } : {}),
+    conditions: [
+      { type: "Placed", status: on, reason: on ? "Placed" : p.stalled?.reason ?? "NotPlaced", message: on ? `on host ${instance.host}` : message },
+      driftedCondition(drift, driftResponse(p, actions)),
+    ],
+  }, new Date(s.now).toISOString(), generation);
   return status;
 }
 

@@ -1,6 +1,8 @@
 // Status, finalizers and events through the API server. Status goes through the status subresource as a
 // JSON merge patch carrying the resourceVersion it was computed from: the API server refuses it with 409
 // if the object changed meanwhile, so Vireo never overwrites newer status; it re-reads and tries again.
+// A merge patch only removes what it sets to null, so the patch names, as null, every key the previous
+// status had and the new one leaves out: status on the server says what the planner says, no more.
 
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { VireoObject } from "../../api/types.ts";
@@ -22,6 +24,35 @@ export const FIELD_MANAGER = "vireo";
 
 const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The JSON merge patch (RFC 7386) that turns status `before` into status `after`: all of `after`, and null
+ * for every key `before` has and `after` leaves out — at the top and, where both hold an object under the
+ * same key, inside it, recursively. Arrays (conditions, say) need nothing more: a merge patch replaces
+ * them whole. Applied to `before`, it gives exactly `after`.
+ */
+export function statusMergePatch(before: unknown, after: unknown): Json {
+  if (!isObject(after)) return (after ?? null) as Json;
+  const previous: JsonObject = isObject(before) ? before : {};
+  const patch = nullsForDropped(previous, after);
+  for (const [key, value] of Object.entries(after)) {
+    if (value !== undefined) patch[key] = isObject(previous[key]) && isObject(value) ? statusMergePatch(previous[key], value) : value;
+  }
+  return patch;
+}
+
+function nullsForDropped(before: JsonObject, after: JsonObject): JsonObject {
+  const nulls: JsonObject = {};
+  for (const [key, value] of Object.entries(before)) if (value !== undefined && after[key] === undefined) nulls[key] = null;
+  return nulls;
+}
+
 /** The object changed on the server since it was read; the caller re-reads and reconciles again. */
 export class ConflictError extends Error {
   constructor(key: string, options?: { cause?: unknown }) {
@@ -40,7 +71,7 @@ export class KubeStatusWriter implements StatusWriter {
   }
 
   async writeStatus(object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<void> {
-    const body = { metadata: { resourceVersion: object.metadata.resourceVersion }, status };
+    const body = { metadata: { resourceVersion: object.metadata.resourceVersion }, status: statusMergePatch(object.status, status) };
     const updated = await this.patch(object, body, true);
     this.store.upsert(updated);
   }

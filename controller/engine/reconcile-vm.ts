@@ -71,7 +71,7 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string): VmS
     ha: {
       protected: protection.protected,
       ...(record ? { lastFailover: failoverStatus(record) } : {}),
-      ...(protection.monitoring && instance ? { monitoring: protection.monitoring } : {}),
+      ...(protection.monitoring ? { monitoring: protection.monitoring } : {}),
     },
     now: ctx.clock.now(),
   };

@@ -256,7 +256,7 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
   if (exit) status.lastExit = { reason: exit.reason, time: new Date(exit.at).toISOString() };
   const lastFailover = s.ha?.lastFailover ?? previous.lastFailover;
   if (lastFailover) status.lastFailover = { ...lastFailover };
-  const resets = p.monitoringResets ?? previous.monitoringResets;
+  const resets = p.monitoringResets ?? resetsInWindow(previous.monitoringResets, s.ha?.monitoring, s.now);
   if (resets) status.monitoringResets = { ...resets };
 
   const message = p.stalled?.message ?? p.message ?? "";
@@ -273,6 +273,12 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
     ],
   }, new Date(s.now).toISOString(), generation);
   return status;
+}
+
+/** VM monitoring's resets while its window lasts and monitoring is on; gone after, as the count starts again. */
+function resetsInWindow(resets: VirtualMachineStatus["monitoringResets"], monitoring: VmMonitoringInput | undefined, now: number): VirtualMachineStatus["monitoringResets"] {
+  if (!resets || !monitoring) return undefined;
+  return now - Date.parse(resets.windowStart) < monitoring.resetWindowMs ? resets : undefined;
 }
 
 /** Reasons a VM waits for capacity: Vireo cannot correct its drift until capacity returns. */

@@ -245,6 +245,20 @@ test("a hung guest is reset by VM monitoring, at most maxResets times, then mark
   await s.stop();
 });
 
+test("VM monitoring's reset count is reported while its window lasts and goes once the window is over", async () => {
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1")
+    + policyYaml("watched", "selector: {}\nvmMonitoring: {enabled: true, sensitivity: High, resetWindowSeconds: 600}") + vmYaml("a"));
+  await s.until(() => s.vm("a").status?.phase === "Running");
+  await s.advance(150_000);
+  await s.sim.hangGuest("default/a");
+  await s.until(() => s.vm("a").status?.monitoringResets?.count === 1, 600_000);
+  await s.until(() => s.vm("a").status?.phase === "Running", 120_000);
+  const windowStart = Date.parse(s.vm("a").status!.monitoringResets!.windowStart);
+  await s.until(() => s.clock.now() > windowStart + 600_000 && s.vm("a").status?.monitoringResets === undefined, 900_000);
+  assert.equal(s.vm("a").status?.phase, "Running");
+  await s.stop();
+});
+
 test("a Fault drill crashes esx-01 for two minutes: its VMs restart elsewhere, the Fault goes Pending → Active → Healed", async () => {
   const s = await Scenario.start(clusterYaml() + hostYaml("esx-01") + hostYaml("esx-02")
     + vmYaml("a", { extra: "" }).replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: esx-01}}}]}}"));

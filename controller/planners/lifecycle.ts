@@ -137,7 +137,8 @@ function componentProtection(s: Readonly<VmSituation>): ComponentProtectionRespo
 /** A guest's heartbeat ages, a grace period runs out, a VMCP response falls due: without any report changing. */
 function nextLook(s: Readonly<VmSituation>, vmcpDueAt: number | undefined): number | undefined {
   const check = s.ha?.monitoring && s.instance ? nextMonitoringCheck(s.instance, s.ha.monitoring, s.now) : undefined;
-  const grace = shutdownGraceEndsAt(s.instance);
+  // A Manual VM is never powered off by Vireo: its grace period ends with nothing to do.
+  const grace = desiredPower(s.vm, s.instance) === "AsIs" ? undefined : shutdownGraceEndsAt(s.instance);
   const wake = Math.min(check ?? Infinity, vmcpDueAt !== undefined && vmcpDueAt > s.now ? vmcpDueAt : Infinity, grace !== undefined && grace > s.now ? grace : Infinity);
   return wake === Infinity ? undefined : wake;
 }

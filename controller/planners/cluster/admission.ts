@@ -20,7 +20,8 @@ export function admissionStage(s: Readonly<ClusterSituation>, state: StageState,
     protectedVms: protectedRequests(s),
     powerOns: candidates.map((f) => ({ request: requestOf(f.vm), priority: f.protection.priority, protected: f.protection.protected })),
     hostCount: s.hosts.filter((h) => h.host?.spec.maintenance === false).length,
-    restartsAwaitingCapacity: [...state.verdicts.values()].filter((v) => v.kind === "Waiting" && v.reason === "InsufficientCapacity").length,
+    // Every restart still to come (fenced, ordered, retried or short of room) needs room a power-on must not take.
+    restartsAwaitingCapacity: [...state.verdicts.values()].filter((v) => v.kind === "Waiting").length,
   });
   for (const refusal of plan.refused) {
     state.verdicts.set(refusal.vm, { kind: "NotAdmitted", message: refusal.message, ownReason: refusal.ownReason, ...(refusal.behind ? { behind: refusal.behind } : {}) });

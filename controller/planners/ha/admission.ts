@@ -37,7 +37,7 @@ export interface AdmissionInput {
   powerOns: readonly Readonly<PowerOn>[];
   /** Hosts the operator keeps in service (not in maintenance), whatever their health. */
   hostCount: number;
-  /** HA restarts waiting for capacity: they come first, so no power-on is admitted while they wait. */
+  /** HA restarts still to come (fenced, ordered, retried or short of room): they come first, so no power-on is admitted while they wait. */
   restartsAwaitingCapacity: number;
 }
 
@@ -95,7 +95,7 @@ export function planAdmission(input: Readonly<AdmissionInput>): AdmissionPlan {
 
   if (input.restartsAwaitingCapacity > 0) {
     const n = input.restartsAwaitingCapacity;
-    const message = `admission control (${input.policy.policy}): ${n} HA restart${n === 1 ? " waits" : "s wait"} for capacity and come${n === 1 ? "s" : ""} first`;
+    const message = `admission control (${input.policy.policy}): ${n} HA restart${n === 1 ? " waits" : "s wait"} for capacity or their turn, and come${n === 1 ? "s" : ""} first`;
     return { admitted: [], refused: ids.map((vm) => ({ vm, message, ownReason: false })), enforced: true };
   }
   // Asked first: re-placement is greedy, not monotone, so a batch can pass a check the cluster fails now.

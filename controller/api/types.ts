@@ -5,8 +5,8 @@ export const GROUP = "vireo.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault";
-export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"];
+export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault" | "VirtualMachineMigration";
+export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault", "VirtualMachineMigration"];
 
 export interface ObjectMeta {
   name: string;
@@ -144,11 +144,27 @@ export interface HostClusterSpec {
     };
   };
   balancing: {
-    mode: "Off" | "Manual" | "Automatic";
+    /** Disabled (no passes), Manual (recommendations only, applied when approved) or Automatic. */
+    mode: "Disabled" | "Manual" | "Automatic";
+    /** 1 (only mandatory moves) … 5 (even slight gains), as DRS's migration threshold. */
     threshold: number;
     intervalSeconds: number;
-    maxMigrationsPerHost: number;
   };
+  /** How VMs of the cluster migrate live, and how many at once (BEHAVIOUR.md, Live migration). */
+  migration: ClusterMigrationSettings;
+}
+
+export interface ClusterMigrationSettings {
+  bandwidthMiBps: number;
+  downtimeLimitMs: number;
+  maxRounds: number;
+  noProgressTimeoutSeconds: number;
+  completionTimeoutPerGiBSeconds: number;
+  autoConverge: boolean;
+  /** Migrations under way in the cluster at once (KubeVirt: 5). */
+  parallelMigrations: number;
+  /** Migrations leaving one host at once (KubeVirt: 2). */
+  parallelOutboundPerHost: number;
 }
 
 export interface HostClusterStatus {
@@ -232,6 +248,16 @@ export interface VmPlacement {
   vmAntiAffinity?: { required?: VmAffinityTerm[]; preferred?: WeightedVmAffinityTerm[] };
 }
 
+export type MigrationPolicy = "Live" | "LiveIfPossible" | "Cold" | "Never";
+
+export interface VmMigrationSpec {
+  /** Live; LiveIfPossible (cold, one reboot, when live is impossible or failed); Cold; Never. */
+  policy: MigrationPolicy;
+  bandwidthMiBps?: number;
+  downtimeLimitMs?: number;
+  autoConverge?: boolean;
+}
+
 export interface VirtualMachineSpec {
   runStrategy: RunStrategy;
   cpu: number;
@@ -240,9 +266,10 @@ export interface VirtualMachineSpec {
   disks: VmDisk[];
   networks: VmNetwork[];
   placement: VmPlacement;
-  migration: { policy: "Live" | "Cold" | "Never" };
-  /** CPU usage profile of the guest in the simulator (how busy it is over time). */
-  workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number };
+  /** How the VM may move, and its own overrides of the cluster's migration settings. */
+  migration: VmMigrationSpec;
+  /** CPU usage profile of the guest in the simulator (how busy it is over time), and how fast it dirties memory. */
+  workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number; dirtyRateMiBps?: number };
   /** Disk replication to another cluster (DESIGN.md §1); the CRD defaults rpoSeconds to 4 h. */
   replication?: { targetCluster: string; rpoSeconds: number };
   /** How long the VM may live: `ttl` is a duration such as "720h". */
@@ -390,7 +417,52 @@ export interface Fault {
   status?: FaultStatus;
 }
 
-export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault;
+// ---------------------------------------------------------------- VirtualMachineMigration
+
+export type MigrationRequestPhase = "Pending" | "Scheduling" | "PreCopy" | "Switchover" | "Succeeded" | "Failed" | "Cancelled";
+
+export interface VirtualMachineMigrationSpec {
+  vmName: string;
+  targetHost?: string;
+  mode: "Live" | "Cold";
+}
+
+/** What Vireo expects of a live migration before anything is copied. */
+export interface MigrationEstimate {
+  converges: boolean;
+  rounds: number;
+  downtimeMs: number;
+  durationSeconds: number;
+  transferMiB: number;
+  reason?: string;
+}
+
+export interface VirtualMachineMigrationStatus {
+  observedGeneration?: number;
+  phase?: MigrationRequestPhase;
+  sourceHost?: string;
+  targetHost?: string;
+  estimate?: MigrationEstimate;
+  rounds?: number;
+  transferredMiB?: number;
+  remainingMiB?: number;
+  downtimeMs?: number;
+  startTime?: string;
+  completionTime?: string;
+  failureReason?: string;
+  attempts?: number;
+  conditions?: Condition[];
+}
+
+export interface VirtualMachineMigration {
+  apiVersion: typeof API_VERSION;
+  kind: "VirtualMachineMigration";
+  metadata: ObjectMeta;
+  spec: VirtualMachineMigrationSpec;
+  status?: VirtualMachineMigrationStatus;
+}
+
+export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault | VirtualMachineMigration;
 
 /** The store's key of an object: "Kind/name" or "Kind/namespace/name". */
 export function objectKey(kind: Kind, name: string, namespace?: string): string {

@@ -2,6 +2,7 @@
 // planners read. A leaf module: the provider, the engine and the planners all import it downward.
 
 import type { CpuVendor, Hypervisor, IsolationResponse, VmExitReason } from "../api/types.ts";
+import type { MigrationObservation } from "./migration.ts";
 
 /** What a host is made of, as the driver is told when the host is registered. */
 export interface HostConfig {
@@ -24,7 +25,11 @@ export interface VmConfig {
   cpuFeatures: string[];
   disks: { name: string; sizeGiB: number; datastore: string }[];
   nics: { network: string; macAddress: string }[];
-  workload: { profile: WorkloadProfile; cpuPercent: number };
+  /**
+   * What the guest does: its CPU profile and share, and how fast it dirties memory (MiB/s; absent: the
+   * profile's default, core/migration.ts), which decides how hard it is to migrate live.
+   */
+  workload: { profile: WorkloadProfile; cpuPercent: number; dirtyRateMiBps?: number };
   /**
    * What the host does with this VM when it finds itself isolated (vSphere keeps the setting in the
    * host's HA agent per VM). Absent: LeavePoweredOn.
@@ -106,4 +111,6 @@ export interface Observation {
   vms: VmObservation[];
   /** Power-ons refused because another copy of the VM might still run (its disk lock was held). */
   splitBrainAttempts: number;
+  /** Live migrations under way, and the last one of each VM once ended. Absent from providers without them. */
+  migrations?: MigrationObservation[];
 }

@@ -40,6 +40,12 @@ export async function execute(ctx: ReconcileContext, action: Readonly<Action>): 
       case "ResetVm":
         await ctx.provider.resetVm(action.vm, action.key);
         break;
+      case "Migrate":
+        await ctx.provider.migrateVm(action.vm, action.target, { key: action.key, settings: action.settings });
+        break;
+      case "CancelMigration":
+        await ctx.provider.cancelMigration(action.vm, action.key);
+        break;
     }
   } catch (error) {
     if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
@@ -62,6 +68,9 @@ function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): bool
     case "Stop":
     case "Remove": return error.code === "NotFound" || error.code === "Unavailable";
     case "ResetVm": return error.code === "NotFound" || error.code === "Conflict" || error.code === "Unavailable";
+    // The hosts say why (another vendor, a missing feature, no room, a host down): the migration's status reports it.
+    case "Migrate": return error.code !== "Invalid";
+    case "CancelMigration": return error.code === "NotFound" || error.code === "Unavailable";
     case "UnregisterHost": return error.code === "NotFound";
     case "RegisterHost": return false;
   }

@@ -4,6 +4,7 @@
 
 import type { HypervisorProvider } from "../provider/provider.ts";
 import type { HostObservation, Observation, VmObservation } from "../core/observation.ts";
+import type { MigrationObservation } from "../core/migration.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 export interface ObservationChanges {
@@ -20,6 +21,7 @@ export class ObservationCache {
   private vmsById = new Map<string, VmObservation>();
   private hostsByName = new Map<string, HostObservation>();
   private vmsByHost = new Map<string, Set<string>>();
+  private migrationsByVm = new Map<string, MigrationObservation>();
   private observedAt = 0;
   private splitBrain = 0;
   private synced = false;
@@ -59,6 +61,15 @@ export class ObservationCache {
 
   vms(): IterableIterator<VmObservation> {
     return this.vmsById.values();
+  }
+
+  /** Migrations under way, and the last one of each VM once ended, as the hosts last reported them. */
+  migrations(): MigrationObservation[] {
+    return [...this.migrationsByVm.values()];
+  }
+
+  migration(vm: string): MigrationObservation | undefined {
+    return this.migrationsByVm.get(vm);
   }
 
   vmsOn(host: string): VmObservation[] {
@@ -112,6 +123,11 @@ export class ObservationCache {
         changedHosts.add(name);
       }
     }
+    // A migration's progress moves its VM: its reconcile, its cluster's and its request's see each round.
+    const migrations = new Map((observation.migrations ?? []).map((m) => [m.vm, m]));
+    for (const [vm, migration] of migrations) if (!jsonEqual(this.migrationsByVm.get(vm) ?? null, migration)) changedVms.push(vm);
+    for (const vm of this.migrationsByVm.keys()) if (!migrations.has(vm)) changedVms.push(vm);
+    this.migrationsByVm = migrations;
     const initial = !this.synced;
     this.synced = true;
     this.observedAt = observation.at;

@@ -2,7 +2,7 @@
 // (planners/cluster/plan.ts: HA restarts, admission control, placement, evacuation), executes the plan,
 // records what the restarts came to, publishes the verdicts the VMs' reconciles read, and writes status.
 
-import type { HostCluster, VirtualMachine } from "../api/types.ts";
+import type { HostCluster, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
 import { vmId } from "../api/types.ts";
 import { planCluster } from "../planners/cluster/plan.ts";
 import type { ClusterAction, ClusterPlan, ClusterSituation, PublishedVerdict, VmFacts } from "../planners/cluster/types.ts";
@@ -16,6 +16,11 @@ import { execute } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
 
 const REGISTRATION_WAIT_MS = 1_000;
+
+function migrationEnded(request: Readonly<VirtualMachineMigration>): boolean {
+  const phase = request.status?.phase;
+  return phase === "Succeeded" || phase === "Failed" || phase === "Cancelled";
+}
 
 export async function reconcileCluster(ctx: ReconcileContext, name: string): Promise<ReconcileResult | void> {
   const cluster = clusterByName(ctx, name);
@@ -53,7 +58,11 @@ function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
     const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
     return { vm, id, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, policies, cluster), networks: ctx.macs.macsFor(vm) };
   });
-  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory: ctx.ha, now: ctx.clock.now() };
+  const memory = { attempts: ctx.ha.attempts, failovers: ctx.ha.failovers, balancing: ctx.ha.balancing.get(name) ?? { holdDowns: new Map() }, moves: ctx.ha.moves };
+  const ids = new Set(vms.map((f) => f.id));
+  const migrations = ctx.observed.migrations().filter((m) => ids.has(m.vm));
+  const requests = ctx.store.list("VirtualMachineMigration").filter((r) => ids.has(`${r.metadata.namespace ?? "default"}/${r.spec.vmName}`) && !migrationEnded(r));
+  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, now: ctx.clock.now() };
 }
 
 /** Runs the plan's actions in order; returns how many failed. */

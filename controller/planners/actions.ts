@@ -2,6 +2,7 @@
 // `vireo plan` can explain it. Each is idempotent on the provider side.
 
 import type { HostConfig, VmConfig } from "../core/observation.ts";
+import type { MigrationSettings } from "../core/migration.ts";
 
 export type Action =
   | { type: "RegisterHost"; host: string; config: HostConfig; reason: string }
@@ -9,7 +10,10 @@ export type Action =
   | { type: "Start"; vm: string; host: string; config: VmConfig; reason: string }
   | { type: "Stop"; vm: string; mode: "Shutdown" | "PowerOff"; reason: string }
   | { type: "Remove"; vm: string; reason: string }
-  | { type: "ResetVm"; vm: string; key: string; reason: string };
+  | { type: "ResetVm"; vm: string; key: string; reason: string }
+  /** Live migration to `target` (core/migration.ts); `key` makes it idempotent and names it in observations. */
+  | { type: "Migrate"; vm: string; target: string; key: string; settings: MigrationSettings; reason: string }
+  | { type: "CancelMigration"; vm: string; key: string; reason: string };
 
 export type ActionType = Action["type"];
 
@@ -22,6 +26,8 @@ export function actionKey(action: Action): string {
     case "Stop": return `Stop/${action.vm}/${action.mode}`;
     case "Remove": return `Remove/${action.vm}`;
     case "ResetVm": return `ResetVm/${action.vm}/${action.key}`;
+    case "Migrate": return `Migrate/${action.vm}/${action.key}`;
+    case "CancelMigration": return `CancelMigration/${action.vm}/${action.key}`;
   }
 }
 
@@ -33,5 +39,7 @@ export function describeAction(action: Action): string {
     case "Stop": return `${action.mode === "Shutdown" ? "shut down" : "power off"} ${action.vm}: ${action.reason}`;
     case "Remove": return `remove ${action.vm}: ${action.reason}`;
     case "ResetVm": return `reset ${action.vm}: ${action.reason}`;
+    case "Migrate": return `migrate ${action.vm} live to ${action.target}: ${action.reason}`;
+    case "CancelMigration": return `cancel the migration of ${action.vm}: ${action.reason}`;
   }
 }

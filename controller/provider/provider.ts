@@ -6,8 +6,9 @@
 // believes only the next observation.
 
 import type { HostConfig, Observation, VmConfig, VmObservation } from "../core/observation.ts";
+import type { MigrationSettings } from "../core/migration.ts";
 
-export type ProviderErrorCode = "NotFound" | "Conflict" | "Invalid" | "Unavailable" | "LockHeld" | "InsufficientResources";
+export type ProviderErrorCode = "NotFound" | "Conflict" | "Invalid" | "Unavailable" | "LockHeld" | "InsufficientResources" | "Incompatible";
 
 /** A refusal the caller must handle; `code` says which kind. */
 export class ProviderError extends Error {
@@ -42,6 +43,18 @@ export interface HypervisorProvider {
    * call with the same `key` is a no-op, so a retried plan resets once. NotFound when unknown, Conflict when off.
    */
   resetVm(id: string, key: string): Promise<void>;
+  /**
+   * Moves a running VM to `target` by pre-copy live migration (core/migration.ts): the guest keeps running
+   * on its source while its memory is copied, pauses for the switch-over, and runs on the target after it;
+   * its disk locks pass to the target at that instant. The target holds the VM's CPU and memory for the
+   * whole migration. A second call with the same `key` is a no-op. Refused with NotFound (no such VM or
+   * host), Conflict (the VM is not running, or migrates already under another key), Incompatible (the
+   * target's CPU vendor differs, or it lacks a feature the guest sees), Unavailable (a host is down) and
+   * InsufficientResources (the target cannot hold it). How it goes, and how it ends, is observed.
+   */
+  migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void>;
+  /** Stops the VM's migration under `key` if it has not switched over yet: the VM runs on where it was. */
+  cancelMigration(id: string, key: string): Promise<void>;
 }
 
 /**

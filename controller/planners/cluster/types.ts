@@ -2,7 +2,8 @@
 // and the latest observation; planCluster turns it into a ClusterPlan; the engine executes the plan's
 // actions, records their outcomes in the cluster's memory, and publishes the plan's verdicts for the VMs.
 
-import type { HostCluster, HostClusterStatus, HostPhase, VirtualMachine, VmStatusNetwork } from "../../api/types.ts";
+import type { HostCluster, HostClusterStatus, HostPhase, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
+import type { MigrationObservation } from "../../core/migration.ts";
 import type { Host } from "../../api/types.ts";
 import type { HostObservation, VmObservation } from "../../core/observation.ts";
 import type { ClusterSnapshot } from "../../placement/types.ts";
@@ -47,10 +48,39 @@ export interface FailoverRecord {
   lastAttempt?: number;
 }
 
-/** What one round hands the next: restart attempts (vSphere's retry schedule) and failovers under way. */
+/** What one round hands the next: restart attempts (vSphere's retry schedule), failovers under way, balancing. */
 export interface ClusterMemory {
   attempts: ReadonlyMap<string, RestartAttempts>;
   failovers: ReadonlyMap<string, FailoverRecord>;
+  balancing: BalancingMemory;
+  /** Live moves the cluster itself began (evacuation, balancing), by VM id: how they went so far. */
+  moves: ReadonlyMap<string, MoveRecord>;
+}
+
+/** What balancing remembers between passes. */
+export interface BalancingMemory {
+  /** When the last pass ran; the next is due `intervalSeconds` later. */
+  lastPassAt?: number;
+  /** VMs balancing moved, by id: how often within the last 24 h, and until when each is held down. */
+  holdDowns: ReadonlyMap<string, HoldDown>;
+}
+
+/** BEHAVIOUR.md, Balancing (descheduler): a VM just moved stays put 15 min, doubling per repeat within 24 h, at most 6 h. */
+export interface HoldDown {
+  moves: number;
+  lastMoveAt: number;
+  until: number;
+}
+
+/** One live move the cluster began on its own account, and the attempts it took. */
+export interface MoveRecord {
+  stage: "evacuation" | "balancing";
+  /** The migration's key, as the hosts report it. */
+  key: string;
+  target: string;
+  /** Live attempts that failed so far (evacuation retries a bounded number of times). */
+  failures: number;
+  lastFailure?: string;
 }
 
 export interface ClusterSituation {
@@ -62,6 +92,10 @@ export interface ClusterSituation {
   /** The placement view of the cluster: its hosts as candidates and the VMs holding resources on them. */
   snapshot: ClusterSnapshot;
   memory: ClusterMemory;
+  /** Migrations the hosts report for the cluster's VMs: under way, or the last one of each VM once ended. */
+  migrations: readonly MigrationObservation[];
+  /** VirtualMachineMigration requests naming the cluster's VMs, not yet ended. */
+  requests: readonly VirtualMachineMigration[];
   now: number;
 }
 
@@ -79,7 +113,11 @@ export type VmVerdict =
   /** No host can take it now; kube-scheduler's per-reason message. */
   | { kind: "Unschedulable"; message: string }
   /** It is being moved off a host that must be emptied. */
-  | { kind: "Evacuating"; host: string; message: string };
+  | { kind: "Evacuating"; host: string; message: string }
+  /** It cannot leave a host that must be emptied: why (policy Never, pinned, no room, live attempts failed). */
+  | { kind: "EvacuationBlocked"; host: string; message: string }
+  /** It migrates live now. */
+  | { kind: "Migrating"; target: string; message: string };
 
 /** A verdict, and the generation of the VM it was made for: a spec changed since makes it stale. */
 export type PublishedVerdict = VmVerdict & { generation: number | undefined };
@@ -88,7 +126,32 @@ export type PublishedVerdict = VmVerdict & { generation: number | undefined };
 export type ClusterAction =
   | { stage: "restarts"; action: Extract<Action, { type: "Start" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string } }
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
-  | { stage: "evacuation"; action: Extract<Action, { type: "Stop" }> };
+  | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> };
+
+/** A balancing move, recommended (Manual) or made (Automatic). */
+export interface Recommendation {
+  /** Stable while the same move is recommended: a hash of VM, source and target. */
+  id: string;
+  vm: string;
+  from: string;
+  to: string;
+  /** How much the move lowers the cluster's imbalance (standard deviation of host load). */
+  gain: number;
+  /** Memory to copy, MiB: the move's cost. */
+  costMiB: number;
+  reason: string;
+}
+
+/** What a balancing pass found. */
+export interface BalancingReport {
+  /** The standard deviation of host load (Σ VM demand / host capacity, the larger of CPU and memory), before the pass's moves. */
+  imbalance: number;
+  /** What the threshold tolerates. */
+  target: number;
+  /** When this pass ran; undefined when none was due this round. */
+  passAt?: number;
+  recommendations: Recommendation[];
+}
 
 /** A failover that is over: the VM runs Ready on its new host. */
 export interface Recovery {
@@ -114,6 +177,10 @@ export interface ClusterPlan {
   registering: boolean;
   /** What each stage decided, in order: for logs and `vireo plan`. */
   stages: StageSummary[];
+  /** The balancing pass of this round, if one ran. */
+  balancing?: BalancingReport;
+  /** Hold-downs after this round's balancing moves; the engine records them. */
+  holdDowns?: ReadonlyMap<string, HoldDown>;
 }
 
 export interface StageSummary {
@@ -122,7 +189,7 @@ export interface StageSummary {
   verdicts: number;
 }
 
-export type StageName = "restarts" | "admission" | "placement" | "evacuation";
+export type StageName = "restarts" | "admission" | "placement" | "evacuation" | "migrations" | "balancing";
 
 /** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
 export interface StageState {

@@ -2,6 +2,7 @@
 // ProviderError codes the in-process simulator throws; a simulator that cannot be reached, or answers
 // too late, is `Unavailable`, which the controller already treats as "try again later".
 
+import type { MigrationSettings } from "../../core/migration.ts";
 import type { DiskLockView, GroundTruth } from "../sim/index.ts";
 import { ProviderError } from "../provider.ts";
 import type { FaultInjector, HypervisorProvider, OutOfBandChanges } from "../provider.ts";
@@ -106,6 +107,14 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
 
   async removeVm(id: string): Promise<void> {
     await this.request("DELETE", `/vms/${pathOf(id)}`);
+  }
+
+  async migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void> {
+    throw new ProviderError("Unavailable", `live migration of ${id} to ${target} (${options.key}) is not available yet`);
+  }
+
+  async cancelMigration(id: string, key: string): Promise<void> {
+    throw new ProviderError("Unavailable", `cancelling ${id}'s migration ${key} is not available yet`);
   }
 
   async resetVm(id: string, key: string): Promise<void> {

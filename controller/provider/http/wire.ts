@@ -42,6 +42,8 @@ export const PROVIDER_ERROR_STATUS: Readonly<Record<ProviderErrorCode, number>> 
   InsufficientResources: 409,
   // The request is well-formed JSON but names something no host can do (a missing datastore, a bad field).
   Invalid: 422,
+  // The target cannot run the guest as it is (another CPU vendor, a missing feature): a state conflict.
+  Incompatible: 409,
   Unavailable: 503,
 };
 

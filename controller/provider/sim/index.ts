@@ -2,6 +2,7 @@
 // boot and shut down, lock their disks and fail on request. It only answers the interface; it never
 // calls into the controller. Time comes from the injected clock, so a virtual clock replays a run.
 
+import type { MigrationSettings } from "../../core/migration.ts";
 import { existsSync } from "node:fs";
 import type { Clock, Timer } from "../../core/clock.ts";
 import { ProviderError } from "../provider.ts";
@@ -227,6 +228,14 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.syncTransition(vm);
     this.changed();
     return reportVm(world, vm, now, timings);
+  }
+
+  async migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void> {
+    throw new ProviderError("Unavailable", `live migration of ${id} to ${target} (${options.key}) is not available yet`);
+  }
+
+  async cancelMigration(id: string, key: string): Promise<void> {
+    throw new ProviderError("Unavailable", `cancelling ${id}'s migration ${key} is not available yet`);
   }
 
   async resetVm(id: string, key: string): Promise<void> {

@@ -2,7 +2,7 @@
 // platforms (BEHAVIOUR.md, Live migration), and what a host reports of a migration under way or ended.
 // A leaf module: the simulator moves VMs by it, the planners estimate by it, the engine reads it.
 
-import type { WorkloadProfile } from "./observation.ts";
+import type { VmConfig, WorkloadProfile } from "./observation.ts";
 
 /** How one migration may run (QEMU's migration parameters, KubeVirt's migration configuration). */
 export interface MigrationSettings {
@@ -45,6 +45,27 @@ export const AUTO_CONVERGE = Object.freeze({ initialPercent: 20, incrementPercen
  * for web and database servers): an idle guest rewrites little, a bursty one (batch, caches) a lot.
  */
 export const DIRTY_RATE_MIBPS: Readonly<Record<WorkloadProfile, number>> = Object.freeze({ Idle: 2, Steady: 24, Diurnal: 40, Bursty: 96 });
+
+/** How fast the guest dirties its memory, MiB/s, before any throttle: its own figure, else its profile's. */
+export function dirtyRateOf(workload: Readonly<VmConfig["workload"]>): number {
+  return workload.dirtyRateMiBps ?? DIRTY_RATE_MIBPS[workload.profile];
+}
+
+/**
+ * What is wrong with `settings`, naming the field (`bandwidthMiBps must be a positive number`), or
+ * undefined when nothing is: every figure positive and finite, the round limit a whole number.
+ */
+export function migrationSettingsProblem(settings: unknown): string | undefined {
+  if (typeof settings !== "object" || settings === null || Array.isArray(settings)) return "must be an object";
+  const fields = settings as Record<string, unknown>;
+  for (const name of ["bandwidthMiBps", "downtimeLimitMs", "maxRounds", "noProgressTimeoutMs", "completionTimeoutPerGiBMs"] as const) {
+    const value = fields[name];
+    if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) return `${name} must be a positive number`;
+  }
+  if (!Number.isInteger(fields.maxRounds)) return "maxRounds must be a whole number";
+  if (typeof fields.autoConverge !== "boolean") return "autoConverge must be true or false";
+  return undefined;
+}
 
 /**
  * A host's migration link (vMotion network, 10 GbE ≈ 1,192 MiB/s): the migrations leaving or entering a

@@ -47,13 +47,21 @@ export interface HypervisorProvider {
    * Moves a running VM to `target` by pre-copy live migration (core/migration.ts): the guest keeps running
    * on its source while its memory is copied, pauses for the switch-over, and runs on the target after it;
    * its disk locks pass to the target at that instant. The target holds the VM's CPU and memory for the
-   * whole migration. A second call with the same `key` is a no-op. Refused with NotFound (no such VM or
-   * host), Conflict (the VM is not running, or migrates already under another key), Incompatible (the
-   * target's CPU vendor differs, or it lacks a feature the guest sees), Unavailable (a host is down) and
-   * InsufficientResources (the target cannot hold it). How it goes, and how it ends, is observed.
+   * whole migration. A second call with the same `key` is a no-op, also once that migration ended (while
+   * it is the VM's last). Refused with NotFound (no such VM or host), Conflict (the VM is not running, is
+   * already on `target`, or migrates already under another key), Incompatible (the target's CPU vendor
+   * differs, it lacks a feature the guest sees, or it does not see the VM's datastores or networks),
+   * Unavailable (the source or the target does not answer, or the target has no path to the VM's disks),
+   * InsufficientResources (the target cannot hold it beside what it holds already) and Invalid (an empty
+   * key, settings that are not positive numbers). How it goes, and how it ends, is observed
+   * (`Observation.migrations`): a failed or cancelled migration leaves the VM running on its source.
    */
   migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void>;
-  /** Stops the VM's migration under `key` if it has not switched over yet: the VM runs on where it was. */
+  /**
+   * Stops the VM's migration under `key` if it has not switched over yet (during the switch-over pause
+   * too): it ends Cancelled and the VM runs on where it was. A no-op when that migration ended already,
+   * or the VM or key is unknown.
+   */
   cancelMigration(id: string, key: string): Promise<void>;
 }
 

@@ -9,6 +9,7 @@ import { requireHost, requireVm } from "./faults.ts";
 import type { SimContext } from "./faults.ts";
 import { checkHostCanRun, checkRoom } from "./hosts.ts";
 import { acquireLocks, lockHeldElsewhere, releaseLocks } from "./locks.ts";
+import { refuseWhileMigrating } from "./migrations.ts";
 import { allocatedOn } from "./observation.ts";
 import { powerOff, powerOn } from "./vms.ts";
 import { attachVm, copyVmConfig, detachVm, isPoweredOn, isReachable, touch } from "./world.ts";
@@ -62,6 +63,7 @@ export function adminMove(ctx: SimContext, id: string, target: string): void {
   const { vm } = vmOnReachableHost(ctx, id);
   const to = reachableHost(ctx, target);
   if (vm.host === target) return;
+  refuseWhileMigrating(ctx.world, id, "be moved by hand");
   checkHostCanRun(to, id, vm.config);
   const on = isPoweredOn(vm.power);
   if (on) checkRoom(to, allocatedOn(ctx.world, target), id, vm.config);
@@ -79,6 +81,7 @@ export function adminSetMemory(ctx: SimContext, id: string, memoryMiB: number): 
   if (!Number.isInteger(memoryMiB) || memoryMiB < 1) throw new ProviderError("Invalid", `memoryMiB must be a positive integer, got ${memoryMiB}`);
   const { vm, host } = vmOnReachableHost(ctx, id);
   if (vm.config.memoryMiB === memoryMiB) return;
+  refuseWhileMigrating(ctx.world, id, "change its memory");
   if (isPoweredOn(vm.power) && memoryMiB > vm.config.memoryMiB) {
     const allocated = allocatedOn(ctx.world, host.name);
     checkRoom(host, { cpu: allocated.cpu - vm.config.cpu, memoryMiB: allocated.memoryMiB - vm.config.memoryMiB }, id, { ...vm.config, memoryMiB });
@@ -95,6 +98,7 @@ export function adminSetMemory(ctx: SimContext, id: string, memoryMiB: number): 
 export function adminSetNetworks(ctx: SimContext, id: string, networks: readonly string[]): void {
   const { vm, host } = vmOnReachableHost(ctx, id);
   const nics = networks.map((network) => vm.config.nics.find((n) => n.network === network) ?? { network, macAddress: adminMac(id, network) });
+  refuseWhileMigrating(ctx.world, id, "change its networks");
   const config: VmConfig = { ...copyVmConfig(vm.config), nics: nics.map((n) => ({ ...n })) };
   checkHostCanRun(host, id, config);
   vm.config = config;

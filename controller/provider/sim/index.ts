@@ -2,19 +2,22 @@
 // boot and shut down, lock their disks and fail on request. It only answers the interface; it never
 // calls into the controller. Time comes from the injected clock, so a virtual clock replays a run.
 
-import type { MigrationSettings } from "../../core/migration.ts";
 import { existsSync } from "node:fs";
 import type { Clock, Timer } from "../../core/clock.ts";
 import { ProviderError } from "../provider.ts";
 import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../provider.ts";
 import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
+import type { MigrationSettings } from "../../core/migration.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
 import type { SimContext } from "./faults.ts";
 import { capacityOf, checkHostCanRun, checkRoom, isolationResponseDueAt, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
 import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
+import { migrationsUnderWay } from "./migration-hosts.ts";
+import { advanceMigration, beginMigration, cancelMigration, endBrokenMigrations, forgetMigration } from "./migrations.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
+import { nextEventAt } from "./precopy.ts";
 import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
 import type { RestoredWorld } from "./state-file.ts";
 import { resolveTimings } from "./timings.ts";
@@ -65,6 +68,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   private readonly transitionTimers = new Map<string, Timer>();
   private readonly fenceTimers = new Map<string, Timer>();
   private readonly isolationTimers = new Map<string, Timer>();
+  /** By VM id: the timer of its migration's next event, and when that is due. */
+  private readonly migrationTimers = new Map<string, { due: number; timer: Timer }>();
   private readonly writer: StateWriter | undefined;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
@@ -188,6 +193,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     if (!this.world.hosts.has(name)) return;
     const registered = this.world.vmsByHost.get(name)?.size ?? 0;
     if (registered > 0) throw new ProviderError("Conflict", `host ${name} still has ${registered} VM(s) registered`);
+    const incoming = migrationsUnderWay(this.world).find((m) => m.target === name);
+    if (incoming) throw new ProviderError("Conflict", `host ${name} is the target of VM ${incoming.vm}'s migration`);
     this.fenceTimers.get(name)?.cancel();
     this.fenceTimers.delete(name);
     this.isolationTimers.get(name)?.cancel();
@@ -231,11 +238,13 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   }
 
   async migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void> {
-    throw new ProviderError("Unavailable", `live migration of ${id} to ${target} (${options.key}) is not available yet`);
+    this.assertOpen();
+    if (beginMigration(this.ctx, id, target, options)) this.changed();
   }
 
   async cancelMigration(id: string, key: string): Promise<void> {
-    throw new ProviderError("Unavailable", `cancelling ${id}'s migration ${key} is not available yet`);
+    this.assertOpen();
+    if (cancelMigration(this.ctx, id, key)) this.changed();
   }
 
   async resetVm(id: string, key: string): Promise<void> {
@@ -287,6 +296,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.transitionTimers.get(id)?.cancel();
     this.transitionTimers.delete(id);
     detachVm(this.world, vm);
+    forgetMigration(this.world, id, this.clock.now());
     this.changed();
   }
 
@@ -427,9 +437,11 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     for (const timer of this.transitionTimers.values()) timer.cancel();
     for (const timer of this.fenceTimers.values()) timer.cancel();
     for (const timer of this.isolationTimers.values()) timer.cancel();
+    for (const { timer } of this.migrationTimers.values()) timer.cancel();
     this.transitionTimers.clear();
     this.fenceTimers.clear();
     this.isolationTimers.clear();
+    this.migrationTimers.clear();
     await this.flush();
   }
 
@@ -502,15 +514,50 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.isolationTimers.set(host.name, timer);
   }
 
+  /**
+   * Arms each migration's timer for its next event and drops the timers of those that ended. Migrations
+   * are few, so all are checked after every change; a timer whose due time still holds is left alone.
+   */
+  private syncMigrationTimers(): void {
+    for (const [id, armed] of this.migrationTimers) {
+      const m = this.world.migrations.get(id);
+      if (m && nextEventAt(m) === armed.due && !this.closed) continue;
+      armed.timer.cancel();
+      this.migrationTimers.delete(id);
+    }
+    if (this.closed) return;
+    for (const m of migrationsUnderWay(this.world)) {
+      const due = nextEventAt(m);
+      if (due === undefined || this.migrationTimers.has(m.vm)) continue;
+      const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.migrationDue(m.vm, due));
+      this.migrationTimers.set(m.vm, { due, timer });
+    }
+  }
+
+  /**
+   * The migration's event happens at the time it was due, even when the timer fires late (a restart that
+   * found it overdue): the model stays exact, and a migration replays to the same end.
+   */
+  private migrationDue(id: string, due: number): void {
+    if (this.migrationTimers.get(id)?.due !== due) return;
+    this.migrationTimers.delete(id);
+    advanceMigration(this.ctx, id, due);
+    this.changed();
+  }
+
   private rearmTimers(): void {
     for (const vm of this.world.vms.values()) this.syncTransition(vm);
     for (const host of this.world.hosts.values()) {
       this.syncFence(host);
       this.syncIsolation(host);
     }
+    this.syncMigrationTimers();
   }
 
   private changed(): void {
+    // Whatever changed may have broken a migration (a host down, the VM stopped): it ends before anyone looks.
+    endBrokenMigrations(this.ctx);
+    this.syncMigrationTimers();
     // A change that touches no VM (a host crashing, a split-brain attempt) still moves the world's
     // revision; VM revisions stay unique, as they are handed out from the same counter.
     this.world.revision += 1;

@@ -2,13 +2,15 @@
 // a crashed host's report, and its VMs', stay as they were when it went down. Every report is a fresh
 // copy, so nothing an observer does to it reaches the world.
 
+import type { MigrationObservation } from "../../core/migration.ts";
 import type { HostObservation, Observation, VmObservation } from "../../core/observation.ts";
 import { emptyTally, hostObservation } from "./hosts.ts";
 import type { HostTally, Resources } from "./hosts.ts";
+import { migrationsUnderWay, reservedOn } from "./migration-hosts.ts";
 import type { SimTimings } from "./timings.ts";
 import { addToTally, vmObservation } from "./vms.ts";
 import { copyHostObservation, copyVmObservation, isPoweredOn, vmsOnHost } from "./world.ts";
-import type { HostRecord, VmRecord, World } from "./world.ts";
+import type { HostRecord, MigrationRecord, VmRecord, World } from "./world.ts";
 
 export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTimings): VmObservation {
   const host = hostOf(world, vm);
@@ -20,6 +22,7 @@ export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTi
 export function liveHostReport(world: World, host: HostRecord, now: number, timings: SimTimings): HostObservation {
   const tally = emptyTally();
   for (const vm of vmsOnHost(world, host.name)) addToTally(tally, vmObservation(vm, host, now, world.seed, timings));
+  addIncomingMigrations(world, host.name, tally);
   return hostObservation(host, tally, now, timings);
 }
 
@@ -39,14 +42,54 @@ export function observeWorld(world: World, now: number, timings: SimTimings): Ob
   const hosts: HostObservation[] = [];
   for (const host of world.hosts.values()) {
     if (host.crashedAt !== undefined) hosts.push(copyHostObservation(lastHostReportOf(host)));
-    else hosts.push(hostObservation(host, tallies.get(host.name) ?? emptyTally(), now, timings));
+    else hosts.push(hostObservation(host, addIncomingMigrations(world, host.name, tallies.get(host.name) ?? emptyTally()), now, timings));
   }
-  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts };
+  const migrations = [...world.migrations.values()].map(migrationObservation);
+  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts, migrations };
 }
 
-/** vCPUs and memory the host has handed to its powered-on VMs, in truth. */
+/**
+ * A migration's target holds the VM's vCPUs and memory from the start, and the memory copied so far is
+ * in use there; the VM itself is the source's until it switches over.
+ */
+function addIncomingMigrations(world: World, host: string, tally: HostTally): HostTally {
+  for (const m of migrationsUnderWay(world)) {
+    if (m.target !== host) continue;
+    tally.allocated.cpu += m.cpu;
+    tally.allocated.memoryMiB += m.memoryMiB;
+    tally.usedMemoryMiB += Math.min(m.memoryMiB, Math.round(m.transferredMiB));
+  }
+  return tally;
+}
+
+export function migrationObservation(m: MigrationRecord): MigrationObservation {
+  return {
+    vm: m.vm,
+    key: m.key,
+    source: m.source,
+    target: m.target,
+    phase: m.phase,
+    startedAt: m.startedAt,
+    ...(m.endedAt !== undefined ? { endedAt: m.endedAt } : {}),
+    rounds: m.rounds,
+    transferredMiB: thousandths(m.transferredMiB),
+    remainingMiB: thousandths(m.remainingMiB),
+    bandwidthMiBps: thousandths(m.bandwidthMiBps),
+    dirtyRateMiBps: thousandths(m.dirtyRateMiBps),
+    throttlePercent: m.throttlePercent,
+    ...(m.downtimeMs !== undefined ? { downtimeMs: thousandths(m.downtimeMs) } : {}),
+    ...(m.reason !== undefined ? { reason: m.reason } : {}),
+  };
+}
+
+/** Figures to a thousandth: the model's floating point is not news to an observer. */
+function thousandths(n: number): number {
+  return Math.round(n * 1000) / 1000;
+}
+
+/** vCPUs and memory the host has handed to its powered-on VMs and holds for VMs migrating to it, in truth. */
 export function allocatedOn(world: World, host: string): Resources {
-  const allocated = { cpu: 0, memoryMiB: 0 };
+  const allocated = reservedOn(world, host);
   for (const vm of vmsOnHost(world, host)) {
     if (!isPoweredOn(vm.power)) continue;
     allocated.cpu += vm.config.cpu;

@@ -1,16 +1,20 @@
 // The simulated world on disk: one JSON document. Reading it checks every record, so a damaged file is
 // an error naming the file and the record, never a half-restored world.
 
+import type { MigrationPhase } from "../../core/migration.ts";
+import { migrationSettingsProblem } from "../../core/migration.ts";
 import type { VmPowerState } from "../../core/observation.ts";
 import { validateHostConfig } from "./hosts.ts";
 import type { SimTimings } from "./timings.ts";
 import { resolveTimings } from "./timings.ts";
 import { validateVmConfig } from "./vms.ts";
 import { attachVm, emptyWorld } from "./world.ts";
-import type { DiskLock, HostRecord, VmRecord, World } from "./world.ts";
+import type { DiskLock, HostRecord, MigrationRecord, VmRecord, World } from "./world.ts";
 
 export const STATE_FORMAT = "vireo-simulated-hosts";
-export const STATE_VERSION = 1;
+/** 2 added live migrations; a version 1 file is a world without any and loads as it is. */
+export const STATE_VERSION = 2;
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 
 interface WorldFile {
   format: typeof STATE_FORMAT;
@@ -23,6 +27,7 @@ interface WorldFile {
   hosts: HostRecord[];
   vms: VmRecord[];
   locks: DiskLock[];
+  migrations: MigrationRecord[];
 }
 
 /** The state file cannot be read back into a world. */
@@ -47,6 +52,7 @@ export function serializeWorld(world: World, timings: SimTimings, savedAt: numbe
     hosts: [...world.hosts.values()],
     vms: [...world.vms.values()],
     locks: [...world.locks.values()],
+    migrations: [...world.migrations.values()],
   };
   return `${JSON.stringify(file)}\n`;
 }
@@ -79,7 +85,7 @@ type Fields = Record<string, unknown>;
 function restore(data: unknown): RestoredWorld {
   const file = object(data, "the document");
   if (file.format !== STATE_FORMAT) throw new RecordError(`format is ${JSON.stringify(file.format)}, expected ${STATE_FORMAT}`);
-  if (file.version !== STATE_VERSION) throw new RecordError(`version ${JSON.stringify(file.version)} is not supported (expected ${STATE_VERSION})`);
+  if (!READABLE_VERSIONS.includes(file.version)) throw new RecordError(`version ${JSON.stringify(file.version)} is not supported (expected ${READABLE_VERSIONS.join(" or ")})`);
   const world = emptyWorld(number(file, "seed", "the document"));
   world.splitBrainAttempts = number(file, "splitBrainAttempts", "the document");
   world.revision = number(file, "revision", "the document");
@@ -108,6 +114,13 @@ function restore(data: unknown): RestoredWorld {
     const lock = lockRecord(entry, `locks[${i}]`);
     world.locks.set(lock.key, lock);
   });
+  if (file.migrations !== undefined || file.version !== 1) {
+    list(file, "migrations").forEach((entry, i) => {
+      const m = migrationRecord(entry, `migrations[${i}]`, world);
+      if (world.migrations.has(m.vm)) throw new RecordError(`migrations[${i}]: VM ${m.vm} has two migrations`);
+      world.migrations.set(m.vm, m);
+    });
+  }
   return { world, timings };
 }
 
@@ -147,7 +160,7 @@ function vmRecord(entry: unknown, where: string): VmRecord {
   checked(where, () => validateVmConfig(vm.id, vm.config));
   if (!POWER_STATES.includes(vm.power)) throw new RecordError(`${where}.power ${JSON.stringify(vm.power)} is not a power state`);
   for (const name of ["since", "revision"]) number(fields, name, where);
-  for (const name of ["poweredOnAt", "transitionDueAt", "guestSince", "guestStoppedAt"]) optionalNumber(fields, name, where);
+  for (const name of ["poweredOnAt", "transitionDueAt", "guestSince", "guestStoppedAt", "cpuThrottlePercent"]) optionalNumber(fields, name, where);
   if (typeof vm.guestHung !== "boolean") throw new RecordError(`${where}.guestHung must be true or false`);
   if (vm.lastExit !== undefined) number(object(vm.lastExit, `${where}.lastExit`), "at", `${where}.lastExit`);
   if (vm.lastReport !== undefined) object(vm.lastReport, `${where}.lastReport`);
@@ -160,6 +173,37 @@ function lockRecord(entry: unknown, where: string): DiskLock {
   number(fields, "acquiredAt", where);
   optionalNumber(fields, "renewedUntil", where);
   return fields as unknown as DiskLock;
+}
+
+const MIGRATION_PHASES: readonly MigrationPhase[] = ["PreCopy", "Switchover", "Succeeded", "Failed", "Cancelled"];
+const MIGRATION_FIGURES = [
+  "cpu", "memoryMiB", "guestDirtyRateMiBps", "startedAt", "rounds", "roundStartedAt", "roundSizeMiB", "roundSentMiB", "bookedAt",
+  "transferredMiB", "remainingMiB", "bandwidthMiBps", "dirtyRateMiBps", "throttlePercent", "highDirtyRounds", "lowestRemainingMiB", "lastProgressAt",
+];
+
+/** A migration of a VM the file has; one under way runs from the VM's host to another host of the file. */
+function migrationRecord(entry: unknown, where: string, world: World): MigrationRecord {
+  const fields = object(entry, where);
+  const m = fields as unknown as MigrationRecord;
+  for (const name of ["vm", "key", "source", "target"]) string(fields, name, where);
+  if (!MIGRATION_PHASES.includes(m.phase)) throw new RecordError(`${where}.phase ${JSON.stringify(m.phase)} is not a migration phase`);
+  const settings = migrationSettingsProblem(fields.settings);
+  if (settings !== undefined) throw new RecordError(`${where}.settings.${settings}`);
+  for (const name of MIGRATION_FIGURES) number(fields, name, where);
+  for (const name of ["endedAt", "switchoverEndsAt", "downtimeMs"]) optionalNumber(fields, name, where);
+  if (m.bandwidthMiBps <= 0) throw new RecordError(`${where}.bandwidthMiBps must be positive`);
+  checkMigrationPlace(m, where, world);
+  return m;
+}
+
+function checkMigrationPlace(m: MigrationRecord, where: string, world: World): void {
+  const vm = world.vms.get(m.vm);
+  if (!vm) throw new RecordError(`${where}: migration of unknown VM ${m.vm}`);
+  if (m.phase !== "PreCopy" && m.phase !== "Switchover") return;
+  if (vm.host !== m.source || !world.hosts.has(m.target)) {
+    throw new RecordError(`${where}: VM ${m.vm} migrates from ${m.source} to ${m.target} but is on ${vm.host}`);
+  }
+  if (m.phase === "Switchover" && m.switchoverEndsAt === undefined) throw new RecordError(`${where}: a switch-over needs switchoverEndsAt`);
 }
 
 function checked(where: string, check: () => void): void {

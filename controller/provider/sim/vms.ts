@@ -29,7 +29,8 @@ export function guestHeartbeat(vm: VmRecord, host: HostRecord, now: number, timi
 /** Physical cores the guest uses now: its profile's demand while it runs, nothing when hung or frozen. */
 export function vmCpuUsage(vm: VmRecord, host: HostRecord, now: number, seed: number): number {
   if (vm.power !== "Running" || vm.guestHung || isFrozen(vm, host) || host.crashedAt !== undefined) return 0;
-  return cpuDemand(seed, vm.id, vm.config, now);
+  // A migration's throttle (auto-converge, or the pause at switch-over) holds the vCPUs back.
+  return cpuDemand(seed, vm.id, vm.config, now) * (1 - (vm.cpuThrottlePercent ?? 0) / 100);
 }
 
 export function vmObservation(vm: VmRecord, host: HostRecord, now: number, seed: number, timings: SimTimings): VmObservation {
@@ -124,7 +125,15 @@ export function validateVmConfig(id: string, config: VmConfig): void {
   config.nics.forEach((nic, i) => {
     if (!nic.network) throw invalid(`nics[${i}].network`, "must be named");
   });
-  if (!PROFILES.includes(config.workload.profile)) throw invalid("workload.profile", `must be one of ${PROFILES.join(", ")}`);
-  const percent = config.workload.cpuPercent;
-  if (!(percent >= 0 && percent <= 100)) throw invalid("workload.cpuPercent", "must be between 0 and 100");
+  const problem = workloadProblem(config.workload);
+  if (problem) throw invalid(`workload.${problem.field}`, problem.problem);
+}
+
+function workloadProblem(workload: VmConfig["workload"]): { field: string; problem: string } | undefined {
+  if (!PROFILES.includes(workload.profile)) return { field: "profile", problem: `must be one of ${PROFILES.join(", ")}` };
+  const percent = workload.cpuPercent;
+  if (!(percent >= 0 && percent <= 100)) return { field: "cpuPercent", problem: "must be between 0 and 100" };
+  const dirtyRate = workload.dirtyRateMiBps;
+  if (dirtyRate !== undefined && !(dirtyRate >= 0 && Number.isFinite(dirtyRate))) return { field: "dirtyRateMiBps", problem: "must be a non-negative number" };
+  return undefined;
 }

@@ -3,6 +3,7 @@
 // clock when asked for, so a thousand idle hosts cost nothing between observations.
 
 import type { VmExitReason } from "../../api/types.ts";
+import type { MigrationPhase, MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 
 export interface HostRecord {
@@ -68,6 +69,11 @@ export interface VmRecord {
   stopCause?: VmExitReason;
   /** The key of the last reset applied, so a retried reset is a no-op. */
   lastResetKey?: string;
+  /**
+   * Share of the guest's vCPUs taken away while it migrates, percent: auto-converge's throttle, and 100
+   * while it is paused for the switch-over. Absent when nothing holds it back.
+   */
+  cpuThrottlePercent?: number;
   revision: number;
   /** While the VM's host is down: the last report of the VM that the host sent. */
   lastReport?: VmObservation;
@@ -85,6 +91,53 @@ export interface DiskLock {
   renewedUntil?: number;
 }
 
+/**
+ * One live migration (pre-copy), under way or ended: the last one of its VM, kept until the VM's next
+ * migration or its removal. Figures are booked at each event (a round's end, a change of bandwidth), so
+ * what observers see changes only with the world's revision.
+ */
+export interface MigrationRecord {
+  vm: string;
+  key: string;
+  source: string;
+  target: string;
+  phase: MigrationPhase;
+  settings: MigrationSettings;
+  /** The VM's vCPUs and memory when it began: what the target holds for it until it ends. */
+  cpu: number;
+  memoryMiB: number;
+  /** How fast the guest dirties memory of its own accord, before any throttle, MiB/s. */
+  guestDirtyRateMiBps: number;
+  startedAt: number;
+  endedAt?: number;
+  /** Rounds begun; round 0, the full copy, is the first. */
+  rounds: number;
+  /** When the current round began: the dirty bitmap was synced then, and the guest dirties from there. */
+  roundStartedAt: number;
+  /** What the current round sends: the memory dirty when it began (all of it, in round 0). */
+  roundSizeMiB: number;
+  /** What the current round had sent at `bookedAt`; the rest goes at `bandwidthMiBps` from then. */
+  roundSentMiB: number;
+  bookedAt: number;
+  /** Sent in all, as of `bookedAt`. */
+  transferredMiB: number;
+  /** Still to send as of `bookedAt`: the round's unsent memory and what the guest dirtied since it began. */
+  remainingMiB: number;
+  bandwidthMiBps: number;
+  /** The guest's dirty rate under the throttle, MiB/s. */
+  dirtyRateMiBps: number;
+  throttlePercent: number;
+  /** Rounds whose dirtied memory passed auto-converge's share of what they sent, since the last throttle step. */
+  highDirtyRounds: number;
+  /** The least ever left to send, and when it last shrank: the no-progress timeout counts from there. */
+  lowestRemainingMiB: number;
+  lastProgressAt: number;
+  /** While switching over: when the guest, paused, resumes on the target. */
+  switchoverEndsAt?: number;
+  downtimeMs?: number;
+  reason?: string;
+}
+
 export interface World {
   seed: number;
   hosts: Map<string, HostRecord>;
@@ -92,13 +145,15 @@ export interface World {
   /** Index of `vms` by host, so per-host work does not scan every VM. */
   vmsByHost: Map<string, Set<string>>;
   locks: Map<string, DiskLock>;
+  /** By VM id: each VM's migration under way, or its last one. */
+  migrations: Map<string, MigrationRecord>;
   splitBrainAttempts: number;
   /** The last revision handed out: revisions are unique across the world, so a re-created VM never repeats one. */
   revision: number;
 }
 
 export function emptyWorld(seed: number): World {
-  return { seed, hosts: new Map(), vms: new Map(), vmsByHost: new Map(), locks: new Map(), splitBrainAttempts: 0, revision: 0 };
+  return { seed, hosts: new Map(), vms: new Map(), vmsByHost: new Map(), locks: new Map(), migrations: new Map(), splitBrainAttempts: 0, revision: 0 };
 }
 
 export function isPoweredOn(power: VmPowerState): boolean {
@@ -176,7 +231,11 @@ export function copyVmConfig(config: VmConfig): VmConfig {
     cpuFeatures: [...config.cpuFeatures],
     disks: config.disks.map((disk) => ({ name: disk.name, sizeGiB: disk.sizeGiB, datastore: disk.datastore })),
     nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress })),
-    workload: { profile: config.workload.profile, cpuPercent: config.workload.cpuPercent },
+    workload: {
+      profile: config.workload.profile,
+      cpuPercent: config.workload.cpuPercent,
+      ...(config.workload.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: config.workload.dirtyRateMiBps } : {}),
+    },
     ...(config.isolationResponse !== undefined ? { isolationResponse: config.isolationResponse } : {}),
     ...(config.managedBy !== undefined ? { managedBy: config.managedBy } : {}),
   };

@@ -14,10 +14,9 @@ import type { SimContext } from "./faults.ts";
 import { capacityOf, checkHostCanRun, checkRoom, isolationResponseDueAt, storageFenceDueAt, validateHostConfig } from "./hosts.ts";
 import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
 import { migrationsUnderWay } from "./migration-hosts.ts";
-import { advanceMigration, beginMigration, cancelMigration, endBrokenMigrations, forgetMigration } from "./migrations.ts";
+import { advanceMigration, beginMigration, cancelMigration, endBrokenMigrations, forgetMigration, nextMigrationEvent } from "./migrations.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
-import { nextEventAt } from "./precopy.ts";
 import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
 import type { RestoredWorld } from "./state-file.ts";
 import { resolveTimings } from "./timings.ts";
@@ -31,6 +30,9 @@ export { DEFAULT_SIM_TIMINGS, resolveTimings } from "./timings.ts";
 export type { SimTimings } from "./timings.ts";
 export { StateFileError } from "./state-file.ts";
 export { cpuDemand } from "./usage.ts";
+
+/** Migration events handled in one turn of the clock before the rest wait for the next. */
+const MAX_MIGRATION_EVENTS_PER_TURN = 1000;
 
 export interface SimOptions {
   clock: Clock;
@@ -68,8 +70,11 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   private readonly transitionTimers = new Map<string, Timer>();
   private readonly fenceTimers = new Map<string, Timer>();
   private readonly isolationTimers = new Map<string, Timer>();
-  /** By VM id: the timer of its migration's next event, and when that is due. */
-  private readonly migrationTimers = new Map<string, { due: number; timer: Timer }>();
+  /**
+   * One timer for the earliest event of all migrations: migrations share links, so their events must
+   * happen in time order, also when a restart finds several overdue.
+   */
+  private migrationTimer: { due: number; timer: Timer } | undefined;
   private readonly writer: StateWriter | undefined;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
@@ -437,11 +442,11 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     for (const timer of this.transitionTimers.values()) timer.cancel();
     for (const timer of this.fenceTimers.values()) timer.cancel();
     for (const timer of this.isolationTimers.values()) timer.cancel();
-    for (const { timer } of this.migrationTimers.values()) timer.cancel();
+    this.migrationTimer?.timer.cancel();
+    this.migrationTimer = undefined;
     this.transitionTimers.clear();
     this.fenceTimers.clear();
     this.isolationTimers.clear();
-    this.migrationTimers.clear();
     await this.flush();
   }
 
@@ -514,35 +519,36 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.isolationTimers.set(host.name, timer);
   }
 
-  /**
-   * Arms each migration's timer for its next event and drops the timers of those that ended. Migrations
-   * are few, so all are checked after every change; a timer whose due time still holds is left alone.
-   */
-  private syncMigrationTimers(): void {
-    for (const [id, armed] of this.migrationTimers) {
-      const m = this.world.migrations.get(id);
-      if (m && nextEventAt(m) === armed.due && !this.closed) continue;
-      armed.timer.cancel();
-      this.migrationTimers.delete(id);
-    }
-    if (this.closed) return;
-    for (const m of migrationsUnderWay(this.world)) {
-      const due = nextEventAt(m);
-      if (due === undefined || this.migrationTimers.has(m.vm)) continue;
-      const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.migrationDue(m.vm, due));
-      this.migrationTimers.set(m.vm, { due, timer });
-    }
+  /** Arms the migration timer for the earliest event of any migration under way, or cancels it. */
+  private syncMigrationTimer(): void {
+    const next = this.closed ? undefined : nextMigrationEvent(this.world);
+    if (next?.due === this.migrationTimer?.due) return;
+    this.migrationTimer?.timer.cancel();
+    this.migrationTimer = undefined;
+    if (!next) return;
+    const due = next.due;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.migrationsDue(due));
+    this.migrationTimer = { due, timer };
   }
 
   /**
-   * The migration's event happens at the time it was due, even when the timer fires late (a restart that
-   * found it overdue): the model stays exact, and a migration replays to the same end.
+   * Every migration event due by now (or by `due`, should the timer fire early) happens, one after the
+   * other in time order, each at the time it was due: the model stays exact however late the timer
+   * fires, and a restart that finds events overdue replays them to the same end.
    */
-  private migrationDue(id: string, due: number): void {
-    if (this.migrationTimers.get(id)?.due !== due) return;
-    this.migrationTimers.delete(id);
-    advanceMigration(this.ctx, id, due);
-    this.changed();
+  private migrationsDue(due: number): void {
+    if (this.migrationTimer?.due !== due) return;
+    this.migrationTimer = undefined;
+    const until = Math.max(due, this.clock.now());
+    // Each event moves its migration on (maxRounds bounds the rounds at one instant); the cap only keeps
+    // one timer's work short: what is left goes on at the next turn.
+    for (let events = 0; events < MAX_MIGRATION_EVENTS_PER_TURN; events++) {
+      const next = nextMigrationEvent(this.world);
+      if (!next || next.due > until) break;
+      advanceMigration(this.ctx, next.id, next.due);
+      this.changed();
+    }
+    this.syncMigrationTimer();
   }
 
   private rearmTimers(): void {
@@ -551,13 +557,13 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
       this.syncFence(host);
       this.syncIsolation(host);
     }
-    this.syncMigrationTimers();
+    this.syncMigrationTimer();
   }
 
   private changed(): void {
     // Whatever changed may have broken a migration (a host down, the VM stopped): it ends before anyone looks.
     endBrokenMigrations(this.ctx);
-    this.syncMigrationTimers();
+    this.syncMigrationTimer();
     // A change that touches no VM (a host crashing, a split-brain attempt) still moves the world's
     // revision; VM revisions stay unique, as they are handed out from the same counter.
     this.world.revision += 1;

@@ -11,7 +11,7 @@ import { requireHost, requireVm } from "./faults.ts";
 import { refuseMigration } from "./migration-checks.ts";
 import { linkShare, migrationOf, migrationsUnderWay } from "./migration-hosts.ts";
 import { acquireLocks, releaseLocks } from "./locks.ts";
-import { advancePreCopy, book, firstRound, isUnderWay, setBandwidth } from "./precopy.ts";
+import { advancePreCopy, book, firstRound, isUnderWay, nextEventAt, setBandwidth } from "./precopy.ts";
 import { allPathsDownSince } from "./storage.ts";
 import { attachVm, detachVm, isReachable, touch } from "./world.ts";
 import type { MigrationRecord, VmRecord, World } from "./world.ts";
@@ -59,6 +59,16 @@ export function cancelMigration(ctx: SimContext, id: string, key: string): boole
   endMigration(ctx.world, m, { phase: "Cancelled", reason: `cancelled on request; the VM stays on host ${m.source}` }, now);
   shareLinks(ctx.world, now);
   return true;
+}
+
+/** The earliest event of any migration under way (the first begun, among those due at once). */
+export function nextMigrationEvent(world: World): { id: string; due: number } | undefined {
+  let next: { id: string; due: number } | undefined;
+  for (const m of migrationsUnderWay(world)) {
+    const due = nextEventAt(m);
+    if (due !== undefined && (next === undefined || due < next.due)) next = { id: m.vm, due };
+  }
+  return next;
 }
 
 /** The migration's event (precopy.nextEventAt) has come: a round ends, a deadline passes, or the pause ends. */

@@ -111,6 +111,8 @@ export interface HostStatus {
   storagePathsUp?: number;
   /** How the host reaches each datastore it sees: paths up, and Ok, Degraded or AllPathsDown. */
   datastores?: { name: string; pathsUp: number; state: "Ok" | "Degraded" | "AllPathsDown"; allPathsDownSince?: string }[];
+  /** The VMs that cannot leave while the host enters maintenance, with the reason. */
+  evacuationBlocked?: { vm: string; reason: string }[];
   drift?: DriftStatus;
   conditions?: Condition[];
 }
@@ -149,6 +151,8 @@ export interface HostClusterSpec {
     /** 1 (only mandatory moves) … 5 (even slight gains), as DRS's migration threshold. */
     threshold: number;
     intervalSeconds: number;
+    /** Balancing migrations leaving one host at once (within migration.parallelOutboundPerHost). */
+    maxMigrationsPerHost: number;
   };
   /** How VMs of the cluster migrate live, and how many at once (BEHAVIOUR.md, Live migration). */
   migration: ClusterMigrationSettings;
@@ -180,7 +184,39 @@ export interface HostClusterStatus {
   vmsAwaitingCapacity?: number;
   /** How many host failures the cluster can survive right now, found by re-placing protected VMs. */
   failoverCapacity?: FailoverCapacityStatus;
+  /** The last balancing pass: imbalance, target and the moves recommended (Manual mode). */
+  balancing?: ClusterBalancingStatus;
   conditions?: Condition[];
+}
+
+export interface ClusterBalancingStatus {
+  /** The standard deviation of host load (Σ VM demand / capacity, the larger of CPU and memory) at the last pass. */
+  imbalance: number;
+  /** The imbalance the threshold tolerates. */
+  target: number;
+  /** The imbalance once the last pass's moves (Automatic) or recommendations (Manual) are done. */
+  projectedImbalance?: number;
+  lastPassTime?: string;
+  /** Live migrations the last pass began (Automatic). */
+  movesStarted?: number;
+  /** What the last pass concluded, or why no pass ran. */
+  message?: string;
+  /** Manual: the moves recommended (at most 20), in the order they were found; approve one by its id. */
+  recommendations?: BalancingRecommendation[];
+}
+
+export interface BalancingRecommendation {
+  /** Stable while the same move is recommended: a hash of VM, source and target. */
+  id: string;
+  /** "namespace/name". */
+  vm: string;
+  from: string;
+  to: string;
+  /** How much the move lowers the imbalance (negative for one that repairs a preferred rule at some cost in balance). */
+  gain: number;
+  /** Memory the migration is predicted to copy, MiB. */
+  costMiB: number;
+  reason: string;
 }
 
 export interface FailoverCapacityStatus {

@@ -2,7 +2,7 @@
 // process (or, with --provider, in a `vireo hostsim`), keeps state under --state-dir, serves /metrics,
 // /healthz and /readyz.
 
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../state/atomic-write.ts";
 import { RealClock } from "../core/clock.ts";
 import type { Clock } from "../core/clock.ts";
@@ -23,6 +23,7 @@ import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
 import { waitForSignal } from "./signals.ts";
 import { serveSimEndpoint } from "./sim-endpoint.ts";
+import { REQUESTS_DIR } from "./requests.ts";
 
 const CLOCK_FILE = "clock";
 
@@ -61,7 +62,9 @@ export async function run(argv: readonly string[]): Promise<number> {
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const store = new ObjectStore();
   attachStoreGauges(metrics, store);
-  const source = new FileSource({ dir: manifests, store, state, log, metrics, now: () => clock.now(), prune: flags["prune"] as boolean });
+  const requestsDir = join(stateDir, REQUESTS_DIR);
+  mkdirSync(requestsDir, { recursive: true });
+  const source = new FileSource({ dir: manifests, store, state, log, metrics, now: () => clock.now(), prune: flags["prune"] as boolean, requestsDir });
   const controller = new Controller({
     store, provider, clock, log, metrics,
     statusWriter: new StateStatusWriter(state),

@@ -6,6 +6,7 @@ import { get } from "./get.ts";
 import { hostsim } from "./hostsim.ts";
 import { sim } from "./sim.ts";
 import { plan } from "./plan.ts";
+import { balance, migrate } from "./migrate.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
 
@@ -19,6 +20,8 @@ Usage:
   vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
   vireo plan (--manifests DIR [--state-dir DIR] | [--kubeconfig PATH]) [--provider URL --provider-token-file FILE] [-o table|json]
   vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)
+  vireo migrate NAMESPACE/VM [--to HOST] [--cold] [--no-wait] [--timeout SECONDS] (--state-dir DIR | --kubeconfig PATH)
+  vireo balance approve CLUSTER RECOMMENDATION-ID [--no-wait] (--state-dir DIR | --kubeconfig PATH)
   vireo version
 `;
 
@@ -31,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
     case "hostsim": return hostsim(rest);
     case "sim": return sim(rest, (line) => console.log(line));
     case "plan": return plan(rest, (text) => console.log(text));
+    case "migrate": return migrate(rest, (line) => console.log(line));
+    case "balance": return balance(rest, (line) => console.log(line));
     case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;

@@ -14,7 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import type { ControllerMetrics } from "../observe/metrics.ts";
 import { MacRegistry } from "./macs.ts";
 import type { Action } from "../planners/actions.ts";
-import type { PublishedVerdict } from "../planners/cluster/types.ts";
+import type { PublishedVerdict, RequestVerdict } from "../planners/cluster/types.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -50,6 +50,8 @@ export interface ReconcileContext {
    * name, then VM id. Replaced whole by the cluster's reconcile and read by the VMs' reconciles.
    */
   verdicts: Map<string, ReadonlyMap<string, PublishedVerdict>>;
+  /** Each cluster's latest verdicts on the VirtualMachineMigrations of its VMs, by cluster, then "namespace/name". */
+  requestVerdicts: Map<string, ReadonlyMap<string, RequestVerdict>>;
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;

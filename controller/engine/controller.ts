@@ -2,7 +2,7 @@
 // reconcilers over the queue. Event handlers only enqueue; every decision is made in a reconcile.
 
 import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
-import { objectKey, vmId } from "../api/types.ts";
+import { KINDS, keyOf, objectKey, vmId } from "../api/types.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import { ObservationCache } from "./observer.ts";
 import { WorkQueue } from "./workqueue.ts";
@@ -23,6 +23,7 @@ import { emptyHaState } from "./ha-state.ts";
 import { faultInjectorOf } from "../provider/provider.ts";
 import { reconcileFault } from "./reconcile-fault.ts";
 import { reconcileHaPolicy } from "./reconcile-hapolicy.ts";
+import { reconcileMigration } from "./reconcile-migration.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 /** Hosts heartbeat every second (BEHAVIOUR.md, Failure detection): observing faster would see nothing new. */
@@ -73,6 +74,7 @@ export class Controller {
       metrics,
       macs: new MacRegistry(),
       verdicts: new Map(),
+      requestVerdicts: new Map(),
       ha: emptyHaState(),
       activeFaults: new Map(),
       ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),
@@ -99,7 +101,7 @@ export class Controller {
       const vm = this.ctx.store.get(vmKeyOfId(instance.id)) as VirtualMachine | undefined;
       if (vm && !vm.status?.networks) this.ctx.macs.adopt({ ...vm, status: { networks: instance.config.nics.map((n) => ({ name: n.network, macAddress: n.macAddress })) } });
     }
-    for (const kind of ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const) this.enqueueAll(kind);
+    for (const kind of KINDS) this.enqueueAll(kind);
     for (const instance of this.ctx.observed.vms()) this.queue.add(vmKeyOfId(instance.id));
     this.runner.start();
     this.scheduleObserve();
@@ -136,8 +138,10 @@ export class Controller {
     const changes = await this.ctx.observed.refresh();
     this.ctx.metrics.splitBrainAttempts.set(this.ctx.observed.splitBrainAttempts());
     if (changes.initial) return;
+    const requests = changes.vms.length > 0 ? this.requestsByVm() : new Map<string, string[]>();
     for (const id of changes.vms) {
       this.queue.add(vmKeyOfId(id));
+      for (const key of requests.get(id) ?? []) this.queue.add(key);
       const vm = this.ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
       if (vm) this.queue.add(clusterKey(vm.spec.placement.cluster));
     }
@@ -195,6 +199,7 @@ export class Controller {
       case "HostCluster": return reconcileCluster(this.ctx, rest[0]!);
       case "HAPolicy": return reconcileHaPolicy(this.ctx, key);
       case "Fault": return reconcileFault(this.ctx, rest[0]!);
+      case "VirtualMachineMigration": return reconcileMigration(this.ctx, key);
     }
     throw new Error(`unknown key ${key}`);
   }
@@ -248,7 +253,26 @@ export class Controller {
         break;
       case "Fault":
         break;
+      case "VirtualMachineMigration": {
+        // A request is judged in its VM's cluster's round; its VM shows it moving.
+        const vm = this.ctx.store.get(objectKey("VirtualMachine", object.spec.vmName, object.metadata.namespace)) as VirtualMachine | undefined;
+        if (vm) {
+          this.queue.add(clusterKey(vm.spec.placement.cluster));
+          this.queue.add(keyOf(vm));
+        }
+        break;
+      }
     }
+  }
+
+  /** The VirtualMachineMigrations by the VM they name: a migration's progress wakes its request. */
+  private requestsByVm(): Map<string, string[]> {
+    const byVm = new Map<string, string[]>();
+    for (const request of this.ctx.store.list("VirtualMachineMigration")) {
+      const id = `${request.metadata.namespace ?? "default"}/${request.spec.vmName}`;
+      byVm.set(id, [...(byVm.get(id) ?? []), keyOf(request)]);
+    }
+    return byVm;
   }
 
   private enqueueAll(kind: Kind): void {

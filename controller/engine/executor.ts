@@ -14,7 +14,12 @@ export type ActionOutcome = "applied" | "refused";
  * so the reconcile is retried with backoff.
  */
 export async function execute(ctx: ReconcileContext, action: Readonly<Action>): Promise<ActionOutcome> {
-  if (ctx.dryRun) return record(ctx, ctx.dryRun, action);
+  return (await executeReporting(ctx, action)).outcome;
+}
+
+/** As `execute`, with the hosts' own words when they refuse (for a status that says why). */
+export async function executeReporting(ctx: ReconcileContext, action: Readonly<Action>): Promise<{ outcome: ActionOutcome; message?: string }> {
+  if (ctx.dryRun) return { outcome: record(ctx, ctx.dryRun, action) };
   const log = ctx.log.child({ action: action.type, ...("vm" in action ? { vm: action.vm } : {}), ...("host" in action ? { host: action.host } : {}) });
   try {
     switch (action.type) {
@@ -51,14 +56,14 @@ export async function execute(ctx: ReconcileContext, action: Readonly<Action>): 
     if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
       ctx.metrics.actions.inc({ type: action.type, result: "refused" });
       log.warn({ code: error.code, err: error.message }, `refused: ${describeAction(action)}`);
-      return "refused";
+      return { outcome: "refused", message: error.message };
     }
     ctx.metrics.actions.inc({ type: action.type, result: "error" });
     throw new Error(`${describeAction(action)} failed`, { cause: error });
   }
   ctx.metrics.actions.inc({ type: action.type, result: "applied" });
   log.debug(describeAction(action));
-  return "applied";
+  return { outcome: "applied" };
 }
 
 function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): boolean {

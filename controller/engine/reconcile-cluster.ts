@@ -3,16 +3,16 @@
 // records what the restarts came to, publishes the verdicts the VMs' reconciles read, and writes status.
 
 import type { HostCluster, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
-import { vmId } from "../api/types.ts";
+import { objectKey, vmId } from "../api/types.ts";
 import { planCluster } from "../planners/cluster/plan.ts";
-import type { ClusterAction, ClusterPlan, ClusterSituation, PublishedVerdict, VmFacts } from "../planners/cluster/types.ts";
+import type { ClusterAction, ClusterPlan, ClusterSituation, PublishedVerdict, RequestVerdict, VmFacts } from "../planners/cluster/types.ts";
 import { protectionOf } from "../planners/ha/protection.ts";
 import { jsonEqual } from "../api/equal.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, vmKeyOfId, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, hostKey, vmKeyOfId, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
 import { snapshotOf } from "./cluster-snapshot.ts";
-import { execute } from "./executor.ts";
+import { executeReporting } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
 
 const REGISTRATION_WAIT_MS = 1_000;
@@ -30,7 +30,9 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   const plan = planCluster(situation);
   const failures = await executePlan(ctx, plan, situation);
   recordFailovers(ctx, plan);
+  recordMoves(ctx, name, plan);
   publishVerdicts(ctx, name, plan.verdicts);
+  publishRequestVerdicts(ctx, name, plan.requestVerdicts);
 
   ctx.metrics.vmsAwaitingCapacity.set({ cluster: name }, plan.status.vmsAwaitingCapacity ?? 0);
   if (plan.status.failoverCapacity) ctx.metrics.tolerableHostFailures.set({ cluster: name }, plan.status.failoverCapacity.tolerates);
@@ -62,7 +64,9 @@ function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
   const ids = new Set(vms.map((f) => f.id));
   const migrations = ctx.observed.migrations().filter((m) => ids.has(m.vm));
   const requests = ctx.store.list("VirtualMachineMigration").filter((r) => ids.has(`${r.metadata.namespace ?? "default"}/${r.spec.vmName}`) && !migrationEnded(r));
-  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, now: ctx.clock.now() };
+  const previousRequests = ctx.requestVerdicts.get(name);
+  const hostClusters = new Map(ctx.store.list("Host").map((h) => [h.metadata.name, viewHost(ctx, h.metadata.name, clusters).cluster?.metadata.name]));
+  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, hostClusters, ...(previousRequests ? { previousRequests } : {}), now: ctx.clock.now() };
 }
 
 /** Runs the plan's actions in order; returns how many failed. */
@@ -72,24 +76,40 @@ async function executePlan(ctx: ReconcileContext, plan: ClusterPlan, situation: 
   for (const step of plan.actions) {
     let error: string | undefined;
     try {
-      if (await execute(ctx, step.action) === "refused") error = "the host refused it (see the log)";
+      const result = await executeReporting(ctx, step.action);
+      if (result.outcome === "refused") error = result.message ?? "the host refused it (see the log)";
     } catch (err) {
       error = (err as Error).message;
       ctx.log.error({ err, vm: step.action.vm }, `${step.stage}: ${step.action.type} failed`);
     }
-    // A refused restart is HA's to retry on its schedule; a failed start or stop is retried with backoff.
-    if (error !== undefined && step.stage !== "restarts") failures++;
+    // A refused restart is HA's to retry on its schedule, a refused migration its stage's; a failed start or stop is retried with backoff.
+    if (error !== undefined && (step.stage === "placement" || step.action.type === "Stop")) failures++;
     const vm = vms.get(step.action.vm);
     if (vm) recordOutcome(ctx, vm, step, error);
+    if (error !== undefined && step.action.type === "Migrate") refuseMove(plan, step.action.vm, step.action.key, error);
     ctx.enqueue(vmKeyOfId(step.action.vm));
   }
   return failures;
 }
 
+/** A live move the hosts refused (another CPU, no room): the request fails with their words, or the stage's move counts as a failed attempt. */
+function refuseMove(plan: ClusterPlan, vm: string, key: string, message: string): void {
+  for (const [name, verdict] of plan.requestVerdicts) {
+    if (verdict.kind === "Live" && verdict.key === key) plan.requestVerdicts.set(name, { kind: "Refused", message });
+  }
+  const move = plan.moves.get(vm);
+  // Counted as a failed attempt by the next round (a move never reported is one), with the hosts' words.
+  if (move?.key === key) plan.moves.set(vm, { ...move, lastFailure: message, startedAt: Number.NEGATIVE_INFINITY });
+}
+
 /** What an action came to, in HA's memory and as an event. */
 function recordOutcome(ctx: ReconcileContext, vm: VirtualMachine, step: ClusterAction, error: string | undefined): void {
-  if (step.stage === "evacuation") {
-    if (error === undefined) ctx.events.record(vm, "Normal", "Stopping", step.action.reason);
+  if (step.stage !== "restarts" && step.stage !== "placement") {
+    const action = step.action;
+    if (error !== undefined) {
+      if (action.type === "Migrate") ctx.events.record(vm, "Warning", "MigrationRefused", `${action.reason}: the hosts refused the migration to ${action.target}: ${error}`);
+    } else if (action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
+    else if (action.type === "Migrate") ctx.events.record(vm, "Normal", "Migrating", `migrating live to host ${action.target}: ${action.reason}`);
     return;
   }
   if (step.stage !== "restarts") return;
@@ -124,12 +144,40 @@ function recordFailovers(ctx: ReconcileContext, plan: ClusterPlan): void {
   }
 }
 
+/** The live moves the cluster began this round, and those over. */
+function recordMoves(ctx: ReconcileContext, cluster: string, plan: ClusterPlan): void {
+  for (const [vm, move] of plan.moves) {
+    if (move) ctx.ha.moves.set(vm, move);
+    else ctx.ha.moves.delete(vm);
+  }
+  if (plan.balancing?.passAt !== undefined || plan.holdDowns) {
+    const before = ctx.ha.balancing.get(cluster) ?? { holdDowns: new Map() };
+    ctx.ha.balancing.set(cluster, { ...before, ...(plan.balancing?.passAt !== undefined ? { lastPassAt: plan.balancing.passAt } : {}), ...(plan.holdDowns ? { holdDowns: plan.holdDowns } : {}) });
+  }
+}
+
+/** The round's verdicts on the migration requests replace the last round's; each request whose verdict changed is told. */
+function publishRequestVerdicts(ctx: ReconcileContext, cluster: string, verdicts: ReadonlyMap<string, RequestVerdict>): void {
+  const before = ctx.requestVerdicts.get(cluster) ?? new Map<string, RequestVerdict>();
+  ctx.requestVerdicts.set(cluster, verdicts);
+  for (const name of new Set([...before.keys(), ...verdicts.keys()])) {
+    if (jsonEqual(before.get(name) ?? null, verdicts.get(name) ?? null)) continue;
+    const [namespace, object] = name.split("/") as [string, string];
+    ctx.enqueue(objectKey("VirtualMachineMigration", object, namespace));
+  }
+}
+
 /** The round's verdicts replace the last round's; each VM whose verdict changed is told. */
 function publishVerdicts(ctx: ReconcileContext, cluster: string, verdicts: ReadonlyMap<string, PublishedVerdict>): void {
   const before = ctx.verdicts.get(cluster) ?? new Map<string, PublishedVerdict>();
   ctx.verdicts.set(cluster, verdicts);
   for (const id of new Set([...before.keys(), ...verdicts.keys()])) {
-    if (!jsonEqual(before.get(id) ?? null, verdicts.get(id) ?? null)) ctx.enqueue(vmKeyOfId(id));
+    const was = before.get(id);
+    const now = verdicts.get(id);
+    if (jsonEqual(was ?? null, now ?? null)) continue;
+    ctx.enqueue(vmKeyOfId(id));
+    // A host entering maintenance names the VMs that cannot leave it.
+    for (const v of [was, now]) if (v?.kind === "EvacuationBlocked") ctx.enqueue(hostKey(v.host));
   }
 }
 

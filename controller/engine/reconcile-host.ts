@@ -29,12 +29,21 @@ export async function reconcileHost(ctx: ReconcileContext, name: string): Promis
     if (view.cluster) ctx.enqueue(clusterKey(view.cluster.metadata.name));
   }
   const findings = hostFindings(ctx, name);
-  const status = hostStatus(host, view.observed, view.phase, view.cluster?.metadata.name, ctx.clock.now(), findings);
+  const status = hostStatus(host, view.observed, view.phase, view.cluster?.metadata.name, ctx.clock.now(), findings, evacuationBlocked(ctx, name));
   reportNewUnknownVms(ctx, host, findings.unknownVms);
   if (await writeStatusIfChanged(ctx, host, status)) {
     if (view.observed && status.phase !== host.status?.phase) ctx.events.record(host, status.phase === "Ready" || status.phase === "Maintenance" ? "Normal" : "Warning", `Host${status.phase}`, phaseMessage(host, status.phase));
   }
   return { requeueAfter: HOST_STATUS_REFRESH_MS };
+}
+
+/** The VMs its cluster found cannot leave the host, with why. */
+function evacuationBlocked(ctx: ReconcileContext, name: string): { vm: string; reason: string }[] {
+  const blocked: { vm: string; reason: string }[] = [];
+  for (const verdicts of ctx.verdicts.values()) {
+    for (const [vm, verdict] of verdicts) if (verdict.kind === "EvacuationBlocked" && verdict.host === name) blocked.push({ vm, reason: verdict.message });
+  }
+  return blocked.sort((a, b) => (a.vm < b.vm ? -1 : 1));
 }
 
 /** What the host holds, for its drift: the VMs holding resources, and those nobody declared or created. */

@@ -1,6 +1,7 @@
 // Prometheus metrics, named by Prometheus conventions: vireo_ prefix, base units, _total counters.
 // Label sets are bounded: kinds, phases, results — never free text or timestamps.
 
+import { KINDS } from "../api/types.ts";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObjectStore } from "../sources/store.ts";
 
@@ -62,13 +63,12 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
   new Gauge({
     name: "vireo_objects", help: "Objects in the store, by kind.", labelNames: ["kind"] as const, registers: [metrics.registry],
     collect() {
-      for (const kind of ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const) this.set({ kind }, store.count(kind));
+      for (const kind of KINDS) this.set({ kind }, store.count(kind));
     },
   });
   attachHealthGauges(metrics, store);
 }
 
-const KINDS = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault"] as const;
 const HOST_DOWN_PHASES: ReadonlySet<string> = new Set(["NotResponding", "Isolated", "Partitioned", "Failed"]);
 
 function conditionTrue(object: { status?: { conditions?: readonly { type: string; status: string; reason?: string }[] } }, type: string): { reason?: string } | undefined {

@@ -77,6 +77,7 @@ export function hostStatus(
   cluster: string | undefined,
   now: number,
   findings: Omit<HostDriftFacts, "host"> = { vmsHeld: [], unknownVms: [] },
+  evacuationBlocked: readonly { vm: string; reason: string }[] = [],
 ): HostStatus {
   const iso = new Date(now).toISOString();
   const generation = host.metadata.generation;
@@ -104,6 +105,8 @@ export function hostStatus(
       }));
     }
   }
+  const blocked = host.spec.maintenance ? evacuationBlocked.slice(0, 50) : [];
+  if (blocked.length > 0) status.evacuationBlocked = blocked.map((b) => ({ ...b }));
   const drift = driftStatus(host.status?.drift, hostDrift({ host, ...findings }), now);
   if (drift) status.drift = drift;
   const drifted = driftedCondition(drift, findings.unknownVms.length > 0
@@ -117,7 +120,10 @@ export function hostStatus(
     reason,
     message,
     ...(cluster === undefined ? { stalled: { reason: "NoCluster", message: "no HostCluster selects this host" } } : {}),
-    conditions: [drifted],
+    conditions: [
+      drifted,
+      blocked.length > 0 ? { type: "EvacuationBlocked", status: true, reason: "VmsCannotLeave", message: `${blocked.length} VM${blocked.length === 1 ? "" : "s"} cannot leave: ${blocked.slice(0, 3).map((b) => `${b.vm} (${b.reason})`).join("; ")}` } : undefined,
+    ],
   }, iso, generation);
   return status;
 }

@@ -74,7 +74,7 @@ export function desiredConfig(
     cpuFeatures: [...(baseline ?? hostFeatures)].sort(),
     disks: vm.spec.disks.map((d) => ({ name: d.name, sizeGiB: d.sizeGiB, datastore: d.datastore })),
     nics: networks.map((n) => ({ network: n.name, macAddress: n.macAddress })),
-    workload: { profile: vm.spec.workload?.profile ?? "Steady", cpuPercent: vm.spec.workload?.cpuPercent ?? 20 },
+    workload: { profile: vm.spec.workload?.profile ?? "Steady", cpuPercent: vm.spec.workload?.cpuPercent ?? 20, ...(vm.spec.workload?.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: vm.spec.workload.dirtyRateMiBps } : {}) },
     managedBy: MANAGED_BY,
   };
 }
@@ -190,8 +190,9 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
     powerOffWhenGraceIsOver(s, actions);
     return { phase: "Stopping", ready: false, reason: "Restarting", message: `stopping on ${instance.host} before it starts again` };
   }
-  // The cluster's evacuation stage shuts it down; this says so.
-  if (verdict?.kind === "Evacuating") return { phase: "Stopping", ready: false, reason: "Evacuating", message: verdict.message, correcting: `shutting down (${verdict.message}: moving the VM (cold))` };
+  // The cluster moves it: cold (its evacuation stage shuts it down), or live; this says so.
+  if (verdict?.kind === "Evacuating" && verdict.cold) return { phase: "Stopping", ready: false, reason: "Evacuating", message: verdict.message, correcting: `shutting down (${verdict.message}: moving the VM (cold))` };
+  if (verdict?.kind === "Migrating") return { phase: "Migrating", ready: true, reason: "Migrating", message: verdict.message };
   if (s.forbiddenHost) {
     actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `its rules forbid host ${instance.host} (${s.forbiddenHost}): moving the VM (cold)` });
     return { phase: "Stopping", ready: false, reason: "Misplaced", message: `shutting down on host ${instance.host} to move it to a host its rules allow` };
@@ -213,6 +214,8 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
     }
     if (verdict.kind === "GiveUp") return { phase: "Failed", ready: false, stalled: { reason: "ResetLimitReached", message: verdict.message } };
   }
+  if (verdict?.kind === "Evacuating") return { phase: "Running", ready: true, reason: "WaitingToEvacuate", message: verdict.message };
+  if (verdict?.kind === "EvacuationBlocked") return { phase: "Running", ready: true, reason: "EvacuationBlocked", message: verdict.message };
   return { phase: "Running", ready: true, reason: "Running", message: `running on ${instance.host}` };
 }
 

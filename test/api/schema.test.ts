@@ -1,6 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { load } from "js-yaml";
+import { parseManifestFile } from "../../controller/sources/files/manifests.ts";
 import { validateManifest, formatFieldErrors } from "../../controller/api/schema.ts";
 import type { FieldError } from "../../controller/api/schema.ts";
 import type { Host, HostCluster, VirtualMachine } from "../../controller/api/types.ts";
@@ -170,6 +171,7 @@ spec: {hostSelector: {matchLabels: {vireo.dev/cluster: lab}}}
       placement: { strategy: "Spread" },
       ha: { enabled: true, failureDetectionSeconds: 15, admissionControl: { policy: "HostFailuresToTolerate", hostFailures: 1 } },
       balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
+      migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
     });
   });
 
@@ -187,7 +189,15 @@ spec: {hostSelector: {matchLabels: {vireo.dev/cluster: lab}}}
   it("refuses a missing host selector", () => refusedAt(changed(HOST_CLUSTER, (d) => { delete d.spec.hostSelector; }), "spec.hostSelector", "Required value"));
   it("refuses a balancing threshold above 5", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.balancing.threshold = 6; }), "spec.balancing.threshold", "Invalid value: 6: spec.balancing.threshold in body should be less than or equal to 5"));
   it("refuses a balancing threshold of 0", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.balancing.threshold = 0; }), "spec.balancing.threshold", "greater than or equal to 1"));
-  it("refuses an unknown balancing mode", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.balancing.mode = "Aggressive"; }), "spec.balancing.mode", 'Unsupported value: "Aggressive": supported values: "Off", "Manual", "Automatic"'));
+  it("names balancing's off state Disabled: a plain `mode: Off` is YAML 1.1's false, as kubectl reads it, and refused with the field path", () => {
+    const manifest = (mode: string) => `apiVersion: vireo.dev/v1alpha1\nkind: HostCluster\nmetadata: {name: lab}\nspec: {hostSelector: {matchLabels: {vireo.dev/cluster: lab}}, balancing: {mode: ${mode}}}\n`;
+    const off = parseManifestFile("lab.yaml", manifest("Off"));
+    assert.equal(off.ok, false);
+    assert.ok(!off.ok && off.errors.some((e) => e.path === "spec.balancing.mode" && /boolean/.test(e.message)), JSON.stringify(off));
+    const disabled = parseManifestFile("lab.yaml", manifest("Disabled"));
+    assert.ok(disabled.ok && (disabled.documents[0]!.object as HostCluster).spec.balancing.mode === "Disabled");
+  });
+  it("refuses an unknown balancing mode", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.balancing.mode = "Aggressive"; }), "spec.balancing.mode", 'Unsupported value: "Aggressive": supported values: "Disabled", "Manual", "Automatic"'));
   it("refuses a duration string where seconds are a number", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.ha.failureDetectionSeconds = "15s"; }), "spec.ha.failureDetectionSeconds", "must be of type integer"));
   it("refuses an unknown field under ha", () => refusedAt(changed(HOST_CLUSTER, (d) => { d.spec.ha.restartPriority = "High"; }), "spec.ha.restartPriority", "field not declared in schema"));
   it("requires hostFailures with HostFailuresToTolerate", () =>

@@ -90,7 +90,7 @@ describe("formatTable", () => {
         hostSelector: { matchLabels: { "vireo.dev/cluster": "prod" } },
         placement: { strategy: "Spread" },
         ha: { enabled: true, failureDetectionSeconds: 15, admissionControl: { policy: "HostFailuresToTolerate", hostFailures: 1 } },
-        balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300 },
+        balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
         migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
       },
       status: { hostsReady: 3, hostsTotal: 4, vmsTotal: 12 },

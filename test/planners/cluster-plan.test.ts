@@ -91,6 +91,7 @@ function situation(w: World): ClusterSituation {
     memory: w.memory ?? { attempts: new Map(), failovers: new Map(), balancing: { holdDowns: new Map() }, moves: new Map() },
     migrations: [],
     requests: [],
+    hostClusters: new Map(hosts.map((h) => [h.name, cluster.metadata.name])),
     now: w.now ?? NOW,
   };
 }
@@ -131,8 +132,8 @@ function crashWorld(extra: World["vms"] = []): World {
 }
 
 /** h1 is in maintenance and still runs web (Always) and manual (Manual) — whichever are given. */
-function maintenanceWorld(names: ("web" | "manual")[]): World {
-  const vms = { web: running(vmObject("web"), "h1"), manual: running(vmObject("manual", { runStrategy: "Manual" }), "h1") };
+function maintenanceWorld(names: ("web" | "manual" | "cold")[]): World {
+  const vms = { web: running(vmObject("web"), "h1"), manual: running(vmObject("manual", { runStrategy: "Manual" }), "h1"), cold: running(vmObject("cold", { migrationPolicy: "Cold" }), "h1") };
   return { hosts: reported([hostObject("h1", { maintenance: true }), hostObject("h2"), hostObject("h3")]), vms: names.map((n) => vms[n]) };
 }
 
@@ -184,7 +185,7 @@ const cases: Case[] = [
       const web = s.vms.find((f) => f.id === "default/web")!;
       assert.deepEqual(start.config, { ...desiredConfig(web.vm, web.networks, s.cluster, []), isolationResponse: "LeavePoweredOn" });
       assert.match(start.reason, /^placement \(score [\d.]+\)$/);
-      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["evacuation", 0, 0]]);
+      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["evacuation", 0, 0], ["migrations", 0, 0], ["balancing", 0, 0]]);
     },
   },
   {
@@ -253,10 +254,20 @@ const cases: Case[] = [
     status: { vmsAwaitingCapacity: 2, vmsUnschedulable: 0, hostsReady: 2, hostsTotal: 3 },
   },
   {
-    name: "a running VM on a host in maintenance is shut down by the evacuation stage, with an Evacuating verdict",
+    name: "a running VM on a host in maintenance migrates live to the best host, from the evacuation stage, with a Migrating verdict",
     world: () => maintenanceWorld(["web"]),
-    actions: ["evacuation Stop default/web Shutdown"],
-    verdicts: { web: { kind: "Evacuating", host: "h1", message: "host h1 is in maintenance" } },
+    actions: ["evacuation Migrate default/web@h2"],
+    verdicts: { web: { kind: "Migrating", target: "h2" } },
+    also: (plan) => {
+      assert.equal(plan.actions[0]!.action.reason, "host h1 is in maintenance: evacuating");
+      assert.equal(plan.moves.get("default/web")?.stage, "evacuation", "the move is remembered, for its attempts");
+    },
+  },
+  {
+    name: "a running VM whose migration policy is Cold is shut down by the evacuation stage, with a cold Evacuating verdict",
+    world: () => maintenanceWorld(["cold"]),
+    actions: ["evacuation Stop default/cold Shutdown"],
+    verdicts: { cold: { kind: "Evacuating", host: "h1", message: "host h1 is in maintenance", cold: true } },
     also: (plan) => assert.equal(plan.actions[0]!.action.reason, "host h1 is in maintenance: moving the VM (cold)"),
   },
   {
@@ -268,10 +279,10 @@ const cases: Case[] = [
   {
     name: "while a host is still being registered (declared, not yet reported) nothing is started, the plan says registering and only evacuates",
     world: () => ({ hosts: reported([hostObject("h1", { maintenance: true }), hostObject("h2"), hostObject("h3")], { h3: undefined }), vms: [...maintenanceWorld(["web"]).vms, waiting(vmObject("new"))] }),
-    actions: ["evacuation Stop default/web Shutdown"],
-    verdicts: { web: { kind: "Evacuating", host: "h1" } },
+    actions: ["evacuation Migrate default/web@h2"],
+    verdicts: { web: { kind: "Migrating", target: "h2" } },
     registering: true,
-    also: (plan) => assert.deepEqual(plan.stages.map((st) => st.stage), ["evacuation"]),
+    also: (plan) => assert.deepEqual(plan.stages.map((st) => st.stage), ["evacuation", "migrations", "balancing"]),
   },
   {
     name: "the cluster status counts the VMs running, those unschedulable and those awaiting capacity, with the hosts and their capacity",
@@ -300,6 +311,8 @@ const cases: Case[] = [
       memory: {
         attempts: new Map([["default/db", { count: 1, firstAt: NOW - 300_000 }]]),
         failovers: new Map([["default/db", { fromHost: "h1", toHost: "h2", reason: "HostFailure", failedAt: NOW - 300_000, attempts: 1 }]]),
+        balancing: { holdDowns: new Map() },
+        moves: new Map(),
       },
     }),
     actions: [],
@@ -313,13 +326,13 @@ const cases: Case[] = [
   {
     name: "the same situation gives the same plan, and planning leaves the situation as it was",
     world: mixedWorld,
-    actions: ["restarts Start default/db@h5", "restarts Start default/cache@h2", "placement Start default/n2@h5", "evacuation Stop default/web Shutdown"],
+    actions: ["restarts Start default/db@h5", "restarts Start default/cache@h2", "placement Start default/n2@h5", "evacuation Migrate default/web@h2"],
     verdicts: {
       // n3 (High) fits on its own but not after n2 (High): n1, of lower priority, waits behind it.
       n3: { kind: "NotAdmitted", ownReason: false, behind: undefined },
       n1: { kind: "NotAdmitted", ownReason: false, behind: "default/n3", message: /waiting behind default\/n3, of higher priority/ },
       huge: { kind: "Unschedulable" },
-      web: { kind: "Evacuating", host: "h3" },
+      web: { kind: "Migrating", target: "h2" },
     },
     also: (plan) => {
       const s = situation(mixedWorld());
@@ -336,6 +349,7 @@ const cases: Case[] = [
 function describeAction(a: ClusterAction): string {
   const action = a.action;
   if (action.type === "Start") return `${a.stage} Start ${action.vm}@${action.host}`;
+  if (action.type === "Migrate") return `${a.stage} Migrate ${action.vm}@${action.target}`;
   return action.type === "Stop" ? `${a.stage} Stop ${action.vm} ${action.mode}` : `${a.stage} ${action.type} ${action.vm}`;
 }
 
@@ -357,7 +371,8 @@ for (const c of cases) {
     for (const [name, expected] of Object.entries(c.verdicts)) assertVerdict(name, plan.verdicts.get(`default/${name}`), expected);
     for (const [id, verdict] of plan.verdicts) assert.equal(verdict.generation, s.vms.find((f) => f.id === id)?.vm.metadata.generation, `${id}: the verdict names the generation it was made for`);
     for (const [field, want] of Object.entries(c.status ?? {})) assert.deepEqual(plan.status[field as keyof HostClusterStatus], want, `status.${field}`);
-    assert.equal(plan.wakeAt, c.wakeAt, "wakeAt");
+    // Every case's cluster balances (Manual, the default): its next pass is due one interval on.
+    assert.equal(plan.wakeAt, Math.min(c.wakeAt ?? Infinity, s.now + s.cluster.spec.balancing.intervalSeconds * 1000), "wakeAt");
     assert.equal(plan.registering, c.registering ?? false, "registering");
     c.also?.(plan, s);
   });

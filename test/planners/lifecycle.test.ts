@@ -170,7 +170,7 @@ const specialCases: Case[] = [
   },
   {
     name: "an Evacuating verdict says Stopping, reason Evacuating, with no action of its own: the cluster shuts it down",
-    world: () => ({ ...running(), hostPhase: "EnteringMaintenance", verdict: { kind: "Evacuating", host: "h1", message: "host h1 is in maintenance" } }),
+    world: () => ({ ...running(), hostPhase: "EnteringMaintenance", verdict: { kind: "Evacuating", host: "h1", message: "host h1 is in maintenance", cold: true } }),
     expect: { phase: "Stopping", conditions: "Ready=False/Evacuating Reconciling=True/Evacuating", steps: [] },
   },
   {

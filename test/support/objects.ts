@@ -14,6 +14,7 @@ import type {
   VirtualMachineStatus,
   VmExitReason,
   VmStatusNetwork,
+  MigrationPolicy,
 } from "../../controller/api/types.ts";
 import { hostConfig } from "../../controller/planners/hosts.ts";
 import { desiredConfig } from "../../controller/planners/lifecycle.ts";
@@ -56,7 +57,7 @@ export function clusterObject(admissionControl: HostClusterSpec["ha"]["admission
       hostSelector: { matchLabels: { [CLUSTER_LABEL]: "prod" } },
       placement: { strategy: "Spread" },
       ha: { enabled: true, failureDetectionSeconds: 15, admissionControl },
-      balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300 },
+      balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
         migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
     },
   };
@@ -68,6 +69,7 @@ export interface VmOptions {
   runStrategy?: RunStrategy;
   labels?: Record<string, string>;
   status?: VirtualMachineStatus;
+  migrationPolicy?: MigrationPolicy;
 }
 
 /** A VM of cluster prod, default namespace: 2 vCPUs and 4 GiB, runStrategy Always, unless said; one disk on shared, one NIC on prod. */
@@ -85,7 +87,7 @@ export function vmObject(name: string, options: VmOptions = {}): VirtualMachine 
       disks: [{ name: "root", sizeGiB: 20, datastore: "shared" }],
       networks: [{ name: "prod" }],
       placement: { cluster: "prod" },
-      migration: { policy: "Live" },
+      migration: { policy: o.migrationPolicy ?? "Live" },
     },
     ...(o.status ? { status: o.status } : {}),
   };

@@ -2,12 +2,15 @@
 // of stages in a fixed order, each seeing the capacity the stages before it took (docs/decisions/0007):
 //
 //   HA restarts → admission control → placement of waiting VMs → maintenance evacuation
+//   → requested migrations → balancing
 //
 // Pure: the same situation gives the same plan. The engine gathers the situation, executes the plan's
 // actions, records their outcomes, and publishes the verdicts for the VMs' own reconciles.
 
 import { admissionStage } from "./admission.ts";
-import { evacuationStage } from "./evacuation.ts";
+import { balancingStage, type BalancingOutcome } from "./balancing.ts";
+import { evacuationStage, vacating } from "./evacuation.ts";
+import { migrationsStage } from "./migrations.ts";
 import { placementStage } from "./placement.ts";
 import { restartStage } from "./restarts.ts";
 import { clusterStatus } from "./status.ts";
@@ -15,7 +18,7 @@ import { desiredPower } from "../run-strategy.ts";
 import type { ClusterPlan, ClusterSituation, PublishedVerdict, StageName, StageState, StageSummary, VmFacts } from "./types.ts";
 
 export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
-  const state: StageState = { snapshot: s.snapshot, actions: [], verdicts: new Map(), handled: new Set() };
+  const state: StageState = { snapshot: s.snapshot, actions: [], verdicts: new Map(), handled: new Set(), requestVerdicts: new Map(), moves: new Map() };
   const stages: StageSummary[] = [];
   const measure = (stage: StageName, run: () => void) => {
     const actions = state.actions.length;
@@ -34,20 +37,46 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
     measure("admission", () => { admitted = admissionStage(s, state, s.vms.filter((f) => !state.handled.has(f.id) && waitsForHost(f))); });
     measure("placement", () => placementStage(s, state, admitted));
   }
+  // VMs migrating now stay where the hosts put them until the migration ends: no stage moves them again.
+  for (const m of s.migrations) {
+    if (m.phase !== "PreCopy" && m.phase !== "Switchover") continue;
+    state.handled.add(m.vm);
+    state.verdicts.set(m.vm, { kind: "Migrating", target: m.target, message: `migrating live from ${m.source} to ${m.target}: round ${m.rounds}, ${Math.round(m.remainingMiB)} MiB to send` });
+  }
   measure("evacuation", () => evacuationStage(s, state));
+  measure("migrations", () => migrationsStage(s, state));
+  let balancing: BalancingOutcome = {};
+  measure("balancing", () => { balancing = balancingStage(s, state); });
 
+  forgetSettledMoves(s, state);
   const verdicts = new Map<string, PublishedVerdict>();
   const generations = new Map(s.vms.map((f) => [f.id, f.vm.metadata.generation]));
   for (const [id, verdict] of state.verdicts) verdicts.set(id, { ...verdict, generation: generations.get(id) });
   return {
     actions: state.actions,
     verdicts,
-    status: clusterStatus(s, state.snapshot, state.verdicts),
+    requestVerdicts: state.requestVerdicts,
+    moves: state.moves,
+    status: clusterStatus(s, state.snapshot, state.verdicts, balancing.report),
     ...(state.wakeAt !== undefined ? { wakeAt: state.wakeAt } : {}),
     ...restarts,
     registering,
     stages,
+    ...(balancing.report ? { balancing: balancing.report } : {}),
+    ...(balancing.holdDowns ? { holdDowns: balancing.holdDowns } : {}),
   };
+}
+
+/** Moves of the cluster's own that are over: the VM arrived, or no longer needs to leave where it is. */
+function forgetSettledMoves(s: Readonly<ClusterSituation>, state: StageState): void {
+  for (const [vm, move] of s.memory.moves) {
+    if (state.moves.has(vm)) continue;
+    const f = s.vms.find((v) => v.id === vm);
+    if (!f) continue;
+    const arrived = s.migrations.some((m) => m.vm === vm && m.key === move.key && m.phase === "Succeeded");
+    const stillLeaving = vacating(f.instanceHost) !== undefined;
+    if (arrived || (move.stage === "evacuation" && !stillLeaving)) state.moves.set(vm, undefined);
+  }
 }
 
 /** A VM that should run, is not on, and is not being deleted. */

@@ -1,15 +1,15 @@
 // The HostCluster's status after a round: hosts ready, capacity and allocation, the VMs running and those
 // held back, and how many host failures the cluster can really absorb now (planners/ha/failover-capacity.ts).
 
-import type { HostClusterStatus } from "../../api/types.ts";
+import type { ClusterBalancingStatus, HostClusterStatus } from "../../api/types.ts";
 import { summarize, type ConditionInput } from "../../api/conditions.ts";
 import type { ClusterSnapshot } from "../../placement/types.ts";
 import { failoverCapacityCondition, requiredFailures } from "../ha/admission.ts";
 import { failoverCapacityReport } from "../ha/failover-capacity.ts";
 import { protectedRequests } from "./admission.ts";
-import type { ClusterSituation, HostFacts, VmVerdict } from "./types.ts";
+import type { BalancingReport, ClusterSituation, HostFacts, VmVerdict } from "./types.ts";
 
-export function clusterStatus(s: Readonly<ClusterSituation>, snapshot: Readonly<ClusterSnapshot>, verdicts: ReadonlyMap<string, VmVerdict>): HostClusterStatus {
+export function clusterStatus(s: Readonly<ClusterSituation>, snapshot: Readonly<ClusterSnapshot>, verdicts: ReadonlyMap<string, VmVerdict>, balancing?: Readonly<BalancingReport>): HostClusterStatus {
   const ready = s.hosts.filter((h) => h.phase === "Ready");
   const capacity = { cpu: 0, memoryMiB: 0 };
   const allocated = { cpu: 0, memoryMiB: 0 };
@@ -28,6 +28,7 @@ export function clusterStatus(s: Readonly<ClusterSituation>, snapshot: Readonly<
   const awaitingCapacity = held.filter((v) => (v.kind === "Waiting" && v.reason === "InsufficientCapacity") || v.kind === "NotAdmitted").length;
   const failover = ready.length > 0 ? failoverCapacityStatus(s, snapshot) : {};
   const hasHosts = ready.length > 0;
+  const balancingNow = balancingStatus(s, balancing);
   const message = `${ready.length}/${s.hosts.length} hosts ready, ${running}/${s.vms.length} VMs running` + (unschedulable > 0 ? `, ${unschedulable} unschedulable` : "");
   const generation = s.cluster.metadata.generation;
   return {
@@ -41,6 +42,7 @@ export function clusterStatus(s: Readonly<ClusterSituation>, snapshot: Readonly<
     vmsUnschedulable: unschedulable,
     vmsAwaitingCapacity: awaitingCapacity,
     ...(failover.status ? { failoverCapacity: failover.status } : {}),
+    ...(balancingNow ? { balancing: balancingNow } : {}),
     conditions: summarize(s.cluster.status?.conditions, {
       ready: hasHosts,
       reason: "HostsReady",
@@ -71,4 +73,41 @@ function failoverCapacityStatus(s: Readonly<ClusterSituation>, snapshot: Readonl
 /** Hosts the operator keeps in service (not in maintenance), whatever their health: admission control needs 3. */
 export function hostsInService(hosts: readonly HostFacts[]): number {
   return hosts.filter((h) => h.host?.spec.maintenance === false).length;
+}
+
+/** Recommendations the status lists at most: it stays small whatever the cluster's size. */
+export const MAX_LISTED_RECOMMENDATIONS = 20;
+
+/**
+ * The cluster's `status.balancing`: the figures of the pass that ran this round; between passes, those of
+ * the last one, its recommendations still standing (the VM still on their source). None when balancing is
+ * Disabled. Figures are rounded, so status changes with the load, not with its noise.
+ */
+function balancingStatus(s: Readonly<ClusterSituation>, report: Readonly<BalancingReport> | undefined): ClusterBalancingStatus | undefined {
+  if (s.cluster.spec.balancing.mode === "Disabled") return undefined;
+  const previous = s.cluster.status?.balancing;
+  const manual = s.cluster.spec.balancing.mode === "Manual";
+  if (report?.passAt !== undefined) {
+    return {
+      imbalance: rounded(report.imbalance),
+      target: rounded(report.target),
+      projectedImbalance: rounded(report.projected),
+      lastPassTime: new Date(report.passAt).toISOString(),
+      ...(manual ? {} : { movesStarted: report.recommendations.length }),
+      ...(report.reason ? { message: report.reason } : {}),
+      recommendations: manual ? report.recommendations.slice(0, MAX_LISTED_RECOMMENDATIONS) : [],
+    };
+  }
+  if (previous === undefined && report === undefined) return undefined;
+  const hostOf = new Map(s.vms.map((f) => [f.id, f.instance?.host]));
+  const standing = (previous?.recommendations ?? []).filter((r) => hostOf.get(r.vm) === r.from);
+  return {
+    ...(previous ?? { imbalance: rounded(report!.imbalance), target: rounded(report!.target) }),
+    ...(report?.reason ? { message: report.reason } : {}),
+    recommendations: manual ? standing : [],
+  };
+}
+
+function rounded(n: number): number {
+  return Math.round(n * 10_000) / 10_000;
 }

@@ -2,7 +2,7 @@
 // and the latest observation; planCluster turns it into a ClusterPlan; the engine executes the plan's
 // actions, records their outcomes in the cluster's memory, and publishes the plan's verdicts for the VMs.
 
-import type { HostCluster, HostClusterStatus, HostPhase, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
+import type { HostCluster, HostClusterStatus, HostPhase, MigrationEstimate, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
 import type { MigrationObservation } from "../../core/migration.ts";
 import type { Host } from "../../api/types.ts";
 import type { HostObservation, VmObservation } from "../../core/observation.ts";
@@ -78,6 +78,8 @@ export interface MoveRecord {
   /** The migration's key, as the hosts report it. */
   key: string;
   target: string;
+  /** When it was asked for: until the hosts report it, it counts as under way for a while. */
+  startedAt: number;
   /** Live attempts that failed so far (evacuation retries a bounded number of times). */
   failures: number;
   lastFailure?: string;
@@ -96,6 +98,12 @@ export interface ClusterSituation {
   migrations: readonly MigrationObservation[];
   /** VirtualMachineMigration requests naming the cluster's VMs, not yet ended. */
   requests: readonly VirtualMachineMigration[];
+  /** Every declared host's cluster (undefined: none), to tell a missing target from another cluster's. */
+  hostClusters: ReadonlyMap<string, string | undefined>;
+  /** The last round's verdicts on the requests, by "namespace/name": a move begun stays begun. */
+  previousRequests?: ReadonlyMap<string, RequestVerdict>;
+  /** Balancing recommendations a person approved (`vireo balance approve`), by id. */
+  approvedRecommendations?: readonly string[];
   now: number;
 }
 
@@ -112,8 +120,8 @@ export type VmVerdict =
   | { kind: "NotAdmitted"; message: string; /** Refused even were it the only VM waiting: its own rules or size. */ ownReason: boolean; /** The higher-priority VM it waits behind, if any. */ behind?: string }
   /** No host can take it now; kube-scheduler's per-reason message. */
   | { kind: "Unschedulable"; message: string }
-  /** It is being moved off a host that must be emptied. */
-  | { kind: "Evacuating"; host: string; message: string }
+  /** It is being moved off a host that must be emptied, or by a request: cold (shut down now) or live (soon). */
+  | { kind: "Evacuating"; host: string; message: string; cold: boolean }
   /** It cannot leave a host that must be emptied: why (policy Never, pinned, no room, live attempts failed). */
   | { kind: "EvacuationBlocked"; host: string; message: string }
   /** It migrates live now. */
@@ -148,9 +156,13 @@ export interface BalancingReport {
   imbalance: number;
   /** What the threshold tolerates. */
   target: number;
-  /** When this pass ran; undefined when none was due this round. */
+  /** The imbalance once the pass's moves (Automatic) or recommendations (Manual) are done. */
+  projected: number;
+  /** When this pass ran; undefined when it was due but skipped (`reason` says why): the next round tries again. */
   passAt?: number;
   recommendations: Recommendation[];
+  /** What the pass concluded, or why it was skipped. */
+  reason?: string;
 }
 
 /** A failover that is over: the VM runs Ready on its new host. */
@@ -160,8 +172,25 @@ export interface Recovery {
   seconds: number;
 }
 
+/** The planner's word on one VirtualMachineMigration, by "namespace/name". */
+export type RequestVerdict =
+  /** Bad or impossible as asked: it fails, Stalled, with the reason; nothing was touched. */
+  | { kind: "Refused"; message: string }
+  /** It waits (a migration slot, room on the target, a host coming back). */
+  | { kind: "Waiting"; message: string; estimate?: MigrationEstimate }
+  /** The live copy was asked for this round, or runs (the hosts report how it goes). */
+  | { kind: "Live"; source: string; target: string; key: string; estimate?: MigrationEstimate }
+  /** A cold move: shut down on `source`, to power on at `target` (placement's choice when absent). */
+  | { kind: "Cold"; source: string; target?: string; message: string }
+  /** Deleted while it ran: cancelled. */
+  | { kind: "Cancelling"; message: string };
+
 export interface ClusterPlan {
   actions: ClusterAction[];
+  /** By VirtualMachineMigration "namespace/name". */
+  requestVerdicts: Map<string, RequestVerdict>;
+  /** Live moves begun or ended this round on the cluster's own account (evacuation, balancing): the engine records them. */
+  moves: Map<string, MoveRecord | undefined>;
   /** By VM id. */
   verdicts: Map<string, PublishedVerdict>;
   status: HostClusterStatus;
@@ -194,6 +223,9 @@ export type StageName = "restarts" | "admission" | "placement" | "evacuation" | 
 /** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
 export interface StageState {
   snapshot: ClusterSnapshot;
+  requestVerdicts: Map<string, RequestVerdict>;
+  /** Moves begun (a record) or over (undefined) this round. */
+  moves: Map<string, MoveRecord | undefined>;
   actions: ClusterAction[];
   verdicts: Map<string, VmVerdict>;
   /** VMs a stage has dealt with: later stages leave them alone. */

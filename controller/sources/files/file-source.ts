@@ -24,10 +24,19 @@ export interface FileSourceOptions {
   now: () => number;
   /** Delete objects whose manifest was removed (default true, as Flux's prune). */
   prune?: boolean;
+  /**
+   * Where `vireo migrate` and `vireo balance approve` drop the requests they make (under the state
+   * directory, never in the watched checkout): watched like `dir`, for VirtualMachineMigrations only.
+   */
+  requestsDir?: string;
 }
+
+/** How the files of the requests directory are named among the manifests. */
+const REQUESTS_PREFIX = "requests:";
 
 export class FileSource {
   private readonly dir: string;
+  private readonly requestsDir: string | undefined;
   private readonly options: FileSourceOptions;
   private readonly prune: boolean;
   /** Objects by key, per manifest file (relative path): each file's last good version. */
@@ -40,6 +49,7 @@ export class FileSource {
   constructor(options: FileSourceOptions) {
     this.options = options;
     this.dir = resolve(options.dir);
+    this.requestsDir = options.requestsDir === undefined ? undefined : resolve(options.requestsDir);
     this.prune = options.prune ?? true;
   }
 
@@ -47,8 +57,8 @@ export class FileSource {
   async start(): Promise<void> {
     this.restore();
     const seen = new Set<string>();
-    this.watcher = watch(this.dir, {
-      ignored: (path, stats) => isIgnored(this.dir, path) || (stats?.isFile() === true && !isManifestFile(path)),
+    this.watcher = watch(this.requestsDir ? [this.dir, this.requestsDir] : this.dir, {
+      ignored: (path, stats) => isIgnored(this.rootOf(path), path) || (stats?.isFile() === true && !isManifestFile(path)),
       ignoreInitial: false,
       awaitWriteFinish: { stabilityThreshold: 50, pollInterval: 10 },
     });
@@ -110,6 +120,8 @@ export class FileSource {
     }
     const parsed = parseManifestFile(file, text);
     if (!parsed.ok) return this.reject(file, parsed.errors);
+    const misplaced = file.startsWith(REQUESTS_PREFIX) ? parsed.documents.filter((d) => d.object.kind !== "VirtualMachineMigration") : [];
+    if (misplaced.length > 0) return this.reject(file, misplaced.map((d) => ({ file, document: d.document, path: "kind", message: `only VirtualMachineMigrations are requests; a ${d.object.kind} belongs in the manifests` })));
     const duplicates = this.duplicatesElsewhere(file, parsed.documents);
     if (duplicates.length > 0) return this.reject(file, duplicates);
     this.errors.delete(file);
@@ -177,7 +189,14 @@ export class FileSource {
   }
 
   private rel(path: string): string {
-    return relative(this.dir, resolve(path)).split(sep).join("/");
+    const root = this.rootOf(path);
+    const name = relative(root, resolve(path)).split(sep).join("/");
+    return root === this.dir ? name : `${REQUESTS_PREFIX}${name}`;
+  }
+
+  private rootOf(path: string): string {
+    const full = resolve(path);
+    return this.requestsDir !== undefined && (full === this.requestsDir || full.startsWith(this.requestsDir + sep)) ? this.requestsDir : this.dir;
   }
 }
 

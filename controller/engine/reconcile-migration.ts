@@ -1,0 +1,56 @@
+// Reconciles one VirtualMachineMigration: its cluster's planner decides when and where it moves (the
+// "migrations" stage); this reports where it stands from that verdict and from what the hosts report, and
+// tells its story as Events. Deleting it while it runs cancels it (the cluster stage does; the finalizer
+// waits until the hosts no longer run it).
+
+import type { VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
+import { objectKey } from "../api/types.ts";
+import { requestKey } from "../planners/cluster/migrations.ts";
+import { isEnded, requestStatus } from "../planners/migration/request-status.ts";
+import type { ReconcileResult } from "./runner.ts";
+import type { ReconcileContext } from "./context.ts";
+import { clusterByName, clusterKey, writeStatusIfChanged } from "./context.ts";
+
+export async function reconcileMigration(ctx: ReconcileContext, key: string): Promise<ReconcileResult | void> {
+  let request = ctx.store.get(key) as VirtualMachineMigration | undefined;
+  if (!request) return;
+  const namespace = request.metadata.namespace ?? "default";
+  const id = `${namespace}/${request.spec.vmName}`;
+  const vm = ctx.store.get(objectKey("VirtualMachine", request.spec.vmName, namespace)) as VirtualMachine | undefined;
+  const observed = ctx.observed.migration(id);
+  const ours = observed?.key === requestKey(request) ? observed : undefined;
+  const running = ours !== undefined && (ours.phase === "PreCopy" || ours.phase === "Switchover");
+
+  if (request.metadata.deletionTimestamp) {
+    if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+    if (running) return { requeueAfter: 1_000 };
+    await ctx.finalizers?.remove(request);
+    return;
+  }
+  if (ctx.finalizers && !isEnded(request.status?.phase)) {
+    await ctx.finalizers.ensure(request);
+    request = ctx.store.get(key) as VirtualMachineMigration;
+  }
+  const cluster = vm ? clusterByName(ctx, vm.spec.placement.cluster) : undefined;
+  const orphaned = !vm ? `VirtualMachine ${id} does not exist` : !cluster ? `VM ${id}'s HostCluster ${vm.spec.placement.cluster} does not exist` : undefined;
+  const verdict = vm ? ctx.requestVerdicts.get(vm.spec.placement.cluster)?.get(`${namespace}/${request.metadata.name}`) : undefined;
+  const instance = ctx.observed.vm(id);
+  const status = requestStatus({ request, ...(orphaned ? { orphaned } : {}), ...(verdict ? { verdict } : {}), ...(ours ? { observed: ours } : {}), ...(instance ? { instance } : {}), now: ctx.clock.now() });
+  const before = request.status?.phase;
+  if (await writeStatusIfChanged(ctx, request, status)) tellPhase(ctx, request, before, status);
+  // A request its cluster has not judged yet, or one that ended, wakes the cluster: its room or slot is free.
+  if (vm && (!verdict || isEnded(status.phase))) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+  if (isEnded(status.phase) && ctx.finalizers) await ctx.finalizers.remove(request);
+}
+
+function tellPhase(ctx: ReconcileContext, request: VirtualMachineMigration, before: string | undefined, status: NonNullable<VirtualMachineMigration["status"]>): void {
+  if (before === status.phase) return;
+  const message = status.conditions?.find((c) => c.type === "Ready")?.message ?? "";
+  switch (status.phase) {
+    case "PreCopy": ctx.events.record(request, "Normal", "MigrationStarted", message); break;
+    case "Succeeded": ctx.events.record(request, "Normal", "MigrationSucceeded", message); break;
+    case "Failed": ctx.events.record(request, "Warning", "MigrationFailed", message); break;
+    case "Cancelled": ctx.events.record(request, "Normal", "MigrationCancelled", message); break;
+    default: break;
+  }
+}

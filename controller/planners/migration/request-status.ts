@@ -1,0 +1,102 @@
+// Where a VirtualMachineMigration stands, from its cluster's verdict on it and what the hosts report of the
+// migration: Pending → Scheduling → PreCopy → Switchover → Succeeded, or Failed / Cancelled with the
+// reason. kstatus: Ready when Succeeded, Stalled when Failed or Cancelled, Reconciling otherwise. Pure.
+
+import type { VirtualMachineMigration, VirtualMachineMigrationStatus, MigrationRequestPhase } from "../../api/types.ts";
+import { summarize } from "../../api/conditions.ts";
+import type { MigrationObservation } from "../../core/migration.ts";
+import type { VmObservation } from "../../core/observation.ts";
+import type { RequestVerdict } from "../cluster/types.ts";
+
+export interface RequestSituation {
+  request: Readonly<VirtualMachineMigration>;
+  /** Why the request cannot even reach a cluster (its VM or the VM's cluster is missing), if so. */
+  orphaned?: string;
+  verdict?: RequestVerdict;
+  /** The hosts' report of this request's live migration, when there is one. */
+  observed?: Readonly<MigrationObservation>;
+  /** The VM as its host reports it. */
+  instance?: Readonly<VmObservation>;
+  now: number;
+}
+
+const ENDED: ReadonlySet<MigrationRequestPhase> = new Set(["Succeeded", "Failed", "Cancelled"]);
+
+export function isEnded(phase: MigrationRequestPhase | undefined): boolean {
+  return phase !== undefined && ENDED.has(phase);
+}
+
+export function requestStatus(s: Readonly<RequestSituation>): VirtualMachineMigrationStatus {
+  const previous = s.request.status ?? {};
+  const fields = isEnded(previous.phase) ? { ...previous } : progressOf(s, previous);
+  const phase = fields.phase ?? "Pending";
+  const generation = s.request.metadata.generation;
+  const waitingFor = s.verdict?.kind === "Waiting" && phase === "Pending" ? s.verdict.message : undefined;
+  const message = messageOf(phase, fields, waitingFor);
+  const { conditions: _old, observedGeneration: _gen, ...rest } = fields;
+  return {
+    ...rest,
+    observedGeneration: generation,
+    phase,
+    conditions: summarize(previous.conditions, {
+      ready: phase === "Succeeded",
+      reason: phase,
+      message,
+      ...(phase === "Failed" || phase === "Cancelled" ? { stalled: { reason: phase, message } } : {}),
+    }, new Date(s.now).toISOString(), generation),
+  };
+}
+
+function progressOf(s: Readonly<RequestSituation>, previous: Readonly<VirtualMachineMigrationStatus>): VirtualMachineMigrationStatus {
+  const iso = new Date(s.now).toISOString();
+  if (s.orphaned) return { phase: "Failed", failureReason: s.orphaned, completionTime: iso };
+  if (s.observed) return fromObservation(s.observed, previous);
+  const v = s.verdict;
+  const keep = { ...(previous.sourceHost ? { sourceHost: previous.sourceHost } : {}), ...(previous.estimate ? { estimate: previous.estimate } : {}) };
+  if (!v) return { ...keep, phase: previous.phase ?? "Pending" };
+  switch (v.kind) {
+    case "Refused": return { ...keep, phase: "Failed", failureReason: v.message, completionTime: iso };
+    case "Waiting": return { ...keep, phase: "Pending", ...(v.estimate ? { estimate: v.estimate } : {}) };
+    case "Live": return { phase: "Scheduling", sourceHost: v.source, targetHost: v.target, ...(v.estimate ?? previous.estimate ? { estimate: (v.estimate ?? previous.estimate)! } : {}) };
+    case "Cancelling": return { ...keep, phase: previous.phase ?? "Pending" };
+    case "Cold": return coldOf(s, v, previous, iso);
+  }
+}
+
+/** A cold move is done once the VM runs again on another host than the one it left. */
+function coldOf(s: Readonly<RequestSituation>, v: Extract<RequestVerdict, { kind: "Cold" }>, previous: Readonly<VirtualMachineMigrationStatus>, iso: string): VirtualMachineMigrationStatus {
+  const source = previous.sourceHost ?? v.source;
+  const where = s.instance?.power === "Running" ? s.instance.host : undefined;
+  const base = { sourceHost: source, ...(v.target ?? where ? { targetHost: (v.target ?? where)! } : {}), startTime: previous.startTime ?? iso };
+  if (where !== undefined && where !== source) return { ...base, targetHost: where, phase: "Succeeded", completionTime: iso };
+  return { ...base, phase: "Switchover" };
+}
+
+function fromObservation(m: Readonly<MigrationObservation>, previous: Readonly<VirtualMachineMigrationStatus>): VirtualMachineMigrationStatus {
+  const status: VirtualMachineMigrationStatus = {
+    phase: m.phase,
+    sourceHost: m.source,
+    targetHost: m.target,
+    ...(previous.estimate ? { estimate: previous.estimate } : {}),
+    rounds: m.rounds,
+    transferredMiB: Math.round(m.transferredMiB),
+    remainingMiB: Math.round(m.remainingMiB),
+    startTime: new Date(m.startedAt).toISOString(),
+  };
+  if (m.downtimeMs !== undefined) status.downtimeMs = Math.round(m.downtimeMs);
+  if (m.endedAt !== undefined) status.completionTime = new Date(m.endedAt).toISOString();
+  if (m.reason !== undefined && m.phase !== "Succeeded") status.failureReason = m.reason;
+  return status;
+}
+
+function messageOf(phase: MigrationRequestPhase, s: Readonly<VirtualMachineMigrationStatus>, waitingFor: string | undefined): string {
+  switch (phase) {
+    case "Pending": return waitingFor ?? "waiting for its cluster's next round";
+    case "Scheduling": return `starting: ${s.sourceHost} → ${s.targetHost}`;
+    case "PreCopy": return `copying memory ${s.sourceHost} → ${s.targetHost}: round ${s.rounds}, ${s.remainingMiB} MiB to send`;
+    case "Switchover": return s.rounds !== undefined ? `switching over to ${s.targetHost}` : `moving cold from ${s.sourceHost}${s.targetHost ? ` to ${s.targetHost}` : ""}`;
+    case "Succeeded": return `running on ${s.targetHost}${s.downtimeMs !== undefined ? ` after ${s.downtimeMs} ms of downtime` : ""}`;
+    case "Failed": return s.failureReason ?? "failed";
+    case "Cancelled": return s.failureReason ?? "cancelled: the VM stays where it was";
+  }
+}

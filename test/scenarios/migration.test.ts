@@ -1,0 +1,168 @@
+// Live migration driven through the controller on the virtual clock: a VirtualMachineMigration moves a VM
+// live (Migrating while it moves, no reboot), bad requests are refused with the reason and touch nothing,
+// and a host put into maintenance empties by live migration without breaking a rule.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Scenario, clusterYaml, condition, hostYaml, vmYaml } from "../support/scenario.ts";
+import type { VirtualMachineMigration } from "../../controller/api/types.ts";
+import { objectKey } from "../../controller/api/types.ts";
+
+function migrationYaml(name: string, vm: string, extra = ""): string {
+  return `apiVersion: vireo.dev/v1alpha1\nkind: VirtualMachineMigration\nmetadata: {name: ${name}, namespace: default}\nspec: {vmName: ${vm}${extra}}\n---\n`;
+}
+
+function request(s: Scenario, name: string): VirtualMachineMigration {
+  const r = s.store.get(objectKey("VirtualMachineMigration", name, "default")) as VirtualMachineMigration | undefined;
+  assert.ok(r, `no VirtualMachineMigration ${name}`);
+  return r;
+}
+
+const ended = (s: Scenario, name: string) => ["Succeeded", "Failed", "Cancelled"].includes(request(s, name).status?.phase ?? "");
+
+test("a VirtualMachineMigration moves an idle VM live to the host it names: Migrating while it moves, Succeeded with its downtime, no reboot", async () => {
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + hostYaml("h2") + vmYaml("web", { extra: "  workload: {profile: Idle}\n" }).replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}"));
+  await s.until(() => s.vm("web").status?.phase === "Running");
+  assert.equal(s.vm("web").status?.host, "h1");
+  const bootedAt = s.vm("web").status?.startedAt;
+  const phases = new Set<string>();
+  s.onStatus = (key, status) => { if (key === "VirtualMachine/default/web") phases.add((status as { phase?: string }).phase ?? ""); };
+
+  s.apply(migrationYaml("move-web", "web", ", targetHost: h2"));
+  await s.until(() => ended(s, "move-web"), 600_000);
+  const done = request(s, "move-web").status!;
+  assert.equal(done.phase, "Succeeded", done.failureReason);
+  assert.equal(done.sourceHost, "h1");
+  assert.equal(done.targetHost, "h2");
+  assert.ok(done.estimate?.converges, "estimated before it began");
+  assert.ok((done.rounds ?? 0) >= 1 && (done.rounds ?? 0) <= 5, `${done.rounds} rounds`);
+  assert.ok((done.downtimeMs ?? Infinity) <= 300, `${done.downtimeMs} ms of downtime`);
+  assert.equal(condition(request(s, "move-web") as never, "Ready")?.status, "True");
+  await s.until(() => s.vm("web").status?.host === "h2" && s.vm("web").status?.phase === "Running", 60_000);
+  assert.ok(phases.has("Migrating"), `the VM said Migrating while it moved: ${[...phases].join(", ")}`);
+  assert.equal(s.vm("web").status?.startedAt, bootedAt, "the guest was not rebooted");
+  assert.equal(s.vm("web").status?.restarts ?? 0, 0);
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
+test("bad migration requests are refused with the reason and nothing moves: a missing VM, a missing host, another cluster's host, a Halted VM, a second migration of a VM that migrates", async () => {
+  let yaml = clusterYaml() + clusterYaml("lab") + hostYaml("h1") + hostYaml("h2") + hostYaml("l1", { cluster: "lab" });
+  yaml += vmYaml("web", { memoryMiB: 16384, extra: "  workload: {profile: Steady, dirtyRateMiBps: 20}\n" }) + vmYaml("parked", { runStrategy: "Halted" });
+  const s = await Scenario.start(yaml);
+  await s.until(() => s.vm("web").status?.phase === "Running" && s.vm("parked").status?.phase === "Stopped");
+  const where = s.vm("web").status?.host;
+  s.apply(migrationYaml("ghost", "nobody") + migrationYaml("nowhere", "web", ", targetHost: h9") + migrationYaml("elsewhere", "web", ", targetHost: l1") + migrationYaml("halted", "parked"));
+  await s.until(() => ["ghost", "nowhere", "elsewhere", "halted"].every((n) => ended(s, n)), 60_000);
+  const why = (n: string) => `${request(s, n).status?.phase}: ${request(s, n).status?.failureReason}`;
+  assert.equal(why("ghost"), "Failed: VirtualMachine default/nobody does not exist");
+  assert.equal(why("nowhere"), "Failed: host h9 does not exist");
+  assert.equal(why("elsewhere"), "Failed: host l1 is in cluster lab, not in VM default/web's cluster prod");
+  assert.match(why("halted"), /^Failed: VM default\/parked is not running \(Stopped, runStrategy Halted\)/);
+  for (const n of ["ghost", "nowhere", "elsewhere", "halted"]) assert.equal(condition(request(s, n) as never, "Stalled")?.status, "True");
+  assert.equal(s.vm("web").status?.host, where, "nothing moved");
+
+  s.apply(migrationYaml("first", "web"));
+  await s.until(() => ["PreCopy", "Switchover"].includes(request(s, "first").status?.phase ?? ""), 60_000);
+  s.apply(migrationYaml("second", "web"));
+  await s.until(() => ended(s, "second"), 60_000);
+  assert.match(why("second"), /^Failed: VM default\/web already migrates/);
+  await s.until(() => ended(s, "first"), 600_000);
+  assert.equal(request(s, "first").status?.phase, "Succeeded");
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
+test("deleting a VirtualMachineMigration while it copies cancels it: the VM stays where it was", async () => {
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + hostYaml("h2") + vmYaml("db", { memoryMiB: 32768, extra: "  workload: {profile: Steady, dirtyRateMiBps: 60}\n" }));
+  await s.until(() => s.vm("db").status?.phase === "Running");
+  const where = s.vm("db").status?.host;
+  s.apply(migrationYaml("move-db", "db"));
+  await s.until(() => request(s, "move-db").status?.phase === "PreCopy", 60_000);
+  s.delete("VirtualMachineMigration", "move-db", "default");
+  await s.until(() => s.sim.observe !== undefined && (s.controller.ctx.observed.migration("default/db")?.phase === "Cancelled"), 120_000);
+  await s.advance(10_000);
+  assert.equal(s.vm("db").status?.host, where);
+  assert.equal(s.vm("db").status?.phase, "Running");
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
+/** `count` VMs that prefer `host`; every third shares a tier whose members must run on distinct hosts. */
+function crowdOn(host: string, count: number): string {
+  let yaml = "";
+  for (let i = 0; i < count; i++) {
+    const tier = `t${i % 10}`;
+    yaml += vmYaml(`vm-${String(i).padStart(2, "0")}`, { memoryMiB: 2048, labels: { tier }, extra: "  workload: {profile: Steady}\n" })
+      .replace("placement: {cluster: prod}", `placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: ${host}}}}]}, vmAntiAffinity: {required: [{labelSelector: {matchLabels: {tier: ${tier}}}, topologyKey: vireo.dev/host}]}}`);
+  }
+  return yaml;
+}
+
+test("a host with 30 VMs under anti-affinity rules enters maintenance: it empties by live migration, no rule broken, no guest rebooted, the limits held", async () => {
+  const hosts = ["h1", "h2", "h3", "h4", "h5"].map((h) => hostYaml(h, { memoryMiB: 131072, cores: 32 })).join("");
+  // Ten tiers of three: each tier's VMs on three distinct hosts, so the 30 cannot all start on h1.
+  const s = await Scenario.start(clusterYaml() + hosts + crowdOn("h1", 30));
+  await s.until(() => s.vms().every((vm) => vm.status?.phase === "Running"), 300_000);
+  const onH1 = s.vms().filter((vm) => vm.status?.host === "h1").map((vm) => vm.metadata.name);
+  assert.ok(onH1.length >= 10, `${onH1.length} VMs on h1`);
+  const started = new Map(s.vms().map((vm) => [vm.metadata.name, vm.status?.startedAt]));
+  let peak = 0;
+  let broken = 0;
+  s.onStatus = () => {
+    const inFlight = s.controller.ctx.observed.migrations().filter((m) => m.phase === "PreCopy" || m.phase === "Switchover");
+    peak = Math.max(peak, inFlight.length);
+    const seen = new Map<string, string>();
+    for (const vm of s.vms()) {
+      const key = `${vm.metadata.labels?.["tier"]}@${vm.status?.host}`;
+      if (vm.status?.host && seen.has(key)) broken++;
+      if (vm.status?.host) seen.set(key, vm.metadata.name);
+    }
+  };
+
+  s.apply(hostYaml("h1", { memoryMiB: 131072, cores: 32, maintenance: true }));
+  await s.until(() => s.host("h1").status?.phase === "Maintenance", 900_000);
+  assert.equal(s.vms().filter((vm) => vm.status?.host === "h1").length, 0);
+  assert.ok(s.vms().every((vm) => vm.status?.phase === "Running"));
+  for (const name of onH1) assert.equal(s.vm(name).status?.startedAt, started.get(name), `${name} was not rebooted`);
+  assert.equal(broken, 0, "no required anti-affinity broken at any point");
+  assert.ok(peak >= 2 && peak <= 5, `at most 5 migrations at once (KubeVirt's default), saw ${peak}`);
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
+test("a VM pinned to its host blocks maintenance with a clear reason on the host; the others leave", async () => {
+  const pinned = vmYaml("pinned").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchLabels: {vireo.dev/host: h1}}]}}");
+  const free = vmYaml("free").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+  // Without HA: admission control would rightly refuse a protected VM no other host may take.
+  const s = await Scenario.start(clusterYaml("prod", "Pack", "{enabled: false}") + hostYaml("h1") + hostYaml("h2") + hostYaml("h3") + pinned + free);
+  await s.until(() => s.vm("pinned").status?.phase === "Running" && s.vm("free").status?.host === "h1");
+  s.apply(hostYaml("h1", { maintenance: true }));
+  await s.until(() => s.vm("free").status?.host !== "h1" && (s.host("h1").status?.evacuationBlocked?.length ?? 0) === 1, 300_000);
+  assert.equal(s.host("h1").status?.phase, "EnteringMaintenance");
+  assert.deepEqual(s.host("h1").status?.evacuationBlocked?.map((b) => b.vm), ["default/pinned"]);
+  assert.match(s.host("h1").status!.evacuationBlocked![0]!.reason, /no host can take VM default\/pinned: .*host affinity/);
+  assert.equal(condition(s.host("h1"), "EvacuationBlocked")?.status, "True");
+  assert.equal(s.vm("pinned").status?.phase, "Running", "a VM that cannot leave keeps running");
+  assert.equal(condition(s.vm("pinned"), "Ready")?.reason, "EvacuationBlocked");
+
+  s.apply(hostYaml("h1"));
+  await s.until(() => s.host("h1").status?.phase === "Ready" && s.host("h1").status?.evacuationBlocked === undefined, 60_000);
+  await s.stop();
+});
+
+test("LiveIfPossible: a VM that dirties memory faster than the link sends it fails its live attempts, then moves cold; Live would stay blocked", async () => {
+  const busy = (name: string, policy: string) => vmYaml(name, { memoryMiB: 16384, extra: `  migration: {policy: ${policy}}\n  workload: {profile: Bursty, dirtyRateMiBps: 400}\n` })
+    .replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+  const s = await Scenario.start(clusterYaml("prod", "Pack") + hostYaml("h1") + hostYaml("h2") + busy("flexible", "LiveIfPossible") + busy("strict", "Live"));
+  await s.until(() => ["flexible", "strict"].every((n) => s.vm(n).status?.host === "h1" && s.vm(n).status?.phase === "Running"));
+  s.apply(hostYaml("h1", { maintenance: true }));
+  await s.until(() => s.vm("flexible").status?.host === "h2" && s.vm("flexible").status?.phase === "Running", 3_600_000);
+  assert.equal(s.vm("flexible").status?.restarts ?? 0, 0, "a cold move is a planned power cycle, not a restart after a failure");
+  assert.ok(s.events.some((e) => e.object === "VirtualMachine/default/flexible" && e.reason === "Stopping" && /cold after 3 failed live attempts/.test(e.message)), "moved cold after its live attempts failed");
+  await s.until(() => (s.host("h1").status?.evacuationBlocked ?? []).some((b) => b.vm === "default/strict"), 600_000);
+  assert.match(s.host("h1").status!.evacuationBlocked!.find((b) => b.vm === "default/strict")!.reason, /3 live migrations of VM default\/strict failed .* set LiveIfPossible/);
+  assert.equal(s.vm("strict").status?.host, "h1");
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});

@@ -110,11 +110,11 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
   }
 
   async migrateVm(id: string, target: string, options: { key: string; settings: MigrationSettings }): Promise<void> {
-    throw new ProviderError("Unavailable", `live migration of ${id} to ${target} (${options.key}) is not available yet`);
+    await this.request("POST", `/vms/${pathOf(id)}/migrate`, { body: { target, key: options.key, settings: options.settings } });
   }
 
   async cancelMigration(id: string, key: string): Promise<void> {
-    throw new ProviderError("Unavailable", `cancelling ${id}'s migration ${key} is not available yet`);
+    await this.request("POST", `/vms/${pathOf(id)}/cancel-migration`, { body: { key } });
   }
 
   async resetVm(id: string, key: string): Promise<void> {

@@ -2,7 +2,7 @@
 // The HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
 
 import type { SimulatedHosts } from "../sim/index.ts";
-import { MAX_WATCH_SECONDS, WireError, createBody, hostConfigBody, hostsBody, memoryBody, moveBody, networksBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
+import { MAX_WATCH_SECONDS, WireError, cancelMigrationBody, createBody, hostConfigBody, hostsBody, memoryBody, migrateBody, moveBody, networksBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
 
 export interface RouteRequest {
@@ -70,6 +70,16 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     }),
     route("POST", "/v1/vms/:namespace/:name/reset", true, async ({ params, body }) => {
       await sim.resetVm(vmId(params), resetBody(body).key);
+      return NO_CONTENT;
+    }),
+    // A migration runs on after the answer; how it goes is in the observation's `migrations`.
+    route("POST", "/v1/vms/:namespace/:name/migrate", true, async ({ params, body }) => {
+      const { target, key, settings } = migrateBody(body);
+      await sim.migrateVm(vmId(params), target, { key, settings });
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/cancel-migration", true, async ({ params, body }) => {
+      await sim.cancelMigration(vmId(params), cancelMigrationBody(body).key);
       return NO_CONTENT;
     }),
 

@@ -3,6 +3,8 @@
 // before the simulator sees it (the simulator checks meaning; this checks that the JSON has the shape).
 
 import type { ProviderErrorCode } from "../provider.ts";
+import { migrationSettingsProblem } from "../../core/migration.ts";
+import type { MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, Observation, VmConfig } from "../../core/observation.ts";
 
 export const API_PREFIX = "/v1";
@@ -15,7 +17,7 @@ export const MAX_WATCH_SECONDS = 60;
 export const TIME_HEADER = "vireo-time";
 export const TIME_SCALE_HEADER = "vireo-time-scale";
 
-/** `GET /v1/observation`: the observation and the world's revision it was taken at. */
+/** `GET /v1/observation`: the observation (with `migrations`) and the world's revision it was taken at. */
 export type ObservationBody = Observation & { revision: number };
 
 /** `GET /v1/clock`. */
@@ -166,6 +168,7 @@ export function startBody(body: unknown): { host: string; config: VmConfig } {
       workload: {
         profile: string(workload, "profile", `${path}.workload`) as VmConfig["workload"]["profile"],
         cpuPercent: number(workload, "cpuPercent", `${path}.workload`),
+        ...(workload.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: number(workload, "dirtyRateMiBps", `${path}.workload`) } : {}),
       },
     } as VmConfig,
   };
@@ -222,4 +225,48 @@ export function createBody(body: unknown): { host: string; cpu: number; memoryMi
     memoryMiB: number(fields, "memoryMiB", "body"),
     ...(fields.networks !== undefined ? { networks: strings(fields, "networks", "body") } : {}),
   };
+}
+
+// Host names are those of Host objects: lowercase RFC 1123 subdomains, as Kubernetes checks object names.
+const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const MAX_SUBDOMAIN_LENGTH = 253;
+
+function hostName(fields: Fields, name: string, path: string): string {
+  const value = string(fields, name, path);
+  if (value.length > MAX_SUBDOMAIN_LENGTH || !DNS1123_SUBDOMAIN.test(value)) {
+    throw invalid(`${path}.${name}`, `must be a host name (a lowercase RFC 1123 subdomain of at most ${MAX_SUBDOMAIN_LENGTH} characters), got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function key(fields: Fields, path: string): string {
+  const value = string(fields, "key", path);
+  if (value.length === 0) throw invalid(`${path}.key`, "must not be empty");
+  return value;
+}
+
+/** `POST /v1/vms/:namespace/:name/migrate`: where to, under which key, with which settings (all of them). */
+export function migrateBody(body: unknown): { target: string; key: string; settings: MigrationSettings } {
+  const fields = object(body, "body");
+  const settings = object(fields.settings, "body.settings");
+  const problem = migrationSettingsProblem(settings);
+  if (problem !== undefined) throw new WireError(422, "Invalid", `body.settings.${problem}`);
+  return {
+    target: hostName(fields, "target", "body"),
+    key: key(fields, "body"),
+    // Only the settings a migration has: anything else in the object stays behind.
+    settings: {
+      bandwidthMiBps: settings.bandwidthMiBps as number,
+      downtimeLimitMs: settings.downtimeLimitMs as number,
+      maxRounds: settings.maxRounds as number,
+      noProgressTimeoutMs: settings.noProgressTimeoutMs as number,
+      completionTimeoutPerGiBMs: settings.completionTimeoutPerGiBMs as number,
+      autoConverge: settings.autoConverge as boolean,
+    },
+  };
+}
+
+/** `POST /v1/vms/:namespace/:name/cancel-migration`. */
+export function cancelMigrationBody(body: unknown): { key: string } {
+  return { key: key(object(body, "body"), "body") };
 }

@@ -1,10 +1,13 @@
 // `vireo hostsim` as a real process on loopback: authentication, every provider operation through the
-// HTTP client with the simulator's own refusals, long-polls, and a world that survives SIGTERM and SIGKILL.
+// HTTP client with the simulator's own refusals, long-polls, live migration, and a world that survives
+// SIGTERM and SIGKILL.
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
+import { DEFAULT_MIGRATION_SETTINGS } from "../../../controller/core/migration.ts";
 import type { Observation, VmObservation } from "../../../controller/core/observation.ts";
 import { tempDir, vireoSync } from "../../support/process.ts";
 import { TOKEN, eventually, hostConfig, refusal, startHostsim, vmConfig, writeToken } from "./hostsim-support.ts";
@@ -148,6 +151,33 @@ describe("vireo hostsim", () => {
       assert.equal(after.splitBrainAttempts, 0);
     });
   }
+
+  it("migrates a VM live, and a migration under way when hostsim stops completes after its restart", async (t) => {
+    const { state, tokenFile, hostsim } = await launch(t);
+    const { client } = hostsim;
+    await client.registerHost("h1", hostConfig());
+    await client.registerHost("h2", hostConfig());
+    // 32 GiB at 128 MiB/s: round 0 takes 256 s of hostsim's time, about 5 s of real time at its scale.
+    await client.startVm("shop/db-1", "h1", vmConfig({ memoryMiB: 32_768, workload: { profile: "Idle", cpuPercent: 5 } }));
+    const before = vmsOf(await allRunning(hostsim, ["shop/db-1"])).get("shop/db-1")!;
+    await client.migrateVm("shop/db-1", "h2", { key: "m1", settings: { ...DEFAULT_MIGRATION_SETTINGS } });
+    assert.equal((await client.observe()).migrations?.[0]?.phase, "PreCopy");
+
+    assert.equal(await hostsim.process.stop("SIGTERM"), 0, hostsim.process.logs());
+    const saved = JSON.parse(readFileSync(state, "utf8")) as { migrations: { phase: string }[] };
+    assert.equal(saved.migrations[0]?.phase, "PreCopy", "saved mid-copy");
+    const restarted = await startHostsim({ state, tokenFile });
+    t.after(() => restarted.process.stop("SIGKILL"));
+    const ended = await eventually(async () => {
+      const m = (await restarted.client.observe()).migrations?.find((x) => x.vm === "shop/db-1");
+      return m?.phase === "PreCopy" || m?.phase === "Switchover" ? undefined : m;
+    }, 30_000, "the migration ended");
+    assert.equal(ended?.phase, "Succeeded", ended?.reason);
+    const after = vmsOf(await restarted.client.observe()).get("shop/db-1")!;
+    assert.deepEqual([after.host, after.power, after.poweredOnAt], ["h2", "Running", before.poweredOnAt]);
+    assert.deepEqual((await restarted.client.diskLocks()).map((lock) => lock.host), ["h2"]);
+    assert.equal((await restarted.client.observe()).splitBrainAttempts, 0);
+  });
 
   it("refuses to start without a token file, and without authentication anywhere but loopback", () => {
     const dir = tempDir("hostsim-flags");

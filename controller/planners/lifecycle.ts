@@ -2,7 +2,7 @@
 // (run-strategy.ts), and the status that tells the user where it stands. Pure: (desired, observed, now) -> plan.
 
 import type { Condition, HostCluster, HostPhase, VirtualMachine, VirtualMachineStatus, VmPhase, VmStatusNetwork } from "../api/types.ts";
-import { summarize } from "../api/conditions.ts";
+import { summarize, type ConditionInput } from "../api/conditions.ts";
 import type { HostObservation, VmConfig, VmObservation } from "../core/observation.ts";
 import { MANAGED_BY } from "../core/observation.ts";
 import type { Action } from "./actions.ts";
@@ -274,6 +274,7 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
     conditions: [
       { type: "Placed", status: on, reason: on ? "Placed" : p.stalled?.reason ?? "NotPlaced", message: on ? `on host ${instance.host}` : message },
       driftedCondition(drift, driftResponse(p, actions)),
+      baselinePending(s),
     ],
   }, new Date(s.now).toISOString(), generation);
   return status;
@@ -283,6 +284,19 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
 function resetsInWindow(resets: VirtualMachineStatus["monitoringResets"], monitoring: VmMonitoringInput | undefined, now: number): VirtualMachineStatus["monitoringResets"] {
   if (!resets || !monitoring) return undefined;
   return now - Date.parse(resets.windowStart) < monitoring.resetWindowMs ? resets : undefined;
+}
+
+/**
+ * BEHAVIOUR.md, Live migration: a changed cpuBaseline reaches a running guest only at its next power-on;
+ * until then it sees the features it booted with, and its migrations are judged by those.
+ */
+function baselinePending(s: Readonly<VmSituation>): ConditionInput | undefined {
+  const baseline = s.cluster?.spec.cpuBaseline?.features;
+  const seen = s.instance && s.instance.power !== "Off" ? s.instance.config.cpuFeatures : undefined;
+  if (!baseline || !seen) return undefined;
+  const wanted = [...baseline].sort();
+  if (wanted.join(",") === [...seen].sort().join(",")) return undefined;
+  return { type: "PowerCycleNeeded", status: true, reason: "CPUBaselineChanged", message: `the cluster's cpuBaseline is [${wanted.join(", ")}]; the guest sees [${seen.join(", ")}] until it is powered off and on` };
 }
 
 /** Reasons a VM waits for capacity: Vireo cannot correct its drift until capacity returns. */

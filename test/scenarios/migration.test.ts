@@ -166,3 +166,30 @@ test("LiveIfPossible: a VM that dirties memory faster than the link sends it fai
   assert.equal(s.sim.splitBrainAttempts(), 0);
   await s.stop();
 });
+
+test("CPU compatibility: AMD→Intel is refused; a feature the target lacks is refused without a baseline and allowed with one; a raised baseline waits for a power cycle", async () => {
+  const yaml = clusterYaml() + hostYaml("old", { features: ["sse4_2", "avx"] }) + hostYaml("new", { features: ["sse4_2", "avx", "avx2", "avx512f"] }) + hostYaml("amd", { vendor: "amd", features: ["sse4_2", "avx", "avx2", "avx512f"] })
+    + vmYaml("app").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchExpressions: [{key: vireo.dev/host, operator: In, values: [new, old]}]}], preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: new}}}]}}");
+  const s = await Scenario.start(yaml);
+  await s.until(() => s.vm("app").status?.host === "new" && s.vm("app").status?.phase === "Running");
+  s.apply(migrationYaml("to-amd", "app", ", targetHost: amd") + migrationYaml("to-old", "app", ", targetHost: old"));
+  await s.until(() => ended(s, "to-amd") && ended(s, "to-old"), 60_000);
+  assert.match(request(s, "to-amd").status?.failureReason ?? "", /host amd has an amd CPU, the VM runs on intel: live migration between CPU vendors is refused/);
+  assert.match(request(s, "to-old").status?.failureReason ?? "", /host old lacks CPU features avx2, avx512f the guest sees/);
+  assert.equal(s.vm("app").status?.host, "new", "nothing moved");
+
+  // With a baseline the guest sees only sse4_2 and avx — after a power cycle, as on vSphere with EVC.
+  s.apply(clusterYaml("prod", "Spread").replace("placement: {strategy: Spread}", "placement: {strategy: Spread}\n  cpuBaseline: {vendor: intel, features: [sse4_2, avx]}"));
+  await s.until(() => condition(s.vm("app"), "PowerCycleNeeded")?.status === "True", 60_000);
+  assert.match(condition(s.vm("app"), "PowerCycleNeeded")!.message, /guest sees \[avx, avx2, avx512f, sse4_2\] until it is powered off and on/);
+  s.apply(vmYaml("app", { runStrategy: "Halted" }).replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchExpressions: [{key: vireo.dev/host, operator: In, values: [new, old]}]}], preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: new}}}]}}"));
+  await s.until(() => s.vm("app").status?.phase === "Stopped", 120_000);
+  s.apply(yaml.split("---\n").filter((d) => d.includes("name: app")).join("---\n") + "---\n");
+  await s.until(() => s.vm("app").status?.phase === "Running", 120_000);
+  assert.equal(condition(s.vm("app"), "PowerCycleNeeded"), undefined);
+  s.apply(migrationYaml("to-old-again", "app", ", targetHost: old"));
+  await s.until(() => ended(s, "to-old-again"), 600_000);
+  assert.equal(request(s, "to-old-again").status?.phase, "Succeeded", request(s, "to-old-again").status?.failureReason);
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});

@@ -379,15 +379,19 @@ function deployFiles(chartDefault: readonly KubeObject[]): Map<string, KubeObjec
   return files;
 }
 
-function writeDeployFiles(files: Map<string, KubeObject[]>): void {
-  for (const [file, objects] of files) {
-    writeFileSync(join(DEPLOY, file), GENERATED_HEADER + objects.map((o) => `---\n${dump(o, { lineWidth: -1, noRefs: true })}`).join(""));
-  }
+/** The chart's and the kustomization's copies of crds/. First: the chart's RBAC is rendered from its copies. */
+function writeCrdCopies(): void {
   for (const dir of [join(CHART, "crds"), join(DEPLOY, "crds")]) {
     for (const f of crdFiles(dir)) rmSync(join(dir, f));
     for (const f of crdFiles(CRDS)) copyFileSync(join(CRDS, f), join(dir, f));
   }
   writeFileSync(join(DEPLOY, "crds", "kustomization.yaml"), crdKustomization());
+}
+
+function writeDeployFiles(files: Map<string, KubeObject[]>): void {
+  for (const [file, objects] of files) {
+    writeFileSync(join(DEPLOY, file), GENERATED_HEADER + objects.map((o) => `---\n${dump(o, { lineWidth: -1, noRefs: true })}`).join(""));
+  }
 }
 
 /** The YAML files of a CRD directory (not a kustomization.yaml). */
@@ -412,7 +416,10 @@ let kustomized: KubeObject[] = [];
 before(async () => {
   binDir = await ensureControlPlaneBinaries();
   helm = new Helm(binDir);
-  if (REGENERATE) writeDeployFiles(deployFiles(await template(helm)));
+  if (REGENERATE) {
+    writeCrdCopies();
+    writeDeployFiles(deployFiles(await template(helm)));
+  }
   chartDefault = await template(helm, "--include-crds");
   chartAllOptions = await template(helm, "--include-crds", "--values", ALL_OPTIONS);
   kustomized = await kustomize();
@@ -577,6 +584,9 @@ describe("against a real API server", () => {
       ["shop", "update", "virtualmachines.vireo.dev", "--subresource=finalizers"],
       ["default", "list", "hosts.vireo.dev"],
       ["default", "update", "hostclusters.vireo.dev", "--subresource=status"],
+      ["shop", "watch", "virtualmachinemigrations.vireo.dev"],
+      ["shop", "patch", "virtualmachinemigrations.vireo.dev", "--subresource=status"],
+      ["shop", "update", "virtualmachinemigrations.vireo.dev", "--subresource=finalizers"],
       ["shop", "create", "events"],
       ["shop", "patch", "events.events.k8s.io"],
       [ns, "create", "leases.coordination.k8s.io"],
@@ -585,6 +595,9 @@ describe("against a real API server", () => {
     const denied: [string, ...string[]][] = [
       ["shop", "create", "virtualmachines.vireo.dev"],
       ["shop", "delete", "virtualmachines.vireo.dev"],
+      // Migrations are asked for by people (kubectl, vireo migrate, vireo balance approve), never by the controller.
+      ["shop", "create", "virtualmachinemigrations.vireo.dev"],
+      ["shop", "delete", "virtualmachinemigrations.vireo.dev"],
       [ns, "get", "secrets"],
       ["shop", "list", "pods"],
       [ns, "update", "leases.coordination.k8s.io/someone-else"],

@@ -51,7 +51,7 @@ export function beginMigration(ctx: SimContext, id: string, targetName: string, 
   return true;
 }
 
-/** Stops the VM's migration under `key` before it switched over; the guest runs on on its source. */
+/** Stops the VM's migration under `key` before it switched over; the guest keeps running on its source. */
 export function cancelMigration(ctx: SimContext, id: string, key: string): boolean {
   const m = ctx.world.migrations.get(id);
   if (!m || m.key !== key || !isUnderWay(m)) return false;
@@ -61,7 +61,7 @@ export function cancelMigration(ctx: SimContext, id: string, key: string): boole
   return true;
 }
 
-/** The earliest event of any migration under way (the first begun, among those due at once). */
+/** The earliest event of any migration under way; among those due at once, the VM that migrated first. */
 export function nextMigrationEvent(world: World): { id: string; due: number } | undefined {
   let next: { id: string; due: number } | undefined;
   for (const m of migrationsUnderWay(world)) {

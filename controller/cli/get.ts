@@ -1,6 +1,7 @@
-// `vireo get vms|hosts|hostclusters [NAME] [-n NS] [-o wide|json|yaml]`: tables like `kubectl get`, from
+// `vireo get vms|hosts|hostclusters|vmim|… [NAME] [-n NS] [-o wide|json|yaml]`: tables like `kubectl get`, from
 // the state directory of a running or stopped `vireo run`, or with --kubeconfig from the API server.
 
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dump } from "js-yaml";
 import type { Kind, VireoObject } from "../api/types.ts";
@@ -26,15 +27,16 @@ export interface Output {
 /** The kind a resource name means: plural, singular, kind or short name, as the CRDs declare them. */
 export function resolveKind(resource: string): Kind {
   const kind = kindForResource(resource) ?? (resource.toLowerCase() === "hosts" || resource.toLowerCase() === "host" ? "Host" : undefined);
-  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults)`);
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults, vmim)`);
   return kind;
 }
 
-export async function get(argv: readonly string[], io: Output, now: number): Promise<number> {
+export async function get(argv: readonly string[], io: Output, wallClock: number): Promise<number> {
   const { flags, positionals } = parseArgs(argv, GET_FLAGS);
   const [resource, name] = positionals;
-  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts or hostclusters");
+  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts, hostclusters or vmim");
   const kubeconfig = flags["kubeconfig"] as string | undefined;
+  let now = wallClock;
   let all: VireoObject[];
   let manifestErrors: ManifestError[] = [];
   if (kubeconfig !== undefined) {
@@ -49,6 +51,8 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
     if (resource === "errors" || resource === "manifesterrors") return printErrors(snapshot.manifestErrors, io, true);
     all = snapshot.objects.map((e) => e.object);
     manifestErrors = snapshot.manifestErrors;
+    // A sped-up `vireo run` stamps objects on its own clock, ahead of the wall clock: ages are measured on it.
+    now = Math.max(now, notedTime(flags["state-dir"] as string));
   }
 
   const kind = resolveKind(resource);
@@ -74,6 +78,13 @@ export async function get(argv: readonly string[], io: Output, now: number): Pro
   }
   printErrors(manifestErrors, io, false);
   return 0;
+}
+
+/** The time a (possibly sped-up) file-mode `vireo run` last noted in its state directory; 0 when none. */
+export function notedTime(stateDir: string): number {
+  const path = join(stateDir, "clock");
+  const value = existsSync(path) ? Number(readFileSync(path, "utf8")) : 0;
+  return Number.isFinite(value) ? value : 0;
 }
 
 export async function listFromApi(kubeconfig: string, kind: Kind): Promise<VireoObject[]> {

@@ -19,7 +19,7 @@ import { formatManifestError, isManifestFile, parseManifestFile } from "../sourc
 import { readSnapshot } from "../state/state-dir.ts";
 import { createLogger } from "../observe/log.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
-import { listFromApi } from "./get.ts";
+import { listFromApi, notedTime } from "./get.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { formatPlan } from "./plan-format.ts";
 
@@ -101,14 +101,7 @@ async function hostsFor(argv: readonly string[], flags: Record<string, string | 
   const worldPath = join(stateDir, "world.json");
   const text = existsSync(worldPath) ? readFileSync(worldPath, "utf8") : undefined;
   const restored = text === undefined ? undefined : parseWorld(worldPath, text);
-  const clock = new VirtualClock(Math.max(Date.now(), noted(stateDir), (JSON.parse(text ?? "{}") as { savedAt?: number }).savedAt ?? 0));
+  const clock = new VirtualClock(Math.max(Date.now(), notedTime(stateDir), (JSON.parse(text ?? "{}") as { savedAt?: number }).savedAt ?? 0));
   const sim = new SimulatedHosts({ clock, seed: restored?.world.seed ?? 1 }, restored);
   return { provider: sim, clock, close: () => sim.close() };
-}
-
-/** The time a sped-up `vireo run` last noted: its clock may be ahead of the wall clock. */
-function noted(stateDir: string): number {
-  const path = join(stateDir, "clock");
-  const value = existsSync(path) ? Number(readFileSync(path, "utf8")) : 0;
-  return Number.isFinite(value) ? value : 0;
 }

@@ -38,7 +38,8 @@ export function estimateMigration(input: Readonly<EstimateInput>): MigrationEsti
     if (stalledMs > settings.noProgressTimeoutMs) return finish(false, round, 0, elapsedMs, transfer, `no progress for ${Math.round(stalledMs / 1000)} s: the guest dirties ${fmt(input.dirtyRateMiBps)} MiB/s, the link sends ${fmt(bandwidth)} MiB/s`);
     if (elapsedMs > completionLimitMs) return finish(false, round, 0, elapsedMs, transfer, `longer than the completion timeout of ${Math.round(completionLimitMs / 1000)} s`);
     if (settings.autoConverge) {
-      highRounds = dirtied > AUTO_CONVERGE.dirtyShareOfSent * remaining ? highRounds + 1 : 0;
+      // As QEMU counts: a round below the share does not reset the count, a throttle step does.
+      if (dirtied > AUTO_CONVERGE.dirtyShareOfSent * remaining) highRounds++;
       if (highRounds >= AUTO_CONVERGE.highRoundsBeforeThrottle) {
         throttle = throttle === 0 ? AUTO_CONVERGE.initialPercent : Math.min(AUTO_CONVERGE.maxPercent, throttle + AUTO_CONVERGE.incrementPercent);
         highRounds = 0;

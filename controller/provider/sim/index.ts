@@ -60,6 +60,8 @@ export interface DiskLockView {
 export interface GroundTruth {
   hosts: { name: string; up: boolean; isolated: boolean; partitioned: boolean; storagePathsUp: number }[];
   vms: { id: string; host: string; power: VmPowerState }[];
+  /** Live migrations under way: the target holds the VM's memory too until the switch-over. */
+  migrations: { vm: string; source: string; target: string }[];
 }
 
 export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfBandChanges {
@@ -428,6 +430,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
         storagePathsUp: host.storagePathsUp,
       })),
       vms: [...this.world.vms.values()].map((vm) => ({ id: vm.id, host: vm.host, power: vm.power })),
+      migrations: migrationsUnderWay(this.world).map((m) => ({ vm: m.vm, source: m.source, target: m.target })),
     };
   }
 

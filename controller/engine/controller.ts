@@ -11,6 +11,7 @@ import type { HypervisorProvider } from "../provider/provider.ts";
 import type { ObjectStore, StoreEvent } from "../sources/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { ControllerMetrics } from "../observe/metrics.ts";
+import { MigrationRecorder } from "../observe/migrations.ts";
 import { MacRegistry } from "./macs.ts";
 import type { EventRecorder, ReconcileContext, StatusWriter } from "./context.ts";
 import { clusterKey, hostKey, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
@@ -52,9 +53,11 @@ export class Controller {
   private hostPhases = new Map<string, string>();
   private running = false;
   private observeFailures = 0;
+  private readonly migrationMetrics: MigrationRecorder;
 
   constructor(options: ControllerOptions) {
     const metrics = options.metrics ?? new ControllerMetrics();
+    this.migrationMetrics = new MigrationRecorder(metrics);
     this.queue = new WorkQueue({
       clock: options.clock,
       events: {
@@ -137,6 +140,8 @@ export class Controller {
   private async observeOnce(): Promise<void> {
     const changes = await this.ctx.observed.refresh();
     this.ctx.metrics.splitBrainAttempts.set(this.ctx.observed.splitBrainAttempts());
+    // Migrations that ended since the last observation are counted here, once; the first one is the baseline.
+    this.migrationMetrics.record(this.ctx.observed.migrations(), this.ctx.observed.at());
     if (changes.initial) return;
     const requests = changes.vms.length > 0 ? this.requestsByVm() : new Map<string, string[]>();
     for (const id of changes.vms) {

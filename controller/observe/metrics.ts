@@ -4,6 +4,7 @@
 import { KINDS } from "../api/types.ts";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObjectStore } from "../sources/store.ts";
+import { MIGRATION_REASONS } from "./migrations.ts";
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -32,10 +33,41 @@ export class ControllerMetrics {
   readonly tolerableHostFailures = new Gauge({ name: "vireo_ha_tolerable_host_failures", help: "Host failures the cluster can survive now, found by re-placing the protected VMs of the worst-case hosts.", labelNames: ["cluster"] as const, registers: [this.registry] });
   readonly vmResets = new Counter({ name: "vireo_vm_monitoring_resets_total", help: "VMs reset by VM monitoring because their guest heartbeat stopped.", registers: [this.registry] });
   readonly faultsInjected = new Counter({ name: "vireo_faults_injected_total", help: "Faults injected into the simulated hosts, by type.", labelNames: ["type"] as const, registers: [this.registry] });
+  readonly migrations = new Counter({
+    name: "vireo_migrations_total",
+    help: "Live migrations that ended, by result (Succeeded, Failed, Cancelled) and reason (Completed; RoundLimit, NoProgress, CompletionTimeout, SourceFailed, TargetFailed; Requested, VmStopped; Other).",
+    labelNames: ["result", "reason"] as const,
+    registers: [this.registry],
+  });
+  readonly migrationDuration = new Histogram({
+    name: "vireo_migration_duration_seconds",
+    help: "From a live migration's start to its end, by result.",
+    labelNames: ["result"] as const,
+    buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600],
+    registers: [this.registry],
+  });
+  readonly migrationDowntime = new Histogram({
+    name: "vireo_migration_downtime_seconds",
+    help: "How long the guest was paused at the switch-over of a live migration that succeeded.",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 1, 2, 5],
+    registers: [this.registry],
+  });
+  readonly migrationsInFlight = new Gauge({ name: "vireo_migrations_in_flight", help: "Live migrations under way (pre-copy or switch-over), as the hosts last reported them.", registers: [this.registry] });
+  readonly migrationInProgress = new Gauge({
+    name: "vireo_migration_in_progress_seconds",
+    help: "For each live migration under way, how long it has run (on Vireo's clock), by its VM's namespace and name and its source and target hosts; absent otherwise.",
+    labelNames: ["namespace", "name", "source", "target"] as const,
+    registers: [this.registry],
+  });
   readonly buildInfo = new Gauge({ name: "vireo_build_info", help: "Vireo's version; always 1.", labelNames: ["version", "node_version"] as const, registers: [this.registry] });
 
   constructor(options: { version?: string; processMetrics?: boolean } = {}) {
     this.buildInfo.set({ version: options.version ?? "dev", node_version: process.version }, 1);
+    // Every result and reason from the start, so the first migration of each is an increase rate() sees.
+    for (const [result, reasons] of Object.entries(MIGRATION_REASONS)) {
+      for (const reason of reasons) this.migrations.inc({ result, reason }, 0);
+      this.migrationDuration.zero({ result });
+    }
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "vireo_" });
   }
 }
@@ -67,6 +99,7 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
     },
   });
   attachHealthGauges(metrics, store);
+  attachMigrationGauges(metrics, store);
 }
 
 const HOST_DOWN_PHASES: ReadonlySet<string> = new Set(["NotResponding", "Isolated", "Partitioned", "Failed"]);
@@ -163,6 +196,48 @@ function attachHealthGauges(metrics: ControllerMetrics, store: ObjectStore): voi
     name: "vireo_objects_drifted", help: "Objects whose Drifted condition is True, by kind.", labelNames: ["kind"] as const, registers,
     collect() {
       for (const kind of KINDS) this.set({ kind }, store.list(kind).filter((o) => conditionTrue(o, "Drifted")).length);
+    },
+  });
+}
+
+/**
+ * Balancing and maintenance from the status in the store at scrape time: each cluster's imbalance, the
+ * target its threshold tolerates and the recommendations waiting for approval (only while its balancing is
+ * on, Manual or Automatic: a Disabled cluster has no series), and the hosts entering maintenance with VMs
+ * that cannot leave (only those hosts).
+ */
+function attachMigrationGauges(metrics: ControllerMetrics, store: ObjectStore): void {
+  const registers = [metrics.registry];
+  const balancing = () => store.list("HostCluster").flatMap((c) => (c.spec.balancing?.mode !== "Disabled" && c.status?.balancing ? [{ cluster: c.metadata.name, status: c.status.balancing }] : []));
+  new Gauge({
+    name: "vireo_cluster_imbalance", help: "The cluster's imbalance at its last balancing pass: the standard deviation of its hosts' load; only while balancing is on.", labelNames: ["cluster"] as const, registers,
+    collect() {
+      this.reset();
+      for (const { cluster, status } of balancing()) this.set({ cluster }, status.imbalance);
+    },
+  });
+  new Gauge({
+    name: "vireo_cluster_imbalance_target", help: "The imbalance the cluster's balancing threshold tolerates; only while balancing is on.", labelNames: ["cluster"] as const, registers,
+    collect() {
+      this.reset();
+      for (const { cluster, status } of balancing()) this.set({ cluster }, status.target);
+    },
+  });
+  new Gauge({
+    name: "vireo_balancing_recommendations", help: "Balancing moves the cluster recommends and nobody has approved yet (Manual mode; 0 in Automatic); only while balancing is on.", labelNames: ["cluster"] as const, registers,
+    collect() {
+      this.reset();
+      for (const { cluster, status } of balancing()) this.set({ cluster }, status.recommendations?.length ?? 0);
+    },
+  });
+  new Gauge({
+    name: "vireo_host_evacuation_blocked_vms", help: "For each host entering maintenance, the VMs that cannot leave it (status.evacuationBlocked); absent for the other hosts.", labelNames: ["host"] as const, registers,
+    collect() {
+      this.reset();
+      for (const host of store.list("Host")) {
+        const blocked = host.status?.evacuationBlocked?.length ?? 0;
+        if (blocked > 0) this.set({ host: host.metadata.name }, blocked);
+      }
     },
   });
 }

@@ -11,8 +11,8 @@ export type MigrationResult = Extract<MigrationPhase, "Succeeded" | "Failed" | "
  * The reasons `vireo_migrations_total` counts a migration under, by result — a fixed set, so the label stays
  * bounded whatever a host says. Failed: the pre-copy gave up at its round limit, made no progress, or ran
  * past its completion timeout; the source or the target failed (crashed, lost its network, or could not
- * open the VM's disks). Cancelled: on request (a VirtualMachineMigration deleted, a planner changing its
- * mind), or because the VM stopped running on its source. Anything else is Other.
+ * open the VM's disks). Cancelled: on request (its VirtualMachineMigration deleted while it ran), or because
+ * the VM stopped running on its source. Anything else is Other. docs/metrics.md lists them.
  */
 export const MIGRATION_REASONS: Readonly<Record<MigrationResult, readonly string[]>> = Object.freeze({
   Succeeded: ["Completed"],

@@ -3,7 +3,9 @@
 // example fleet, in API mode (the metrics marked "api") by a process against a real control plane.
 // Per-object series (drifted, stalled) exist only while something is wrong; the file-mode fleet is given
 // a VM started behind Vireo's back (`vireo sim create`), an orphan it reports and never heals, so the drift
-// series are really in the scrape, not only their # HELP and # TYPE lines.
+// series are really in the scrape, not only their # HELP and # TYPE lines. It also live-migrates a VM
+// (`vireo migrate`), so the migration counter and histograms hold a real migration, and its clusters
+// balance (Manual, the default), so their imbalance series are there too.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -42,10 +44,10 @@ function families(text: string): Set<string> {
   return new Set([...text.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!).filter((n) => helped.has(n)));
 }
 
-/** The value of the sample `name{labels}` (labels in any order), if the exposition has it. */
+/** The value of the sample `name{labels}` (labels in any order; `{}` for a sample without labels), if the exposition has it. */
 function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, "gm"))) {
-    const got = Object.fromEntries([...m[1]!.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, "gm"))) {
+    const got = Object.fromEntries([...(m[1] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1]!, l[2]!]));
     if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[2]);
   }
   return undefined;
@@ -82,6 +84,26 @@ test("every metric the example fleet's file-mode process exposes is in docs/metr
   assert.equal(sample(text, "vireo_object_drifted", esx01), 1, `no drift series for esx-01 in the scrape:\n${text.split("\n").filter((l) => l.includes("drift")).join("\n")}`);
   assert.equal(sample(text, "vireo_object_drifted_since_seconds", esx01), Date.parse(since) / 1000, "the drift began when status.drift.since says");
   assert.ok(sample(text, "vireo_objects_drifted", { kind: "Host" })! >= 1);
+
+  // A live migration, followed to its end: counted once it ends, with its duration and downtime.
+  const migrated = await vireoCommand(["migrate", "shop/web-1", "--state-dir", state]);
+  assert.equal(migrated.code, 0, `vireo migrate shop/web-1:\n${migrated.stdout}${migrated.stderr}`);
+  const succeeded = { result: "Succeeded", reason: "Completed" };
+  const migrationDeadline = Date.now() + WAIT_MS;
+  text = await exposition(address);
+  while (!(sample(text, "vireo_migrations_total", succeeded)! >= 1) && Date.now() < migrationDeadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    text = await exposition(address);
+  }
+  assert.equal(sample(text, "vireo_migrations_total", succeeded), 1, `the migration is counted once:\n${text.split("\n").filter((l) => l.includes("migration")).join("\n")}`);
+  assert.equal(sample(text, "vireo_migration_duration_seconds_count", { result: "Succeeded" }), 1);
+  assert.equal(sample(text, "vireo_migration_downtime_seconds_count", {}), 1);
+  assert.equal(sample(text, "vireo_migrations_in_flight", {}), 0);
+  for (const cluster of ["prod", "lab"]) {
+    assert.ok(sample(text, "vireo_cluster_imbalance", { cluster }) !== undefined, `no imbalance series for ${cluster}`);
+    assert.ok(sample(text, "vireo_cluster_imbalance_target", { cluster }) !== undefined, `no imbalance target series for ${cluster}`);
+    assert.ok(sample(text, "vireo_balancing_recommendations", { cluster }) !== undefined, `no recommendations series for ${cluster}`);
+  }
 
   const scraped = families(text);
   const documented = catalogue();

@@ -1,12 +1,13 @@
 // The live-migration metrics: the reason a host gives for a failed or cancelled migration maps to a small
 // fixed set; each migration that ends is counted once, with its duration and downtime, however many
 // observations report it, and a restarted controller does not count again what had ended before it began;
-// in-flight migrations are gauged with their age. Through the whole controller on the virtual clock.
+// in-flight migrations are gauged with their age. Through the whole controller on the virtual clock, as
+// are the gauges read from status: a host whose evacuation is blocked, a cluster's imbalance.
 
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import type { MigrationObservation } from "../../controller/core/migration.ts";
-import { ControllerMetrics } from "../../controller/observe/metrics.ts";
+import { ControllerMetrics, attachStoreGauges } from "../../controller/observe/metrics.ts";
 import { MIGRATION_REASONS, MigrationRecorder, migrationReason } from "../../controller/observe/migrations.ts";
 import type { VirtualMachineMigration } from "../../controller/api/types.ts";
 import { objectKey } from "../../controller/api/types.ts";
@@ -185,5 +186,41 @@ test("through the controller: a migration that begins and ends between two obser
   await s.advance(90_000);
   assert.equal(await counted(metrics(), "Succeeded", "Completed"), 1);
   assert.equal(await total(metrics()), 1);
+  await s.stop();
+});
+
+/** The sample `name{labels}` of a registry's exposition, labels in any order. */
+async function scraped(metrics: ControllerMetrics, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const text = await metrics.registry.metrics();
+  for (const m of text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, "gm"))) {
+    const got = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]));
+    if (Object.keys(got).length === Object.keys(labels).length && Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[2]);
+  }
+  return undefined;
+}
+
+test("from status: a host entering maintenance with a VM that cannot leave, while it cannot; the imbalance of clusters that balance, not of those that do not", async () => {
+  const pinned = vmYaml("pinned").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchLabels: {vireo.dev/host: h1}}]}}");
+  const off = clusterYaml("lab").replace("placement: {strategy: Spread}", "placement: {strategy: Spread}\n  balancing: {mode: Disabled}");
+  const s = await Scenario.start(clusterYaml("prod", "Pack", "{enabled: false}") + off + hostYaml("h1") + hostYaml("h2") + hostYaml("l1", { cluster: "lab" }) + hostYaml("l2", { cluster: "lab" }) + pinned);
+  const metrics = s.controller.ctx.metrics;
+  attachStoreGauges(metrics, s.store);
+  await s.until(() => s.vm("pinned").status?.phase === "Running" && s.cluster("prod").status?.balancing !== undefined);
+  assert.equal(await scraped(metrics, "vireo_host_evacuation_blocked_vms", { host: "h1" }), undefined);
+  assert.equal(await scraped(metrics, "vireo_cluster_imbalance", { cluster: "prod" }), s.cluster("prod").status!.balancing!.imbalance);
+  assert.equal(await scraped(metrics, "vireo_cluster_imbalance_target", { cluster: "prod" }), s.cluster("prod").status!.balancing!.target);
+  assert.equal(await scraped(metrics, "vireo_balancing_recommendations", { cluster: "prod" }), s.cluster("prod").status!.balancing!.recommendations?.length ?? 0);
+  assert.equal(s.cluster("lab").spec.balancing.mode, "Disabled");
+  for (const name of ["vireo_cluster_imbalance", "vireo_cluster_imbalance_target", "vireo_balancing_recommendations"]) {
+    assert.equal(await scraped(metrics, name, { cluster: "lab" }), undefined, `${name} for a cluster whose balancing is Disabled`);
+  }
+
+  s.apply(hostYaml("h1", { maintenance: true }));
+  await s.until(() => (s.host("h1").status?.evacuationBlocked?.length ?? 0) === 1, 300_000);
+  assert.equal(await scraped(metrics, "vireo_host_evacuation_blocked_vms", { host: "h1" }), 1);
+  assert.equal(await scraped(metrics, "vireo_host_evacuation_blocked_vms", { host: "h2" }), undefined);
+  s.apply(hostYaml("h1"));
+  await s.until(() => s.host("h1").status?.evacuationBlocked === undefined, 60_000);
+  assert.equal(await scraped(metrics, "vireo_host_evacuation_blocked_vms", { host: "h1" }), undefined);
   await s.stop();
 });

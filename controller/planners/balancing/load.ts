@@ -16,9 +16,13 @@ export interface LoadHost {
   memoryMiB: number;
 }
 
-/** One resource's load on every host, with its sum and sum of squares so a move is judged in O(1). */
+/**
+ * One resource's load on every host, with the sum and the sum of squares of its distances from `center`
+ * (the mean when last summed, so the figures stay precise near perfect balance): a move is judged in O(1).
+ */
 interface Loads {
   values: Float64Array;
+  center: number;
   sum: number;
   squares: number;
 }
@@ -33,7 +37,7 @@ export interface LoadModel {
 
 export function loadModel(hosts: readonly LoadHost[], demands: Iterable<{ host: string; demand: Demand }>): LoadModel {
   const index = new Map(hosts.map((h, i) => [h.name, i]));
-  const empty = (): Loads => ({ values: new Float64Array(hosts.length), sum: 0, squares: 0 });
+  const empty = (): Loads => ({ values: new Float64Array(hosts.length), center: 0, sum: 0, squares: 0 });
   const model: LoadModel = { hosts, index, cpu: empty(), memory: empty() };
   for (const { host, demand } of demands) {
     const i = index.get(host);
@@ -59,8 +63,8 @@ export function imbalanceAfterMove(model: Readonly<LoadModel>, from: number, to:
   const source = model.hosts[from]!;
   const target = model.hosts[to]!;
   return Math.max(
-    deviationAfter(model.cpu, from, to, share(demand.cpu, source.cores), share(demand.cpu, target.cores)),
-    deviationAfter(model.memory, from, to, share(demand.memoryMiB, source.memoryMiB), share(demand.memoryMiB, target.memoryMiB)),
+    deviationAfter(model.cpu, { from, to, removed: share(demand.cpu, source.cores), added: share(demand.cpu, target.cores) }),
+    deviationAfter(model.memory, { from, to, removed: share(demand.memoryMiB, source.memoryMiB), added: share(demand.memoryMiB, target.memoryMiB) }),
   );
 }
 
@@ -103,12 +107,16 @@ function share(amount: number, capacity: number): number {
 }
 
 function resum(loads: Loads): void {
+  let total = 0;
+  for (const l of loads.values) total += l;
+  const center = loads.values.length > 0 ? total / loads.values.length : 0;
   let sum = 0;
   let squares = 0;
   for (const l of loads.values) {
-    sum += l;
-    squares += l * l;
+    sum += l - center;
+    squares += (l - center) ** 2;
   }
+  loads.center = center;
   loads.sum = sum;
   loads.squares = squares;
 }
@@ -124,9 +132,9 @@ function deviation(loads: Readonly<Loads>): number {
 }
 
 /** The deviation with `removed` taken off host `from` and `added` put on host `to`. */
-function deviationAfter(loads: Readonly<Loads>, from: number, to: number, removed: number, added: number): number {
-  const f = loads.values[from] ?? 0;
-  const t = loads.values[to] ?? 0;
+function deviationAfter(loads: Readonly<Loads>, { from, to, removed, added }: { from: number; to: number; removed: number; added: number }): number {
+  const f = (loads.values[from] ?? 0) - loads.center;
+  const t = (loads.values[to] ?? 0) - loads.center;
   const sum = loads.sum - removed + added;
   const squares = loads.squares - f * f + (f - removed) ** 2 - t * t + (t + added) ** 2;
   return deviationOf(loads.values.length, sum, squares);

@@ -8,7 +8,6 @@
 // Bounded for large clusters: load moves are looked for from the most loaded hosts to the least loaded
 // (8 of each by CPU and by memory, 64 when those offer none), and at most 48 moves are verified per step.
 
-import type { CandidateHost } from "../../placement/index.ts";
 import { byCodeUnits } from "../../api/selectors.ts";
 import { cpuIncompatibility } from "../cluster/moves.ts";
 import { maySend } from "../migration/slots.ts";
@@ -66,54 +65,71 @@ export function nextMove(world: BalancingWorld, limits: Readonly<SearchLimits>):
 
 /** Judges one move as an approval asks for it: allowed, and lowering imbalance or repairing preferred rules. */
 export function approvedMove(world: BalancingWorld, mover: Readonly<Movable>, to: string): PlannedMove | undefined {
-  const before = imbalanceOf(world.loads);
-  const move = rate(world, mover, to, before, { target: -Infinity, ceiling: Infinity, floor: -Infinity, useSlots: true });
+  const rating = { before: imbalanceOf(world.loads), limits: { target: -Infinity, ceiling: Infinity, floor: -Infinity, useSlots: true } };
+  const move = rate(world, mover, to, rating);
   return move !== undefined && allowed(world, move, new Map()) ? move : undefined;
+}
+
+/** What every move of one step is rated against: the imbalance now, and the pass's limits. */
+interface Rating {
+  before: number;
+  limits: Readonly<SearchLimits>;
 }
 
 /** Every move worth making among the searched hosts, best gain first. */
 function rated(world: BalancingWorld, limits: Readonly<SearchLimits>, width: number): PlannedMove[] {
-  const before = imbalanceOf(world.loads);
-  const moves: PlannedMove[] = [];
+  const rating: Rating = { before: imbalanceOf(world.loads), limits };
+  const moves = new Map<string, PlannedMove>();
   const consider = (mover: Movable, targets: Iterable<string>): void => {
     for (const to of targets) {
-      const move = rate(world, mover, to, before, limits);
-      if (move !== undefined) moves.push(move);
+      const key = `${mover.id}\u0000${to}`;
+      if (moves.has(key)) continue;
+      const move = rate(world, mover, to, rating);
+      if (move !== undefined) moves.set(key, move);
     }
   };
-  if (before > limits.target + EPSILON) {
+  if (rating.before > limits.target + EPSILON) {
     const { sources, targets } = searchedHosts(world, width);
     for (const mover of world.movable.values()) if (sources.has(mover.host) && mayTry(world, mover)) consider(mover, targets);
   }
   for (const mover of world.movable.values()) {
     if (mayTry(world, mover) && hasPreferences(mover.request.placement)) consider(mover, repairTargets(world, mover));
   }
-  return moves.sort((a, b) => b.gain - a.gain || a.mover.rank - b.mover.rank || byCodeUnits(a.mover.id, b.mover.id) || byCodeUnits(a.to, b.to));
+  return [...moves.values()].sort((a, b) => b.gain - a.gain || a.mover.rank - b.mover.rank || byCodeUnits(a.mover.id, b.mover.id) || byCodeUnits(a.to, b.to));
 }
 
 function mayTry(world: Readonly<BalancingWorld>, mover: Readonly<Movable>): boolean {
   return mover.heldUntil === undefined && !world.moved.has(mover.id);
 }
 
-/** A move rated, or undefined when it is no move, is not worth it, or leaves the cluster less balanced than allowed. */
-function rate(world: BalancingWorld, mover: Movable, to: string, before: number, limits: Readonly<SearchLimits>): PlannedMove | undefined {
-  const from = mover.host;
-  const fromIndex = world.loads.index.get(from);
-  const toIndex = world.loads.index.get(to);
-  const target = hostNamed(world, to);
-  if (to === from || fromIndex === undefined || toIndex === undefined || target === undefined) return undefined;
-  if (limits.useSlots && !maySend(world.slots, from)) return undefined;
-  if (!hasRoom(world, target, mover.request) || !guestRunsOn(world, mover, to)) return undefined;
-  const after = imbalanceAfterMove(world.loads, fromIndex, toIndex, mover.demand);
+/** A move rated, or undefined when it cannot be made, is not worth it, or leaves the cluster less balanced than allowed. */
+function rate(world: BalancingWorld, mover: Movable, to: string, rating: Rating): PlannedMove | undefined {
+  const ends = reachable(world, mover, to, rating.limits.useSlots);
+  if (ends === undefined) return undefined;
+  const { before, limits } = rating;
+  const after = imbalanceAfterMove(world.loads, ends.from, ends.to, mover.demand);
   const preference = preferenceDelta(world, mover, to);
   // A load move must lower imbalance while it is above target; a repair may raise it up to the ceiling.
   if (after > limits.ceiling + EPSILON) return undefined;
   if (preference <= 0 && !(before > limits.target + EPSILON && after < before - EPSILON)) return undefined;
   const gain = moveGain(world.loads.hosts.length, before, after, preference);
-  if (gain <= EPSILON) return undefined;
   const cost = costOf(world, mover);
-  if (cost.fails !== undefined || worth(gain, cost, world.meanHostMemoryMiB) < limits.floor) return undefined;
-  return { mover, from, to, before, after, preference, gain, cost };
+  if (gain <= EPSILON || cost.fails !== undefined || worth(gain, cost, world.meanHostMemoryMiB) < limits.floor) return undefined;
+  return { mover, from: mover.host, to, before, after, preference, gain, cost };
+}
+
+/**
+ * The load-model indices of the move's ends, when the move can be made at all: another host that takes
+ * VMs, a migration slot on the source (when slots count), room at the worst instant, a CPU for the guest.
+ */
+function reachable(world: BalancingWorld, mover: Readonly<Movable>, to: string, useSlots: boolean): { from: number; to: number } | undefined {
+  const from = world.loads.index.get(mover.host);
+  const target = world.loads.index.get(to);
+  const host = world.hostsByName.get(to);
+  if (to === mover.host || from === undefined || target === undefined || host === undefined) return undefined;
+  if (useSlots && !maySend(world.slots, mover.host)) return undefined;
+  if (!hasRoom(world, host, mover.request) || !guestRunsOn(world, mover, to)) return undefined;
+  return { from, to: target };
 }
 
 /** The first move, in band order, that required rules, admission control and the migration limits allow. */
@@ -212,6 +228,3 @@ function guestRunsOn(world: Readonly<BalancingWorld>, mover: Readonly<Movable>, 
   return target !== undefined && cpuIncompatibility(mover.facts, mover.facts.instanceHost, target) === undefined;
 }
 
-function hostNamed(world: Readonly<BalancingWorld>, name: string): CandidateHost | undefined {
-  return world.hostsByName.get(name);
-}

@@ -11,7 +11,7 @@ import { migrationSlots, takeSlot, type MigrationSlots } from "../migration/slot
 import type { MoveCost } from "./cost.ts";
 import { admissionGuard, type AdmissionGuard } from "./guards.ts";
 import { applyMove, loadModel, type Demand, type LoadModel } from "./load.ts";
-import { migratingNow, movableVms, type Movable } from "./movable.ts";
+import { movableVms, type Movable } from "./movable.ts";
 import { movePreferences, preferenceIndex, type PreferenceIndex } from "./preferences.ts";
 
 export interface BalancingWorld {
@@ -23,9 +23,9 @@ export interface BalancingWorld {
   hostFacts: ReadonlyMap<string, HostFacts>;
   loads: LoadModel;
   movable: Map<string, Movable>;
-  /** Every VM holding resources, where it will be once the pass's moves are done. */
+  /** Every VM holding resources, once, where it will be once the pass's moves and those under way are done. */
   placed: PlacedVm[];
-  /** What migrations hold besides: the sources of the pass's moves, either end of those under way. */
+  /** What migrations hold besides: the source of each, the pass's own and those under way. */
   reservations: PlacedVm[];
   /** vCPUs and MiB held on each host at the worst instant, reservations included. */
   held: Map<string, { cpu: number; memoryMiB: number }>;
@@ -43,9 +43,14 @@ export function balancingWorld(s: Readonly<ClusterSituation>, state: Readonly<St
   const snapshot = ordinaryPlacementSnapshot(state.snapshot, s.cluster.spec.ha.admissionControl);
   const takers = snapshot.hosts.filter((h) => h.unavailable === undefined);
   const names = new Set(takers.map((h) => h.name));
-  const placed = [...state.snapshot.placed];
   const facts = new Map(s.vms.map((f) => [f.id, f]));
-  const reservations = migrationReservations(s, state, placed, facts);
+  const underWay = migrationEnds(s, state, facts);
+  // Each VM once, where it will run: a VM migrating now is on its target already; its source is reserved.
+  const placed = state.snapshot.placed.filter((vm) => !isMoveShadow(vm.id)).map((vm) => {
+    const target = underWay.get(vm.id)?.target;
+    return target === undefined ? vm : { ...vm, host: target };
+  });
+  const reservations = sourceReservations(underWay, placed);
   const loads = loadModel(
     takers.map((h) => ({ name: h.name, cores: h.cpu.cores, memoryMiB: h.memoryMiB })),
     placed.map((vm) => ({ host: vm.host, demand: demandOf(facts.get(vm.id), vm) })),
@@ -101,29 +106,36 @@ export function recordMove(world: BalancingWorld, mover: Readonly<Movable>, to: 
  * workload declares (a VM with none declared counts as idle until it reports).
  */
 function demandOf(f: Readonly<VmFacts> | undefined, vm: Readonly<PlacedVm>): Demand {
-  const reported = f?.instance?.host === vm.host && f.instance.power !== "Off" ? f.instance.cpuUsage : undefined;
+  const reported = f?.instance !== undefined && f.instance.power !== "Off" ? f.instance.cpuUsage : undefined;
   const declared = f?.vm.spec.workload ? (f.vm.spec.cpu * f.vm.spec.workload.cpuPercent) / 100 : 0;
   return { cpu: reported ?? declared, memoryMiB: vm.memoryMiB };
 }
 
-/** Both ends of every migration under way, and of those the stages before planned this round, that `placed` lacks. */
-function migrationReservations(s: Readonly<ClusterSituation>, state: Readonly<StageState>, placed: readonly PlacedVm[], facts: ReadonlyMap<string, VmFacts>): PlacedVm[] {
-  const underWay = migratingNow(s);
-  const ends: { vm: string; hosts: string[] }[] = s.migrations.filter((m) => underWay.has(m.vm) && (m.phase === "PreCopy" || m.phase === "Switchover")).map((m) => ({ vm: m.vm, hosts: [m.source, m.target] }));
+/** Both ends of every migration under way, and of those the stages before planned this round, by VM. */
+function migrationEnds(s: Readonly<ClusterSituation>, state: Readonly<StageState>, facts: ReadonlyMap<string, VmFacts>): Map<string, { source?: string; target: string }> {
+  const ends = new Map<string, { source?: string; target: string }>();
+  for (const m of s.migrations) if (m.phase === "PreCopy" || m.phase === "Switchover") ends.set(m.vm, { source: m.source, target: m.target });
   for (const step of state.actions) {
     if (step.action.type !== "Migrate") continue;
-    const from = facts.get(step.action.vm)?.instance?.host;
-    ends.push({ vm: step.action.vm, hosts: from ? [from, step.action.target] : [step.action.target] });
+    const source = facts.get(step.action.vm)?.instance?.host;
+    ends.set(step.action.vm, { ...(source ? { source } : {}), target: step.action.target });
   }
+  return ends;
+}
+
+/** The source each migration under way still holds while `placed` lists the VM on its target. */
+function sourceReservations(ends: ReadonlyMap<string, { source?: string; target: string }>, placed: readonly PlacedVm[]): PlacedVm[] {
   const reservations: PlacedVm[] = [];
-  for (const { vm, hosts } of ends) {
-    // The stage that planned a move lists the VM on its target already, under "<id>@<target>" (cluster/moves.ts).
-    const entries = placed.filter((p) => p.id === vm || p.id.startsWith(`${vm}@`));
-    const model = entries.find((p) => p.id === vm);
-    if (model === undefined) continue;
-    for (const host of hosts) if (!entries.some((p) => p.host === host)) reservations.push({ ...model, host });
+  for (const vm of placed) {
+    const source = ends.get(vm.id)?.source;
+    if (source !== undefined && source !== vm.host) reservations.push({ ...vm, host: source });
   }
   return reservations;
+}
+
+/** The entry a stage adds for a VM on the target of its move, "<id>@<target>" (cluster/moves.ts): the VM counted twice while it moves. */
+function isMoveShadow(id: string): boolean {
+  return id.includes("@");
 }
 
 function hold(held: Map<string, { cpu: number; memoryMiB: number }>, host: string, vm: { cpu: number; memoryMiB: number }): void {

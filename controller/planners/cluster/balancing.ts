@@ -5,7 +5,7 @@
 // threshold tolerates, or a preferred rule is broken, picks moves one at a time (balancing/search.ts).
 // Automatic makes them: live migrations, each VM then held down (balancing/hold-down.ts). Manual lists them
 // as recommendations, and makes those a person approved (`approvedRecommendations`, by id) once they are
-// still allowed and still help. See docs/decisions/0008-balancing.md.
+// still allowed and still help. See docs/decisions/0009-balancing.md.
 
 import { balancesLoad, imbalanceOf, targetImbalance } from "../balancing/load.ts";
 import { worthFloor } from "../balancing/cost.ts";
@@ -31,38 +31,67 @@ export interface BalancingOutcome {
 export function balancingStage(s: Readonly<ClusterSituation>, state: StageState): BalancingOutcome {
   const spec = s.cluster.spec.balancing;
   if (spec.mode === "Disabled") return {};
-  const intervalMs = spec.intervalSeconds * 1000;
-  const last = s.memory.balancing.lastPassAt;
-  const due = last === undefined || s.now - last >= intervalMs;
-  const approved = spec.mode === "Manual" ? s.approvedRecommendations ?? [] : [];
-  wake(state, due ? s.now + intervalMs : last + intervalMs);
+  const next = nextPassAt(s);
+  const due = next <= s.now;
+  const approved = approvals(s);
+  wake(state, due ? s.now + spec.intervalSeconds * 1000 : next);
   if (!due && approved.length === 0) return {};
 
   const skip = whyNoPass(s, state);
   const holdDowns = liveHoldDowns(s.memory.balancing.holdDowns, s.now);
   const world = balancingWorld(s, state, holdDowns);
-  const imbalance = imbalanceOf(world.loads);
-  const target = targetImbalance(spec.threshold, world.loads.hosts.length);
-  const made = skip === undefined ? applyApproved(s, state, world, approved, holdDowns, target) : [];
-  if (!due) return made.length > 0 ? { holdDowns } : {};
-  if (skip !== undefined) return { report: { imbalance, target, projected: imbalance, recommendations: [], reason: skip } };
+  const pass: Pass = { s, state, world, holdDowns, imbalance: imbalanceOf(world.loads), target: targetImbalance(spec.threshold, world.loads.hosts.length) };
+  const made = skip === undefined ? applyApproved(pass, approved) : 0;
+  if (!due) return made > 0 ? { holdDowns } : {};
+  if (skip !== undefined) return { report: { imbalance: pass.imbalance, target: pass.target, projected: pass.imbalance, recommendations: [], reason: skip } };
+  return { report: runPass(pass), holdDowns };
+}
 
-  const automatic = spec.mode === "Automatic";
+/** The recommendations a person approved: Manual only (Automatic makes its own moves). */
+function approvals(s: Readonly<ClusterSituation>): readonly string[] {
+  return s.cluster.spec.balancing.mode === "Manual" ? s.approvedRecommendations ?? [] : [];
+}
+
+/** When the next pass is due: `intervalSeconds` after the last, at once when there was none. */
+export function nextPassAt(s: Readonly<ClusterSituation>): number {
+  const last = s.memory.balancing.lastPassAt;
+  return last === undefined ? s.now : last + s.cluster.spec.balancing.intervalSeconds * 1000;
+}
+
+/** One balancing pass and what it made or recommended. */
+interface Pass {
+  s: Readonly<ClusterSituation>;
+  state: StageState;
+  world: BalancingWorld;
+  holdDowns: Map<string, HoldDown>;
+  /** The imbalance the pass found, and what the threshold tolerates. */
+  imbalance: number;
+  target: number;
+}
+
+/** Moves picked one at a time until none is worth making: made (Automatic) or recommended (Manual). */
+function runPass(pass: Pass): BalancingReport {
+  const { s, world, imbalance, target } = pass;
+  const { threshold, mode } = s.cluster.spec.balancing;
+  const automatic = mode === "Automatic";
   // Load moves lower the imbalance; a repair of a preferred rule may raise it, never past what the threshold
   // tolerates or, when the cluster is already beyond that, past where the pass found it.
-  const limits: SearchLimits = { target, ceiling: Math.max(imbalance, target), floor: worthFloor(spec.threshold), useSlots: automatic };
+  const limits: SearchLimits = { target, ceiling: Math.max(imbalance, target), floor: worthFloor(threshold), useSlots: automatic };
   const moves: PlannedMove[] = [];
-  while (balancesLoad(spec.threshold) && moves.length < (automatic ? MAX_MOVES_PER_PASS : MAX_RECOMMENDATIONS)) {
+  while (balancesLoad(threshold) && moves.length < (automatic ? MAX_MOVES_PER_PASS : MAX_RECOMMENDATIONS)) {
     const move = nextMove(world, limits);
     if (move === undefined) break;
     recordMove(world, move.mover, move.to, automatic);
     moves.push(move);
-    if (automatic) migrate(s, state, move, holdDowns, moveReason(move, target));
+    if (automatic) migrate(pass, move, moveReason(move, target));
   }
-  const projected = imbalanceOf(world.loads);
   return {
-    report: { imbalance, target, passAt: s.now, projected, recommendations: moves.map((m) => recommendationOf(m, target)), reason: passSummary(spec.threshold, imbalance, target, moves, automatic) },
-    holdDowns,
+    imbalance,
+    target,
+    passAt: s.now,
+    projected: imbalanceOf(world.loads),
+    recommendations: moves.map((m) => recommendationOf(m, target)),
+    reason: passSummary(pass, moves.length),
   };
 }
 
@@ -81,25 +110,26 @@ export function whyNoPass(s: Readonly<ClusterSituation>, state: Readonly<StageSt
 }
 
 /** Manual: the approved recommendations of the last status that are still allowed and still help, made now. */
-function applyApproved(s: Readonly<ClusterSituation>, state: StageState, world: BalancingWorld, approved: readonly string[], holdDowns: Map<string, HoldDown>, target: number): PlannedMove[] {
-  if (approved.length === 0) return [];
+function applyApproved(pass: Pass, approved: readonly string[]): number {
+  if (approved.length === 0) return 0;
+  const { s, world } = pass;
   const wanted = new Set(approved);
-  const made: PlannedMove[] = [];
-  for (const recommendation of s.cluster.status?.balancing?.recommendations ?? []) {
-    if (!wanted.has(recommendation.id)) continue;
+  let made = 0;
+  const listed = s.cluster.status?.balancing?.recommendations ?? [];
+  for (const recommendation of listed.filter((r) => wanted.has(r.id))) {
     const mover = world.movable.get(recommendation.vm);
-    if (mover === undefined || mover.host !== recommendation.from || world.moved.has(mover.id)) continue;
-    const move = approvedMove(world, mover, recommendation.to);
+    const move = mover?.host === recommendation.from && !world.moved.has(mover.id) ? approvedMove(world, mover, recommendation.to) : undefined;
     if (move === undefined) continue;
-    recordMove(world, mover, move.to, true);
-    migrate(s, state, move, holdDowns, `approved recommendation ${recommendation.id}: ${moveReason(move, target)}`);
-    made.push(move);
+    recordMove(world, move.mover, move.to, true);
+    migrate(pass, move, `approved recommendation ${recommendation.id}: ${moveReason(move, pass.target)}`);
+    made++;
   }
   return made;
 }
 
 /** One live migration of the plan: the action, the VM's verdict, the move to record, its hold-down. */
-function migrate(s: Readonly<ClusterSituation>, state: StageState, move: Readonly<PlannedMove>, holdDowns: Map<string, HoldDown>, reason: string): void {
+function migrate(pass: Pass, move: Readonly<PlannedMove>, reason: string): void {
+  const { s, state, holdDowns } = pass;
   const id = move.mover.id;
   const key = `balance/${id}/${s.now}`;
   moveLive(s, state, move.mover.facts, move.to, "balancing", key, reason);
@@ -107,12 +137,13 @@ function migrate(s: Readonly<ClusterSituation>, state: StageState, move: Readonl
   holdDowns.set(id, holdDownAfterMove(holdDowns.get(id), s.now));
 }
 
-function passSummary(threshold: number, imbalance: number, target: number, moves: readonly PlannedMove[], automatic: boolean): string {
-  const figures = `imbalance ${imbalance.toFixed(3)}, target ${target.toFixed(3)}`;
+function passSummary(pass: Readonly<Pass>, moves: number): string {
+  const { threshold, mode } = pass.s.cluster.spec.balancing;
+  const figures = `imbalance ${pass.imbalance.toFixed(3)}, target ${pass.target.toFixed(3)}`;
   if (!balancesLoad(threshold)) return `threshold 1 takes mandatory moves only: balancing moves nothing (${figures})`;
-  if (moves.length > 0) return `${moves.length} move${moves.length === 1 ? "" : "s"} ${automatic ? "begun" : "recommended"} (${figures})`;
-  if (imbalance <= target) return `balanced (${figures})`;
-  return `no move is allowed and worth its cost${automatic ? " within the migration limits" : ""} (${figures})`;
+  if (moves > 0) return `${moves} move${moves === 1 ? "" : "s"} ${mode === "Automatic" ? "begun" : "recommended"} (${figures})`;
+  if (pass.imbalance <= pass.target) return `balanced (${figures})`;
+  return `no move is allowed and worth its cost${mode === "Automatic" ? " within the migration limits" : ""} (${figures})`;
 }
 
 function isDown(h: Readonly<HostFacts>): boolean {

@@ -84,27 +84,30 @@ export const MAX_LISTED_RECOMMENDATIONS = 20;
  * Disabled. Figures are rounded, so status changes with the load, not with its noise.
  */
 function balancingStatus(s: Readonly<ClusterSituation>, report: Readonly<BalancingReport> | undefined): ClusterBalancingStatus | undefined {
-  if (s.cluster.spec.balancing.mode === "Disabled") return undefined;
-  const previous = s.cluster.status?.balancing;
-  const manual = s.cluster.spec.balancing.mode === "Manual";
-  if (report?.passAt !== undefined) {
-    return {
-      imbalance: rounded(report.imbalance),
-      target: rounded(report.target),
-      projectedImbalance: rounded(report.projected),
-      lastPassTime: new Date(report.passAt).toISOString(),
-      ...(manual ? {} : { movesStarted: report.recommendations.length }),
-      ...(report.reason ? { message: report.reason } : {}),
-      recommendations: manual ? report.recommendations.slice(0, MAX_LISTED_RECOMMENDATIONS) : [],
-    };
-  }
-  if (previous === undefined && report === undefined) return undefined;
+  const mode = s.cluster.spec.balancing.mode;
+  if (mode === "Disabled") return undefined;
+  if (report?.passAt !== undefined) return passStatus(report, report.passAt, mode === "Manual");
+  return carriedStatus(s, report);
+}
+
+/** Between passes: the last pass's figures, its recommendations still standing, and why this round made none. */
+function carriedStatus(s: Readonly<ClusterSituation>, skipped: Readonly<BalancingReport> | undefined): ClusterBalancingStatus | undefined {
+  const previous = s.cluster.status?.balancing ?? (skipped ? { imbalance: rounded(skipped.imbalance), target: rounded(skipped.target) } : undefined);
+  if (previous === undefined) return undefined;
   const hostOf = new Map(s.vms.map((f) => [f.id, f.instance?.host]));
-  const standing = (previous?.recommendations ?? []).filter((r) => hostOf.get(r.vm) === r.from);
+  const standing = s.cluster.spec.balancing.mode === "Manual" ? (previous.recommendations ?? []).filter((r) => hostOf.get(r.vm) === r.from) : [];
+  return { ...previous, ...(skipped?.reason ? { message: skipped.reason } : {}), recommendations: standing };
+}
+
+function passStatus(report: Readonly<BalancingReport>, passAt: number, manual: boolean): ClusterBalancingStatus {
   return {
-    ...(previous ?? { imbalance: rounded(report!.imbalance), target: rounded(report!.target) }),
-    ...(report?.reason ? { message: report.reason } : {}),
-    recommendations: manual ? standing : [],
+    imbalance: rounded(report.imbalance),
+    target: rounded(report.target),
+    projectedImbalance: rounded(report.projected),
+    lastPassTime: new Date(passAt).toISOString(),
+    ...(manual ? {} : { movesStarted: report.recommendations.length }),
+    ...(report.reason ? { message: report.reason } : {}),
+    recommendations: manual ? report.recommendations.slice(0, MAX_LISTED_RECOMMENDATIONS) : [],
   };
 }
 

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import type { VirtualMachine, VmAffinityTerm } from "../../controller/api/types.ts";
 import { HOST_LABEL } from "../../controller/api/types.ts";
 import type { MigrationObservation } from "../../controller/core/migration.ts";
+import { validateManifest } from "../../controller/api/schema.ts";
 import { planCluster } from "../../controller/planners/cluster/plan.ts";
 import type { ClusterAction, ClusterPlan, ClusterSituation } from "../../controller/planners/cluster/types.ts";
 import { HOLD_DOWN_MAX_MS, HOLD_DOWN_MS, holdDownAfterMove } from "../../controller/planners/balancing/hold-down.ts";
@@ -121,6 +122,8 @@ const cases: Case[] = [
       }
       assert.deepEqual(planCluster(s).balancing?.recommendations, recommendations, "the same cluster, the same recommendations and ids");
       assert.deepEqual(plan.status.balancing?.recommendations, recommendations);
+      const written = validateManifest({ ...s.cluster, status: plan.status });
+      assert.ok(written.ok, `the status fits the CRD's schema: ${JSON.stringify(written)}`);
       assert.equal(plan.verdicts.size, 0);
       assert.equal(plan.holdDowns?.size, 0);
     },

@@ -157,14 +157,24 @@ function recordMoves(ctx: ReconcileContext, cluster: string, plan: ClusterPlan):
 }
 
 /** The round's verdicts on the migration requests replace the last round's; each request whose verdict changed is told. */
-function publishRequestVerdicts(ctx: ReconcileContext, cluster: string, verdicts: ReadonlyMap<string, RequestVerdict>): void {
+function publishRequestVerdicts(ctx: ReconcileContext, cluster: string, round: ReadonlyMap<string, RequestVerdict>): void {
   const before = ctx.requestVerdicts.get(cluster) ?? new Map<string, RequestVerdict>();
+  const verdicts = new Map([...round].map(([name, verdict]) => [name, keepEstimate(verdict, before.get(name))]));
   ctx.requestVerdicts.set(cluster, verdicts);
   for (const name of new Set([...before.keys(), ...verdicts.keys()])) {
     if (jsonEqual(before.get(name) ?? null, verdicts.get(name) ?? null)) continue;
     const [namespace, object] = name.split("/") as [string, string];
     ctx.enqueue(objectKey("VirtualMachineMigration", object, namespace));
   }
+}
+
+/**
+ * A copy under way keeps the estimate made when it was started: the planner estimates only then, and the
+ * request's reconcile, which records it in status, may first run a round later.
+ */
+function keepEstimate(verdict: RequestVerdict, before: RequestVerdict | undefined): RequestVerdict {
+  if (verdict.kind !== "Live" || verdict.estimate || before?.kind !== "Live" || before.key !== verdict.key || !before.estimate) return verdict;
+  return { ...verdict, estimate: before.estimate };
 }
 
 /** The round's verdicts replace the last round's; each VM whose verdict changed is told. */

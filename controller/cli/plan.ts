@@ -9,19 +9,20 @@ import type { VireoObject } from "../api/types.ts";
 import { KINDS, keyOf } from "../api/types.ts";
 import { VirtualClock } from "../core/clock.ts";
 import type { Clock } from "../core/clock.ts";
-import { dryRun, type PlanReport } from "../engine/dry-run.ts";
+import { dryRun } from "../engine/dry-run.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import { SimulatedHosts } from "../provider/sim/index.ts";
 import { parseWorld } from "../provider/sim/state-file.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { withIdentity } from "../sources/identity.ts";
 import { formatManifestError, isManifestFile, parseManifestFile } from "../sources/files/manifests.ts";
-import { readSnapshot } from "../state/state-dir.ts";
+import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { createLogger } from "../observe/log.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { listFromApi, notedTime } from "./get.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { formatPlan } from "./plan-format.ts";
+import { REQUESTS_DIR } from "./requests.ts";
 
 const PLAN_FLAGS: FlagSpec = {
   manifests: { type: "string", help: "directory of YAML manifests (the file mode)" },
@@ -59,22 +60,39 @@ function objectsFromFiles(dir: string, stateDir: string): VireoObject[] {
   const entries = readSnapshot(join(stateDir, "objects.json"))?.objects ?? [];
   const saved = new Map(entries.map((e) => [keyOf(e.object), e.object]));
   const objects = new Map<string, VireoObject>();
-  for (const path of manifestFiles(dir)) {
-    const file = relative(dir, path);
-    const parsed = parseManifestFile(file, readFileSync(path, "utf8"));
-    if (!parsed.ok) {
+  for (const { path, file, requestsOnly } of sourceFiles(dir, stateDir)) {
+    const documents = readManifest(path, file, requestsOnly);
+    if (!documents) {
       // As `vireo run` does, a broken file keeps its last good objects.
-      for (const e of parsed.errors) console.error(`manifest error (its last good objects stay in force): ${formatManifestError(e)}`);
       for (const e of entries) if (e.source?.file === file) objects.set(keyOf(e.object), e.object);
       continue;
     }
-    for (const { object } of parsed.documents) {
+    for (const object of documents) {
       const key = keyOf(object);
       // The first file to declare an object keeps it, as in `vireo run`.
       if (!objects.has(key)) objects.set(key, withIdentity(object, saved.get(key), Date.now(), () => `planned-${key}`));
     }
   }
   return [...objects.values()];
+}
+
+/** The manifests, then the migrations `vireo migrate` asked for, which `vireo run` reads from the state directory, named as it names them. */
+function sourceFiles(dir: string, stateDir: string): { path: string; file: string; requestsOnly: boolean }[] {
+  const requests = join(stateDir, REQUESTS_DIR);
+  return [
+    ...manifestFiles(dir).map((path) => ({ path, file: relative(dir, path), requestsOnly: false })),
+    ...(existsSync(requests) ? manifestFiles(requests).map((path) => ({ path, file: `requests:${relative(requests, path)}`, requestsOnly: true })) : []),
+  ];
+}
+
+/** A file's objects, or undefined when `vireo run` would refuse it (saying why on stderr, as it logs it). */
+function readManifest(path: string, file: string, requestsOnly: boolean): VireoObject[] | undefined {
+  const parsed = parseManifestFile(file, readFileSync(path, "utf8"));
+  const errors: ManifestError[] = parsed.ok
+    ? parsed.documents.filter((d) => requestsOnly && d.object.kind !== "VirtualMachineMigration").map((d) => ({ file, document: d.document, path: "kind", message: `only VirtualMachineMigrations are requests; a ${d.object.kind} belongs in the manifests` }))
+    : parsed.errors;
+  for (const e of errors) console.error(`manifest error (its last good objects stay in force): ${formatManifestError(e)}`);
+  return parsed.ok && errors.length === 0 ? parsed.documents.map((d) => d.object) : undefined;
 }
 
 function manifestFiles(dir: string): string[] {

@@ -3,17 +3,19 @@
 // and a status writer that keeps statuses in the plan's own store. The executor is the only place Vireo
 // acts, so this is what turns a reconcile into a plan: the decisions are the controller's own, not a copy.
 
-import type { DriftStatus, Kind, VireoObject } from "../api/types.ts";
+import type { DriftStatus, Kind, MigrationEstimate, MigrationRequestPhase, VireoObject, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
 import { keyOf, objectKey } from "../api/types.ts";
 import { findCondition } from "../api/conditions.ts";
 import type { Action } from "../planners/actions.ts";
+import type { RequestVerdict } from "../planners/cluster/types.ts";
+import { isEnded } from "../planners/migration/request-status.ts";
 import { MANAGED_BY } from "../core/observation.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import type { ObjectStore } from "../sources/store.ts";
 import { silentLogger } from "../observe/log.ts";
 import type { Clock } from "../core/clock.ts";
 import { Controller } from "./controller.ts";
-import { vmKeyOfId } from "./context.ts";
+import { vmKeyOfId, type ReconcileContext } from "./context.ts";
 import { reconcileCluster } from "./reconcile-cluster.ts";
 import { reconcileHost } from "./reconcile-host.ts";
 import { reconcileVm } from "./reconcile-vm.ts";
@@ -36,6 +38,24 @@ export interface PlannedDrift {
   message: string;
 }
 
+/** A VirtualMachineMigration that has not ended, and what its cluster's planner says of it now. */
+export interface PlannedMigration {
+  namespace: string;
+  name: string;
+  /** The VM it moves, in its namespace. */
+  vm: string;
+  /** Where its status stands. */
+  phase: MigrationRequestPhase;
+  /** The planner's word this round: Live (starts now, or copies), Waiting, Cold, Refused (it would fail), Cancelling. */
+  verdict: RequestVerdict["kind"];
+  /** Where it goes: the host the planner chose or the one the request names; absent when placement has yet to choose. */
+  target?: string;
+  /** What Vireo expects of the live copy (rounds, downtime, duration), once it was judged possible. */
+  estimate?: MigrationEstimate;
+  /** Why it waits or would fail, or how a cold move goes. */
+  message?: string;
+}
+
 export interface PlanReport {
   /** The time the plan was made at, on the provider's clock (ms). */
   at: number;
@@ -45,6 +65,8 @@ export interface PlanReport {
   /** VMs the cluster holds back (admission control, HA restart order, capacity), with the reason. */
   waiting: { namespace: string; name: string; reason: string; message: string }[];
   drift: PlannedDrift[];
+  /** The migrations asked for and not ended, with their estimates. */
+  migrations: PlannedMigration[];
 }
 
 /**
@@ -78,11 +100,51 @@ export async function dryRun(store: ObjectStore, provider: HypervisorProvider, c
   const verdicts = [...ctx.verdicts.values()].flatMap((byVm) => [...byVm]).sort(([a], [b]) => (a < b ? -1 : 1));
   return {
     at: clock.now(),
-    actions: actions.map(plannedAction),
+    actions: actions.map((a) => plannedAction(a, ctx)),
     unschedulable: verdicts.flatMap(([id, v]) => v.kind === "Unschedulable" ? [{ ...nameOf(id), message: v.message }] : []),
     waiting: verdicts.flatMap(([id, v]) => v.kind === "NotAdmitted" || v.kind === "Waiting" ? [{ ...nameOf(id), reason: v.kind === "Waiting" ? v.reason : "InsufficientFailoverCapacity", message: v.message }] : []),
     drift,
+    migrations: migrationsOf(ctx),
   };
+}
+
+/** Every migration request not ended, with its cluster's verdict of this pass. */
+function migrationsOf(ctx: ReconcileContext): PlannedMigration[] {
+  const planned = ctx.store.list("VirtualMachineMigration").filter((r) => !isEnded(r.status?.phase)).map((r) => plannedMigration(r, verdictOn(ctx, r)));
+  return planned.sort((a, b) => objectKey("VirtualMachineMigration", a.name, a.namespace).localeCompare(objectKey("VirtualMachineMigration", b.name, b.namespace)));
+}
+
+function plannedMigration(request: Readonly<VirtualMachineMigration>, verdict: RequestVerdict): PlannedMigration {
+  const target = targetOf(verdict) ?? request.spec.targetHost ?? request.status?.targetHost;
+  const estimate = verdict.kind === "Refused" ? undefined : estimateOf(verdict) ?? request.status?.estimate;
+  return {
+    namespace: request.metadata.namespace ?? "default",
+    name: request.metadata.name,
+    vm: request.spec.vmName,
+    phase: request.status?.phase ?? "Pending",
+    verdict: verdict.kind,
+    ...(target !== undefined ? { target } : {}),
+    ...(estimate ? { estimate } : {}),
+    ...("message" in verdict ? { message: verdict.message } : {}),
+  };
+}
+
+function targetOf(verdict: RequestVerdict): string | undefined {
+  return verdict.kind === "Live" || verdict.kind === "Cold" ? verdict.target : undefined;
+}
+
+function estimateOf(verdict: RequestVerdict): MigrationEstimate | undefined {
+  return verdict.kind === "Live" || verdict.kind === "Waiting" ? verdict.estimate : undefined;
+}
+
+/** The verdict of the request's cluster; one whose VM or cluster is gone would fail, as its reconcile says. */
+function verdictOn(ctx: ReconcileContext, request: Readonly<VirtualMachineMigration>): RequestVerdict {
+  const id = `${request.metadata.namespace ?? "default"}/${request.spec.vmName}`;
+  const vm = ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
+  if (!vm) return { kind: "Refused", message: `VirtualMachine ${id} does not exist` };
+  const cluster = vm.spec.placement.cluster;
+  const verdict = ctx.requestVerdicts.get(cluster)?.get(`${request.metadata.namespace ?? "default"}/${request.metadata.name}`);
+  return verdict ?? { kind: "Refused", message: `VM ${id}'s HostCluster ${cluster} does not exist` };
 }
 
 function nameOf(id: string): { namespace: string; name: string } {
@@ -95,15 +157,29 @@ function idOfKey(key: string): string {
   return `${namespace}/${name}`;
 }
 
-function plannedAction(action: Action): PlannedAction {
+function plannedAction(action: Action, ctx: ReconcileContext): PlannedAction {
   const reason = action.reason;
   switch (action.type) {
     case "RegisterHost":
     case "UnregisterHost": return { kind: "Host", name: action.host, action: action.type, reason };
     default: {
       const [namespace, name] = action.vm.split("/") as [string, string];
-      return { kind: "VirtualMachine", namespace, name, action: action.type, ...(action.type === "Start" ? { host: action.host } : {}), reason };
+      const host = hostOf(action, ctx);
+      return { kind: "VirtualMachine", namespace, name, action: action.type, ...(host !== undefined ? { host } : {}), reason };
     }
+  }
+}
+
+/** The host an action goes to: a start's host, a migration's target, or the target of the migration a cancel stops. */
+function hostOf(action: Action, ctx: ReconcileContext): string | undefined {
+  switch (action.type) {
+    case "Start": return action.host;
+    case "Migrate": return action.target;
+    case "CancelMigration": {
+      const m = ctx.observed.migration(action.vm);
+      return m?.key === action.key ? m.target : undefined;
+    }
+    default: return undefined;
   }
 }
 

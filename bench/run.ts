@@ -5,6 +5,7 @@ import { benchPlacement } from "./placement.ts";
 import { benchCluster } from "./cluster.ts";
 import { benchFailover } from "./failover.ts";
 import { benchDrift } from "./drift.ts";
+import { benchBalancing } from "./balancing.ts";
 
 interface Benchmark {
   name: string;
@@ -16,6 +17,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "cluster", run: benchCluster },
   { name: "failover", run: benchFailover },
   { name: "drift", run: benchDrift },
+  { name: "balancing", run: benchBalancing },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

@@ -88,3 +88,28 @@ export function copiesRunning(sim: SimulatedHosts): Map<string, string[]> {
   }
   return copies;
 }
+
+/** Hosts big enough for any VM of the estimate's range (64 GiB) beside nothing else. */
+const ALONE_HOST_MEMORY_MIB = 131_072;
+
+/**
+ * Migrates one VM alone between two otherwise idle hosts, fresh on a virtual clock, and returns how the
+ * migration ended: the hosts' ground truth for an estimate made of the same guest, settings and link.
+ */
+export async function migrateAlone(memoryMiB: number, dirtyRateMiBps: number, migration: MigrationSettings): Promise<MigrationObservation> {
+  const { clock, sim } = await fleet({ h1: { memoryMiB: ALONE_HOST_MEMORY_MIB }, h2: { memoryMiB: ALONE_HOST_MEMORY_MIB } });
+  try {
+    await running(clock, sim, { "p/alone": ["h1", guest(memoryMiB, dirtyRateMiBps)] });
+    await sim.migrateVm("p/alone", "h2", { key: "alone", settings: migration });
+    // Timers fire at their own instants inside each step, so the step's size does not change the outcome.
+    for (let steps = 0; underWay(await migrationOf(sim, "p/alone")); steps++) {
+      assert.ok(steps < 1_000, "the migration did not end within 1,000 steps of 10 simulated minutes");
+      await clock.advance(600_000);
+    }
+    const ended = await migrationOf(sim, "p/alone");
+    assert.ok(ended, "the migration left no record");
+    return ended;
+  } finally {
+    await sim.close();
+  }
+}

@@ -43,7 +43,8 @@ export async function reconcileMigration(ctx: ReconcileContext, key: string): Pr
   if (await writeStatusIfChanged(ctx, request, status)) tellPhase(ctx, request, before, status);
   // A request its cluster has not judged yet, or one that ended, wakes the cluster: its room or slot is free.
   if (vm && (!verdict || isEnded(status.phase))) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
-  if (isEnded(status.phase) && ctx.finalizers) await ctx.finalizers.remove(request);
+  // The stored object: a status just written moved its resourceVersion on, and the old one would conflict.
+  if (isEnded(status.phase) && ctx.finalizers) await ctx.finalizers.remove((ctx.store.get(key) as VirtualMachineMigration | undefined) ?? request);
 }
 
 /** The hosts' report of this request's own live migration, if they have one. */

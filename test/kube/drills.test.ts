@@ -48,6 +48,12 @@ async function hostPhase(name: string): Promise<string | undefined> {
   return (await getJson<Host>(["host", name])).status?.phase;
 }
 
+/** A VM's name, phase and host, and why it is not Ready: what a failed wait needs to show. */
+function whyNot(vm: VirtualMachine): string {
+  const ready = vm.status?.conditions?.find((c) => c.type === "Ready");
+  return `${vm.metadata.name} ${vm.status?.phase ?? "-"} on ${vm.status?.host ?? "-"}${ready?.status === "True" ? "" : `: ${ready?.message ?? "no Ready condition"}`}`;
+}
+
 /** The simulated world's own records: each VM id once, and the refused starts of a second copy. */
 function world(): { ids: string[]; splitBrainAttempts: number } {
   const file = JSON.parse(readFileSync(join(state.path, "world.json"), "utf8")) as { vms: { id: string }[]; splitBrainAttempts: number };
@@ -89,7 +95,7 @@ test("kubectl apply -f of a HostCrash Fault: the host fails, its protected VMs a
       const vm = now.get(n);
       return vm?.status?.host !== undefined && vm.status.host !== victim && vm.status.lastFailover?.toHost === vm.status.host;
     });
-  }, WAIT_MS, async () => `not all of ${victims.join(", ")} restarted away from ${victim}:\n${await kubectlOk(cp, ["get", "vm", "-n", "default", "-o", "wide"])}\n${vireo.logs().slice(-4000)}`);
+  }, WAIT_MS, async () => `not all of ${victims.join(", ")} restarted away from ${victim}:\n${[...(await vmsByName()).values()].map(whyNot).join("\n")}\n${vireo.logs().slice(-4000)}`);
   await kubectlOk(cp, ["wait", "--for=condition=Ready", ...victims.map((n) => `vm/${n}`), "-n", "default", WAIT]);
   const moved = await vmsByName();
   const fault = await getJson<Fault>(["fault", `crash-${victim}`]);

@@ -69,6 +69,13 @@ export class VireoProcess {
   }
 }
 
+/** An object's name and phase, and why it is not Ready when it says: what a failed wait needs to show. */
+function summary(object: StateSnapshot["objects"][number]["object"]): string[] {
+  const status = object.status as { phase?: string; conditions?: { type: string; status: string; message?: string }[] } | undefined;
+  const ready = status?.conditions?.find((c) => c.type === "Ready");
+  return [`${object.kind}/${object.metadata.name}`, status?.phase ?? "-", ...(ready && ready.status !== "True" && ready.message ? [ready.message] : [])];
+}
+
 /** Polls the state directory until `done` holds, failing after `ms` with what was last seen. */
 export async function waitForState(stateDir: string, done: (s: StateSnapshot) => boolean, ms = WAIT_MS, describe?: () => string): Promise<StateSnapshot> {
   const deadline = Date.now() + ms;
@@ -80,7 +87,7 @@ export async function waitForState(stateDir: string, done: (s: StateSnapshot) =>
       last = undefined; // a reader can race the first write; the rename makes every later read whole
     }
     if (last && done(last)) return last;
-    if (Date.now() > deadline) throw new Error(`state not reached within ${ms} ms; last: ${JSON.stringify(last?.objects.map((o) => [o.object.metadata.name, o.object.status && (o.object.status as { phase?: string }).phase]))}\n${describe?.() ?? ""}`);
+    if (Date.now() > deadline) throw new Error(`state not reached within ${ms} ms; last: ${JSON.stringify(last?.objects.map(({ object }) => summary(object)))}\n${describe?.() ?? ""}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -20,7 +20,7 @@ import { hasRoom, type BalancingWorld } from "./world.ts";
 
 /** Gains closer than this are the same gain (rounding), and a drop in imbalance smaller than it is none. */
 const EPSILON = 1e-9;
-/** Moves whose gain is within this share of the best one are equally good: the cheapest goes first. */
+/** Moves whose gain is within this share of the best one are equally good: lower restart priority, then the cheaper copy, goes first. */
 const GAIN_BAND = 0.05;
 /** Hosts at each end of the load order searched for load moves in a large cluster, widened once when idle. */
 const SEARCH_WIDTHS = [8, 64] as const;

@@ -102,6 +102,9 @@ test("vireo plan on the examples lists the restart of a VM powered off out of ba
   await sim(["power-off", "shop/web-1", ...flags]);
   writeFileSync(join(manifests, "web-7.yaml"), vmYaml("web-7", { namespace: "shop", labels: { app: "shop", tier: "web" } }).replace("datastore: shared", "datastore: shared-ds1"));
   await eventually(async () => ((await hostsim.client.observe()).vms.find((v) => v.id === "shop/web-1")?.power === "Off" ? true : undefined), WAIT_MS, "web-1 powered off");
+  // The hostsim saves its world a moment after it answers: wait for that save before taking the world's bytes.
+  const saved = () => (JSON.parse(readFileSync(world, "utf8")) as { vms: { id: string; power: string }[] }).vms.find((v) => v.id === "shop/web-1")?.power;
+  await eventually(async () => (saved() === "Off" ? true : undefined), WAIT_MS, "the hostsim saved web-1 powered off");
   const revision = async () => (await fetch(`${hostsim.url}/v1/observation`, { headers: { authorization: `Bearer ${readFileSync(tokenFile, "utf8").trim()}` } }).then((r) => r.json()) as { revision: number }).revision;
   const before = { objects: readFileSync(join(state, "objects.json")), world: readFileSync(world), revision: await revision() };
 

@@ -1,6 +1,8 @@
 // How many live migrations may begin now: the cluster's limit on migrations under way, and each host's on
 // migrations leaving it (BEHAVIOUR.md, Live migration: KubeVirt 5 per cluster, 2 outbound per host). The
-// migrations the hosts report under way count, and so do those the stages before planned this round.
+// migrations the hosts report under way count, so do those the stages before planned this round, and so
+// do the cluster's own moves asked for in an earlier round that the hosts have not reported yet: a round
+// may be planned on an observation taken before the last round's migrations began.
 
 import type { ClusterSituation, StageState } from "../cluster/types.ts";
 
@@ -13,9 +15,20 @@ export interface MigrationSlots {
   perHost: number;
 }
 
+/**
+ * How long a move the cluster asked for holds its slot before the hosts report it: as long as evacuation
+ * waits for that report before it counts the attempt as lost (the hosts report every second).
+ */
+const ASKED_UNREPORTED_MS = 30_000;
+
 export function migrationSlots(s: Readonly<ClusterSituation>, state: Readonly<StageState>): MigrationSlots {
   const limits = s.cluster.spec.migration;
   const sources: string[] = s.migrations.filter((m) => m.phase === "PreCopy" || m.phase === "Switchover").map((m) => m.source);
+  for (const [vm, move] of s.memory.moves) {
+    if (s.now - move.startedAt >= ASKED_UNREPORTED_MS || s.migrations.some((m) => m.vm === vm && m.key === move.key)) continue;
+    const from = s.vms.find((f) => f.id === vm)?.instance?.host;
+    if (from) sources.push(from);
+  }
   for (const step of state.actions) {
     if (step.action.type !== "Migrate") continue;
     const from = s.vms.find((f) => f.id === step.action.vm)?.instance?.host;

@@ -5,6 +5,7 @@ import { benchPlacement } from "./placement.ts";
 import { benchCluster } from "./cluster.ts";
 import { benchFailover } from "./failover.ts";
 import { benchDrift } from "./drift.ts";
+import { benchMigration } from "./migration.ts";
 import { benchBalancing } from "./balancing.ts";
 
 interface Benchmark {
@@ -17,6 +18,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "cluster", run: benchCluster },
   { name: "failover", run: benchFailover },
   { name: "drift", run: benchDrift },
+  { name: "migration", run: benchMigration },
   { name: "balancing", run: benchBalancing },
 ];
 

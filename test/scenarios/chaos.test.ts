@@ -1,7 +1,9 @@
 // The chaos property: random small fleets under random fault timelines (crashes, isolations with random
-// responses, partitions, storage path losses, guest hangs, recoveries), driven on the virtual clock through
+// responses, partitions, storage path losses, guest hangs, recoveries), with live migrations asked for and
+// cancelled, hosts put into maintenance and taken out, and automatic balancing, driven on the virtual clock through
 // the whole controller and the simulated hosts. After every step nothing unsafe has happened (no second
-// copy attempted, no host's memory overcommitted, no required placement rule broken by a running VM); once
+// copy attempted, no host's memory overcommitted — a migrating VM counted on its target too —, no required
+// placement rule broken by a running VM); once
 // every fault has healed and enough time has passed, every VM that should run runs and none is lost.
 //
 // fast-check prints the seed and path of a failure; replay it with VIREO_CHAOS_SEED=<seed>
@@ -33,6 +35,8 @@ interface VmPlan {
   spread: boolean;
   /** Required host affinity to rack r1. */
   rackR1: boolean;
+  migration: "Live" | "LiveIfPossible" | "Cold" | "Never";
+  dirtyRateMiBps: number;
 }
 interface PolicyPlan { priority: string; isolationResponse: string }
 type FaultPlan =
@@ -40,9 +44,12 @@ type FaultPlan =
   | { type: "NetworkIsolation"; host: number }
   | { type: "NetworkPartition"; hosts: number[] }
   | { type: "StoragePathLoss"; host: number; datastore?: (typeof DATASTORES)[number]; up: number }
-  | { type: "GuestHang"; vm: number };
+  | { type: "GuestHang"; vm: number }
+  /** A VirtualMachineMigration (to a host, or where placement chooses); its heal deletes it, cancelling it if it still runs. */
+  | { type: "Migration"; vm: number; host?: number; cold: boolean }
+  | { type: "Maintenance"; host: number };
 interface TimedFault { at: number; durationMs: number; fault: FaultPlan }
-interface Fleet { seed: number; hosts: HostPlan[]; vms: VmPlan[]; policies: Record<"gold" | "silver", PolicyPlan>; faults: TimedFault[] }
+interface Fleet { seed: number; hosts: HostPlan[]; vms: VmPlan[]; policies: Record<"gold" | "silver", PolicyPlan>; balancing: "Disabled" | "Automatic"; faults: TimedFault[] }
 
 const hostArb = fc.record({ cores: fc.constantFrom(8, 16), memoryMiB: fc.constantFrom(24_576, 32_768) });
 const vmArb = fc.record({
@@ -53,6 +60,8 @@ const vmArb = fc.record({
   datastore: fc.constantFrom(...DATASTORES),
   spread: fc.boolean(),
   rackR1: fc.boolean(),
+  migration: fc.constantFrom("Live", "Live", "LiveIfPossible", "Cold", "Never") as fc.Arbitrary<VmPlan["migration"]>,
+  dirtyRateMiBps: fc.constantFrom(2, 24, 24, 300),
 });
 const policyArb = fc.record({
   priority: fc.constantFrom("Highest", "High", "Medium", "Low", "Lowest"),
@@ -64,12 +73,15 @@ const faultArb: fc.Arbitrary<FaultPlan> = fc.oneof(
   fc.record({ type: fc.constant("NetworkPartition" as const), hosts: fc.uniqueArray(fc.nat(5), { minLength: 1, maxLength: 2 }) }),
   fc.record({ type: fc.constant("StoragePathLoss" as const), host: fc.nat(5), datastore: fc.option(fc.constantFrom(...DATASTORES), { nil: undefined }), up: fc.integer({ min: 0, max: 1 }) }),
   fc.record({ type: fc.constant("GuestHang" as const), vm: fc.nat(11) }),
+  fc.record({ type: fc.constant("Migration" as const), vm: fc.nat(11), host: fc.option(fc.nat(5), { nil: undefined }), cold: fc.boolean() }),
+  fc.record({ type: fc.constant("Maintenance" as const), host: fc.nat(5) }),
 );
 const fleetArb: fc.Arbitrary<Fleet> = fc.record({
   seed: fc.integer({ min: 1, max: 1_000_000 }),
   hosts: fc.array(hostArb, { minLength: 2, maxLength: 6 }),
   vms: fc.array(vmArb, { minLength: 1, maxLength: 12 }),
   policies: fc.record({ gold: policyArb, silver: policyArb }),
+  balancing: fc.constantFrom("Disabled", "Automatic") as fc.Arbitrary<Fleet["balancing"]>,
   faults: fc.array(fc.record({
     at: fc.integer({ min: 0, max: 30 }).map((steps) => steps * STEP_MS),
     durationMs: fc.integer({ min: 1, max: 45 }).map((steps) => steps * STEP_MS),
@@ -101,22 +113,10 @@ spec:
   placement: {strategy: Spread}
   # Admission control may rightly keep a VM off for want of failover capacity: liveness here is HA's own.
   ha: {enabled: true, admissionControl: {policy: Disabled}}
+  balancing: {mode: ${fleet.balancing}, threshold: 5, intervalSeconds: 60}
 ---
 `;
-  fleet.hosts.forEach((host, i) => {
-    yaml += `apiVersion: vireo.dev/v1alpha1
-kind: Host
-metadata: {name: ${hostName(i)}, labels: {vireo.dev/cluster: prod, topology.vireo.dev/rack: ${RACKS[i % 2]}}}
-spec:
-  hypervisor: esx
-  cpu: {cores: ${host.cores}, vendor: intel, features: [sse4_2], overcommitRatio: 4}
-  memoryMiB: ${host.memoryMiB}
-  datastores: [${DATASTORES.join(", ")}]
-  networks: [prod]
-  storagePaths: 2
----
-`;
-  });
+  fleet.hosts.forEach((host, i) => { yaml += hostManifest(i, host, false); });
   for (const [tier, policy] of Object.entries(fleet.policies)) {
     yaml += `apiVersion: vireo.dev/v1alpha1
 kind: HAPolicy
@@ -140,16 +140,44 @@ spec:
   disks: [{name: root, sizeGiB: 10, datastore: ${vm.datastore}}]
   networks: [{name: prod}]
   placement: {cluster: prod${rules.map((r) => `, ${r}`).join("")}}
+  migration: {policy: ${vm.migration}}
+  workload: {profile: Steady, dirtyRateMiBps: ${vm.dirtyRateMiBps}}
 ---
 `;
   });
   return yaml;
 }
 
+function hostManifest(i: number, host: HostPlan, maintenance: boolean): string {
+  return `apiVersion: vireo.dev/v1alpha1
+kind: Host
+metadata: {name: ${hostName(i)}, labels: {vireo.dev/cluster: prod, topology.vireo.dev/rack: ${RACKS[i % 2]}}}
+spec:
+  hypervisor: esx
+  cpu: {cores: ${host.cores}, vendor: intel, features: [sse4_2], overcommitRatio: 4}
+  memoryMiB: ${host.memoryMiB}
+  datastores: [${DATASTORES.join(", ")}]
+  networks: [prod]
+  storagePaths: 2
+  maintenance: ${maintenance}
+---
+`;
+}
+
 /** Injects or heals one fault through the simulator's fault hooks; a fault on a host already down is a no-op. */
-async function apply(s: Scenario, fleet: Fleet, fault: FaultPlan, heal: boolean): Promise<void> {
+async function apply(s: Scenario, fleet: Fleet, fault: FaultPlan, heal: boolean, index: number): Promise<void> {
   const host = (i: number) => hostName(i % fleet.hosts.length);
   switch (fault.type) {
+    case "Migration": {
+      const name = `m${index}`;
+      if (heal) return s.store.get(`VirtualMachineMigration/default/${name}`) ? s.delete("VirtualMachineMigration", name, "default") : undefined;
+      const target = fault.host === undefined ? "" : `, targetHost: ${host(fault.host)}`;
+      return s.apply(`apiVersion: vireo.dev/v1alpha1\nkind: VirtualMachineMigration\nmetadata: {name: ${name}, namespace: default}\nspec: {vmName: vm${fault.vm % fleet.vms.length}, mode: ${fault.cold ? "Cold" : "Live"}${target}}\n`);
+    }
+    case "Maintenance": {
+      const i = fault.host % fleet.hosts.length;
+      return s.apply(hostManifest(i, fleet.hosts[i]!, !heal));
+    }
     case "HostCrash": return heal ? s.sim.recoverHost(host(fault.host)) : s.sim.crashHost(host(fault.host));
     case "NetworkIsolation": return heal ? s.sim.healIsolation(host(fault.host)) : s.sim.isolateHost(host(fault.host));
     case "NetworkPartition": {
@@ -177,6 +205,8 @@ function assertSafe(s: Scenario, fleet: Fleet, when: string): void {
   const plans = new Map(fleet.vms.map((vm, i) => [`default/vm${i}`, vm]));
   const memory = new Map<string, number>();
   for (const vm of on) memory.set(vm.host, (memory.get(vm.host) ?? 0) + plans.get(vm.id)!.memoryMiB);
+  // A VM migrating live holds its memory on the target too, until it switches over.
+  for (const m of truth.migrations) memory.set(m.target, (memory.get(m.target) ?? 0) + plans.get(m.vm)!.memoryMiB);
   for (const [host, used] of memory) {
     const capacity = fleet.hosts[Number(host.slice(1))]!.memoryMiB;
     assert.ok(used <= capacity, `${when}: host ${host} runs ${used} MiB of VMs on ${capacity} MiB`);
@@ -197,14 +227,14 @@ async function runFleet(generated: Fleet): Promise<void> {
   try {
     await s.advance(60_000);
     const start = s.clock.now();
-    const events = fleet.faults.flatMap((f) => [{ at: f.at, fault: f.fault, heal: false }, { at: f.at + f.durationMs, fault: f.fault, heal: true }])
+    const events = fleet.faults.flatMap((f, index) => [{ at: f.at, fault: f.fault, heal: false, index }, { at: f.at + f.durationMs, fault: f.fault, heal: true, index }])
       .sort((a, b) => a.at - b.at || Number(a.heal) - Number(b.heal));
     let next = 0;
     const end = Math.max(...events.map((e) => e.at));
     for (let t = 0; t <= end; t += STEP_MS) {
       while (next < events.length && events[next]!.at <= t) {
         const event = events[next++]!;
-        await apply(s, fleet, event.fault, event.heal);
+        await apply(s, fleet, event.fault, event.heal, event.index);
       }
       await s.advance(STEP_MS);
       assertSafe(s, fleet, `t=${(s.clock.now() - start) / 1000}s`);

@@ -12,13 +12,13 @@ import type { CandidateHost, PlacedVm } from "../../controller/placement/index.t
 import { planCluster } from "../../controller/planners/cluster/plan.ts";
 import type { ClusterAction, ClusterMemory, ClusterPlan, ClusterSituation, HostFacts, VmFacts, VmVerdict } from "../../controller/planners/cluster/types.ts";
 import { protectionOf } from "../../controller/planners/ha/protection.ts";
-import { reachableDatastores } from "../../controller/planners/ha/storage.ts";
 import { hostPhase, unavailableReason } from "../../controller/planners/hosts.ts";
 import { desiredConfig } from "../../controller/planners/lifecycle.ts";
 import { hostLabels } from "../../controller/api/membership.ts";
 import {
   GiB,
   T0,
+  candidateOf,
   clusterObject,
   haPolicyObject,
   hostObject,
@@ -70,16 +70,7 @@ function situation(w: World): ClusterSituation {
     const instanceHost = instance ? byName.get(instance.host) : undefined;
     return { vm, id: `default/${vm.metadata.name}`, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
   });
-  const candidates: CandidateHost[] = hosts.map((h) => ({
-    name: h.name,
-    labels: h.observed?.config.labels ?? {},
-    hypervisor: h.host!.spec.hypervisor,
-    cpu: { ...h.host!.spec.cpu },
-    memoryMiB: h.host!.spec.memoryMiB,
-    datastores: reachableDatastores(h.host!.spec.datastores, h.observed),
-    networks: h.host!.spec.networks,
-    ...(h.unavailable ? { unavailable: h.unavailable } : {}),
-  }));
+  const candidates: CandidateHost[] = hosts.map(candidateOf);
   const placed: PlacedVm[] = w.vms.flatMap(({ vm, instance }) => instance && instance.power !== "Off" && byName.has(instance.host)
     ? [{ id: instance.id, namespace: "default", labels: vm.metadata.labels ?? {}, host: instance.host, cpu: instance.config.cpu, memoryMiB: instance.config.memoryMiB, ...(vm.spec.placement.vmAntiAffinity?.required ? { antiAffinity: vm.spec.placement.vmAntiAffinity.required } : {}) }]
     : []);

@@ -8,7 +8,7 @@ import type { CandidateHost, PlacedVm } from "../../controller/placement/index.t
 import type { BalancingMemory, ClusterSituation, HostFacts, VmFacts } from "../../controller/planners/cluster/types.ts";
 import { protectionOf } from "../../controller/planners/ha/protection.ts";
 import { hostPhase, unavailableReason } from "../../controller/planners/hosts.ts";
-import { T0, clusterObject, hostReport, networksOf, vmReport, type HostReportOptions } from "./objects.ts";
+import { T0, candidateOf, clusterObject, hostReport, networksOf, vmReport, type HostReportOptions } from "./objects.ts";
 
 export const NOW = T0 + 3_600_000;
 
@@ -62,16 +62,7 @@ export function balancingSituation(w: BalancingWorld): ClusterSituation {
     const instanceHost = hostFacts.get(host);
     return { vm, id, instance: instances.get(id)!, ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
   });
-  const candidates: CandidateHost[] = hosts.map((h) => ({
-    name: h.name,
-    labels: h.observed?.config.labels ?? {},
-    hypervisor: h.host!.spec.hypervisor,
-    cpu: { ...h.host!.spec.cpu },
-    memoryMiB: h.host!.spec.memoryMiB,
-    datastores: h.host!.spec.datastores,
-    networks: h.host!.spec.networks,
-    ...(h.unavailable ? { unavailable: h.unavailable } : {}),
-  }));
+  const candidates: CandidateHost[] = hosts.map(candidateOf);
   const placed: PlacedVm[] = w.vms.map(({ vm, host }) => ({
     id: `${vm.metadata.namespace ?? "default"}/${vm.metadata.name}`,
     namespace: vm.metadata.namespace ?? "default",

@@ -17,6 +17,9 @@ import type {
   MigrationPolicy,
 } from "../../controller/api/types.ts";
 import { hostConfig } from "../../controller/planners/hosts.ts";
+import { reachableDatastores } from "../../controller/planners/ha/storage.ts";
+import type { CandidateHost } from "../../controller/placement/types.ts";
+import type { HostFacts } from "../../controller/planners/cluster/types.ts";
 import { desiredConfig } from "../../controller/planners/lifecycle.ts";
 import type { HostObservation, VmObservation, VmPowerState } from "../../controller/core/observation.ts";
 
@@ -169,5 +172,20 @@ export function vmReport(vm: Readonly<VirtualMachine>, host: string, power: VmPo
     ...(o.lastExit ? { lastExit: o.lastExit } : {}),
     cpuUsage: on ? 0.5 : 0,
     revision: 1,
+  };
+}
+
+/** A host as placement sees it, the way the engine builds its snapshot: only datastores it still reaches. */
+export function candidateOf(h: Readonly<HostFacts>): CandidateHost {
+  const spec = h.host!.spec;
+  return {
+    name: h.name,
+    labels: h.observed?.config.labels ?? {},
+    hypervisor: spec.hypervisor,
+    cpu: { ...spec.cpu },
+    memoryMiB: spec.memoryMiB,
+    datastores: reachableDatastores(spec.datastores, h.observed),
+    networks: spec.networks,
+    ...(h.unavailable ? { unavailable: h.unavailable } : {}),
   };
 }

@@ -2,7 +2,7 @@
 // and the latest observation; planCluster turns it into a ClusterPlan; the engine executes the plan's
 // actions, records their outcomes in the cluster's memory, and publishes the plan's verdicts for the VMs.
 
-import type { HostCluster, HostClusterStatus, HostPhase, MigrationEstimate, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
+import type { BalancingRecommendation, HostCluster, HostClusterStatus, HostPhase, MigrationEstimate, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
 import type { MigrationObservation } from "../../core/migration.ts";
 import type { Host } from "../../api/types.ts";
 import type { HostObservation, VmObservation } from "../../core/observation.ts";
@@ -136,19 +136,8 @@ export type ClusterAction =
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
   | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> };
 
-/** A balancing move, recommended (Manual) or made (Automatic). */
-export interface Recommendation {
-  /** Stable while the same move is recommended: a hash of VM, source and target. */
-  id: string;
-  vm: string;
-  from: string;
-  to: string;
-  /** How much the move lowers the cluster's imbalance (standard deviation of host load). */
-  gain: number;
-  /** Memory to copy, MiB: the move's cost. */
-  costMiB: number;
-  reason: string;
-}
+/** A balancing move, recommended (Manual) or made (Automatic): as the HostCluster's status lists it. */
+export type Recommendation = BalancingRecommendation;
 
 /** What a balancing pass found. */
 export interface BalancingReport {

@@ -105,3 +105,35 @@ test("file mode: vireo migrate moves a running VM live and exits 0; a request of
   assert.equal(vm(done, "web-2")?.status?.host, source);
   assert.equal(await vireo.stop(), 0);
 });
+
+test("file mode: a Manual cluster only recommends; vireo balance approve applies one recommendation live and exits 0", async (t) => {
+  const dir = tempDir("e2e-balance");
+  const manifests = join(dir.path, "manifests");
+  const state = join(dir.path, "state");
+  mkdirSync(manifests);
+  // Six busy VMs packed on h1 of two hosts, balancing Manual with the most eager threshold.
+  const packed = (n: string) => vmYaml(n, { memoryMiB: 8192, extra: "  workload: {profile: Steady, cpuPercent: 80}\n" })
+    .replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+  const cluster = clusterYaml("prod", "Pack").replace("placement: {strategy: Pack}", "placement: {strategy: Pack}\n  balancing: {mode: Manual, threshold: 5, intervalSeconds: 60}");
+  writeFileSync(join(manifests, "fleet.yaml"), cluster + hostYaml("h1") + hostYaml("h2") + ["a", "b", "c", "d", "e", "f"].map(packed).join(""));
+  const vireo = start(manifests, state);
+  t.after(async () => { await vireo.stop("SIGKILL"); dir.remove(); });
+  const clusterOf = (s: StateSnapshot) => s.objects.map((o) => o.object).find((o) => o.kind === "HostCluster") as import("../../controller/api/types.ts").HostCluster | undefined;
+  const recommended = await waitForState(state, (s) => (clusterOf(s)?.status?.balancing?.recommendations?.length ?? 0) > 0, WAIT_MS, () => vireo.logs());
+  const hosts = new Map(["a", "b", "c", "d", "e", "f"].map((n) => [n, vm(recommended, n)?.status?.host]));
+  assert.ok([...hosts.values()].every((h) => h === "h1"), `Manual mode moved nothing by itself: ${JSON.stringify([...hosts])}`);
+  const [first] = clusterOf(recommended)!.status!.balancing!.recommendations!;
+
+  const approved = await vireoCommand(["balance", "approve", "prod", first!.id, "--state-dir", state]);
+  assert.equal(approved.code, 0, `${approved.stdout}${approved.stderr}`);
+  assert.match(approved.stdout, new RegExp(`^approved ${first!.id}: ${first!.vm} from h1 to h2`, "m"));
+  assert.match(approved.stdout, /^Succeeded: running on h2/m);
+  const name = first!.vm.split("/")[1]!;
+  const after = await waitForState(state, (s) => vm(s, name)?.status?.host === "h2", WAIT_MS, () => vireo.logs());
+  assert.equal(vm(after, name)!.status!.startedAt, vm(recommended, name)!.status!.startedAt, "moved live");
+  const request = migrations(after).find((m) => m.metadata.labels?.["vireo.dev/recommendation"] === first!.id);
+  assert.equal(request?.status?.phase, "Succeeded");
+  const unknown = await vireoCommand(["balance", "approve", "prod", "000000000000", "--state-dir", state]);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr + unknown.stdout, /recommends no move 000000000000/);
+});

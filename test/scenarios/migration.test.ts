@@ -211,3 +211,19 @@ test("CPU compatibility: AMD→Intel is refused; a feature the target lacks is r
   assert.equal(s.sim.splitBrainAttempts(), 0);
   await s.stop();
 });
+
+test("a controller killed mid-migration finds the migration on the hosts after its restart and reports how it ended; nothing runs twice", async () => {
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + hostYaml("h2") + vmYaml("db", { memoryMiB: 32768, extra: "  workload: {profile: Steady, dirtyRateMiBps: 20}\n" }));
+  await s.until(() => s.vm("db").status?.phase === "Running");
+  const from = s.vm("db").status?.host;
+  s.apply(migrationYaml("move-db", "db"));
+  await s.until(() => request(s, "move-db").status?.phase === "PreCopy", 60_000);
+  await s.restartController();
+  await s.until(() => ended(s, "move-db"), 900_000);
+  assert.equal(request(s, "move-db").status?.phase, "Succeeded");
+  assert.notEqual(s.vm("db").status?.host, from);
+  assert.equal(s.sim.groundTruth().vms.filter((vm) => vm.id === "default/db" && vm.power !== "Off").length, 1);
+  assert.equal(s.vm("db").status?.restarts ?? 0, 0);
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});

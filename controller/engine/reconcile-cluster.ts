@@ -87,7 +87,10 @@ async function executePlan(ctx: ReconcileContext, plan: ClusterPlan, situation: 
     const vm = vms.get(step.action.vm);
     if (vm) recordOutcome(ctx, vm, step, error);
     if (error !== undefined && step.action.type === "Migrate") refuseMove(plan, step.action.vm, step.action.key, error);
-    ctx.enqueue(vmKeyOfId(step.action.vm));
+    // The VM reports what was done to it. A start the hosts refused changed nothing it could report, and
+    // waking it would wake this cluster again at once (a VM waiting for a host asks for a round): the
+    // cluster's own retry, with backoff, tries again.
+    if (error === undefined || step.stage === "restarts") ctx.enqueue(vmKeyOfId(step.action.vm));
   }
   return failures;
 }

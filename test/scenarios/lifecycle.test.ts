@@ -185,3 +185,19 @@ test("status that differs only in the order of its keys, as the API server retur
   assert.deepEqual(written.filter((key) => key.endsWith("/a")), [], "a's status did not change, so it was not written");
   await s.stop();
 });
+
+test("a host that refuses a power-on it was offered (cut off, its heartbeat not yet missed) is retried with backoff, not in a tight loop, and the VM starts once it answers", async () => {
+  const pinned = vmYaml("b").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchLabels: {vireo.dev/host: h0}}]}}");
+  const s = await Scenario.start(clusterYaml("prod", "Spread", "{enabled: false}") + hostYaml("h0") + hostYaml("h1"));
+  await s.advance(5_000);
+  await s.sim.isolateHost("h0");
+  const rounds = async () => (await s.controller.ctx.metrics.reconciles.get()).values.filter((v) => v.labels["kind"] === "HostCluster").reduce((sum, v) => sum + v.value, 0);
+  const before = await rounds();
+  s.apply(pinned);
+  await s.advance(10_000);
+  assert.ok((await rounds()) - before < 100, `the cluster retried the refused start ${(await rounds()) - before} times in 10 s`);
+  assert.notEqual(s.vm("b").status?.phase, "Running");
+  await s.sim.healIsolation("h0");
+  await s.until(() => s.vm("b").status?.phase === "Running" && s.vm("b").status?.host === "h0", 300_000);
+  await s.stop();
+});

@@ -15,10 +15,12 @@ import { placementStage } from "./placement.ts";
 import { restartStage } from "./restarts.ts";
 import { clusterStatus } from "./status.ts";
 import { desiredPower } from "../run-strategy.ts";
+import { requestOf } from "../../placement/index.ts";
+import { placedVm } from "../ha/restart-order.ts";
 import type { ClusterPlan, ClusterSituation, PublishedVerdict, StageName, StageState, StageSummary, VmFacts } from "./types.ts";
 
 export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
-  const state: StageState = { snapshot: s.snapshot, actions: [], verdicts: new Map(), handled: new Set(), requestVerdicts: new Map(), moves: new Map() };
+  const state: StageState = { snapshot: withMovesUnderWay(s), actions: [], verdicts: new Map(), handled: new Set(), requestVerdicts: new Map(), moves: new Map() };
   const stages: StageSummary[] = [];
   const measure = (stage: StageName, run: () => void) => {
     const actions = state.actions.length;
@@ -65,6 +67,18 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
     ...(balancing.report ? { balancing: balancing.report } : {}),
     ...(balancing.holdDowns ? { holdDowns: balancing.holdDowns } : {}),
   };
+}
+
+/**
+ * The snapshot with each VM migrating now counted on its target too, as the hosts count it: no stage may
+ * send another VM where its rules or the target's room forbid, before this one has landed.
+ */
+function withMovesUnderWay(s: Readonly<ClusterSituation>): ClusterSituation["snapshot"] {
+  const shadows = s.migrations.flatMap((m) => {
+    const f = m.phase === "PreCopy" || m.phase === "Switchover" ? s.vms.find((v) => v.id === m.vm) : undefined;
+    return f ? [{ ...placedVm(requestOf(f.vm), m.target), id: `${m.vm}@${m.target}` }] : [];
+  });
+  return shadows.length === 0 ? s.snapshot : { ...s.snapshot, placed: [...s.snapshot.placed, ...shadows] };
 }
 
 /** Moves of the cluster's own that are over: the VM arrived, or no longer needs to leave where it is. */

@@ -7,15 +7,13 @@
 // A Manual VM is left where it is: Vireo never changes its power state.
 
 import { desiredPower } from "../run-strategy.ts";
-import { maySend, migrationSlots, takeSlot, type MigrationSlots } from "../migration/slots.ts";
+import { ASKED_UNREPORTED_MS, maySend, migrationSlots, takeSlot, type MigrationSlots } from "../migration/slots.ts";
 import { liveTargets, moveLive } from "./moves.ts";
 import type { ClusterSituation, HostFacts, StageState, VmFacts } from "./types.ts";
 
 /** Live attempts an evacuation makes per VM before it gives up (Live) or moves it cold (LiveIfPossible). */
 export const MAX_LIVE_EVACUATION_ATTEMPTS = 3;
 
-/** How long a migration asked for may go unreported before it counts as lost (the hosts report every second). */
-const REPORT_GRACE_MS = 30_000;
 
 export function evacuationStage(s: Readonly<ClusterSituation>, state: StageState): void {
   const slots = migrationSlots(s, state);
@@ -34,7 +32,7 @@ function evacuate(s: Readonly<ClusterSituation>, state: StageState, slots: Migra
   const policy = f.vm.spec.migration.policy;
   if (policy === "Never") return blocked(state, f, host, `${why}, but VM ${f.id}'s migration policy is Never`);
   const asked = s.memory.moves.get(f.id);
-  if (asked && asked.stage === "evacuation" && !s.migrations.some((m) => m.vm === f.id && m.key === asked.key) && s.now - asked.startedAt < REPORT_GRACE_MS) {
+  if (asked && asked.stage === "evacuation" && !s.migrations.some((m) => m.vm === f.id && m.key === asked.key) && s.now - asked.startedAt < ASKED_UNREPORTED_MS) {
     return waiting(state, f, host, `${why}: migrating live to ${asked.target}`);
   }
   const failures = liveFailures(s, f);
@@ -60,7 +58,7 @@ function liveFailures(s: Readonly<ClusterSituation>, f: Readonly<VmFacts>): { co
   if (!record || record.stage !== "evacuation") return { count: 0 };
   const observed = s.migrations.find((m) => m.vm === f.id && m.key === record.key);
   if (observed?.phase === "Failed") return { count: record.failures + 1, ...(observed.reason ? { last: observed.reason } : {}) };
-  if (!observed && s.now - record.startedAt >= REPORT_GRACE_MS) return { count: record.failures + 1, last: record.lastFailure ?? "the hosts never reported the migration" };
+  if (!observed && s.now - record.startedAt >= ASKED_UNREPORTED_MS) return { count: record.failures + 1, last: record.lastFailure ?? "the hosts never reported the migration" };
   return { count: record.failures, ...(record.lastFailure ? { last: record.lastFailure } : {}) };
 }
 

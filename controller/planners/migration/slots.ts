@@ -19,7 +19,7 @@ export interface MigrationSlots {
  * How long a move the cluster asked for holds its slot before the hosts report it: as long as evacuation
  * waits for that report before it counts the attempt as lost (the hosts report every second).
  */
-const ASKED_UNREPORTED_MS = 30_000;
+export const ASKED_UNREPORTED_MS = 30_000;
 
 export function migrationSlots(s: Readonly<ClusterSituation>, state: Readonly<StageState>): MigrationSlots {
   const limits = s.cluster.spec.migration;

@@ -14,6 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import type { ControllerMetrics } from "../observe/metrics.ts";
 import { MacRegistry } from "./macs.ts";
 import type { Action } from "../planners/actions.ts";
+import type { ReconcileResult } from "./runner.ts";
 import type { PublishedVerdict, RequestVerdict } from "../planners/cluster/types.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
@@ -90,6 +91,14 @@ export function isDeleting(object: Readonly<VireoObject> | undefined): boolean {
 
 export function hostByName(ctx: ReconcileContext, name: string): Host | undefined {
   return ctx.store.get(objectKey("Host", name)) as Host | undefined;
+}
+
+/**
+ * Look again at `at` (clock time). A time that passed while the reconcile ran means at once — never "not
+ * at all", which is what a requeueAfter of 0 says to the runner (controller-runtime's meaning).
+ */
+export function wakeAt(ctx: ReconcileContext, at: number): ReconcileResult {
+  return { requeueAfter: Math.max(1, at - ctx.clock.now()) };
 }
 
 /** The cluster's latest verdict on a VM, unless the VM's spec changed since it was made. */

@@ -10,7 +10,7 @@ import { protectionOf } from "../planners/ha/protection.ts";
 import { jsonEqual } from "../api/equal.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, hostKey, vmKeyOfId, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, hostKey, vmKeyOfId, vmsOfCluster, wakeAt, writeStatusIfChanged } from "./context.ts";
 import { snapshotOf } from "./cluster-snapshot.ts";
 import { executeReporting } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
@@ -41,7 +41,7 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
 
   if (failures > 0) throw new Error(`${failures} of ${plan.actions.length} actions in cluster ${name} failed`);
   if (plan.registering && situation.vms.some((f) => !f.instance || f.instance.power === "Off")) return { requeueAfter: REGISTRATION_WAIT_MS };
-  if (plan.wakeAt !== undefined) return { requeueAfter: Math.max(0, plan.wakeAt - ctx.clock.now()) };
+  if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
 }
 
 /** The cluster as it stands: its hosts, its VMs with their protection and observation, and the memory of HA. */

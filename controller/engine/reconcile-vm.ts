@@ -16,7 +16,7 @@ import { antiAffinityConflict, type RunningVm } from "../planners/anti-affinity-
 import type { FailoverRecord } from "./ha-state.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, clusterKey, hostByName, verdictOf, vmsOfCluster, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, clusterKey, hostByName, verdictOf, vmsOfCluster, wakeAt, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 
@@ -45,7 +45,7 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   // write fewer per VM on the way to Ready, which is what a thousand new VMs cost the API server.
   if (plan.needsPlacement && verdict === undefined && vm.status === undefined) return;
   if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, plan.status);
-  if (plan.wakeAt !== undefined) return { requeueAfter: plan.wakeAt - ctx.clock.now() };
+  if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
 }
 
 /** Everything the lifecycle planner looks at for one VM. */

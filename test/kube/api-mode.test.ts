@@ -9,7 +9,7 @@ import type { VirtualMachine } from "../../controller/api/types.ts";
 import { validateManifest } from "../../controller/api/schema.ts";
 import { load } from "js-yaml";
 import { ControlPlane, eventually, kubectlOk, vireoApiMode, worldVms } from "../support/cluster.ts";
-import { REPO, VireoProcess, tempDir, vireoSync } from "../support/process.ts";
+import { REPO, VireoProcess, tempDir, vireoCommand, vireoSync } from "../support/process.ts";
 import { Scenario } from "../support/scenario.ts";
 import { readFileSync, readdirSync } from "node:fs";
 
@@ -117,18 +117,22 @@ test("deleting a namespace cleans up every VM in it", async () => {
 });
 
 test("after kube-apiserver restarts, Vireo reconnects and converges what changed meanwhile", async () => {
+  const outages = () => (vireo.logs().match(/watch of \S+ ended|listing \S+ failed/g) ?? []).length;
+  const before = outages();
   await cp.stopApiServer();
-  await new Promise((r) => setTimeout(r, 2_000));
+  // Vireo must notice the server is gone: wait for its watches to end, not for a fixed time.
+  await eventually(() => outages() > before, 60_000, () => "no watch ended while the API server was down");
   await cp.startApiServer();
   await kubectlOk(cp, ["apply", "-f", "-"], VM.replace("name: bad", "name: after-restart"));
-  await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "after-restart", "-n", "shop", "--timeout=60s"]);
-  assert.equal(worldVms(state.path).get("shop/after-restart")?.power, "Running");
+  await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "after-restart", "-n", "shop", "--timeout=120s"]);
+  // The simulated world is saved a moment after the status is written: wait for the save too.
+  await eventually(() => worldVms(state.path).get("shop/after-restart")?.power === "Running", 60_000, () => `the saved world says ${worldVms(state.path).get("shop/after-restart")?.power}`);
 });
 
 test("a VM powered off behind Vireo's back, with vireo sim, is reported as drift and started again", async () => {
   await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "web-2", "-n", "shop", "--timeout=60s"]);
   const before = worldVms(state.path).get("shop/web-2")?.poweredOnAt;
-  const result = vireoSync(["sim", "power-off", "shop/web-2", "--state-dir", state.path]);
+  const result = await vireoCommand(["sim", "power-off", "shop/web-2", "--state-dir", state.path]);
   assert.equal(result.code, 0, result.stderr);
   await eventually(async () => {
     const events = await kubectlOk(cp, ["get", "events", "-n", "shop", "--field-selector", "involvedObject.name=web-2"]);

@@ -48,8 +48,9 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
 function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
   const name = cluster.metadata.name;
   const clusters = ctx.store.list("HostCluster");
-  const members = ctx.store.list("Host")
-    .map((h) => viewHost(ctx, h.metadata.name, clusters))
+  // Every declared host once: the members, and the cluster of each (to tell another cluster's host from none).
+  const views = ctx.store.list("Host").map((h) => viewHost(ctx, h.metadata.name, clusters));
+  const members = views
     .filter((v) => v.cluster?.metadata.name === name)
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const byName = new Map(members.map((m) => [m.name, m]));
@@ -65,7 +66,7 @@ function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
   const migrations = ctx.observed.migrations().filter((m) => ids.has(m.vm));
   const requests = ctx.store.list("VirtualMachineMigration").filter((r) => ids.has(`${r.metadata.namespace ?? "default"}/${r.spec.vmName}`) && !migrationEnded(r));
   const previousRequests = ctx.requestVerdicts.get(name);
-  const hostClusters = new Map(ctx.store.list("Host").map((h) => [h.metadata.name, viewHost(ctx, h.metadata.name, clusters).cluster?.metadata.name]));
+  const hostClusters = new Map(views.map((v) => [v.name, v.cluster?.metadata.name]));
   return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, hostClusters, ...(previousRequests ? { previousRequests } : {}), now: ctx.clock.now() };
 }
 

@@ -8,6 +8,10 @@ import { Scenario, clusterYaml, condition, hostYaml, vmYaml } from "../support/s
 import type { VirtualMachineMigration } from "../../controller/api/types.ts";
 import { objectKey } from "../../controller/api/types.ts";
 
+/** A VM's placement, and the same placement preferring host h1 (so a test knows where it starts). */
+const PLACEMENT = "placement: {cluster: prod}";
+const PREFERS_H1 = "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}";
+
 function migrationYaml(name: string, vm: string, extra = ""): string {
   return `apiVersion: vireo.dev/v1alpha1\nkind: VirtualMachineMigration\nmetadata: {name: ${name}, namespace: default}\nspec: {vmName: ${vm}${extra}}\n---\n`;
 }
@@ -21,7 +25,7 @@ function request(s: Scenario, name: string): VirtualMachineMigration {
 const ended = (s: Scenario, name: string) => ["Succeeded", "Failed", "Cancelled"].includes(request(s, name).status?.phase ?? "");
 
 test("a VirtualMachineMigration moves an idle VM live to the host it names: Migrating while it moves, Succeeded with its downtime, no reboot", async () => {
-  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + hostYaml("h2") + vmYaml("web", { extra: "  workload: {profile: Idle}\n" }).replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}"));
+  const s = await Scenario.start(clusterYaml() + hostYaml("h1") + hostYaml("h2") + vmYaml("web", { extra: "  workload: {profile: Idle}\n" }).replace(PLACEMENT, PREFERS_H1));
   await s.until(() => s.vm("web").status?.phase === "Running");
   assert.equal(s.vm("web").status?.host, "h1");
   const bootedAt = s.vm("web").status?.startedAt;
@@ -134,7 +138,7 @@ test("a host with 30 VMs under anti-affinity rules enters maintenance: it emptie
 test("the limits hold from the moment a migration is asked for: with one at a time, the next waits for the last to end, though a round may be planned before the hosts report it", async () => {
   const serial = clusterYaml("prod", "Pack").replace("placement: {strategy: Pack}", "placement: {strategy: Pack}\n  migration: {parallelMigrations: 1, parallelOutboundPerHost: 1}");
   const onH1 = (name: string, memoryMiB: number, profile: string) => vmYaml(name, { memoryMiB, extra: `  workload: {profile: ${profile}}\n` })
-    .replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+    .replace(PLACEMENT, PREFERS_H1);
   const s = await Scenario.start(serial + hostYaml("h1") + hostYaml("h2") + hostYaml("h3") + onH1("a", 8192, "Steady") + onH1("b", 4096, "Steady") + onH1("c", 2048, "Idle") + onH1("d", 2048, "Idle"));
   await s.until(() => s.vms().every((vm) => vm.status?.phase === "Running" && vm.status.host === "h1"));
   // The hosts' own count, at every change: the controller's view of it may lag a round.
@@ -151,7 +155,7 @@ test("the limits hold from the moment a migration is asked for: with one at a ti
 
 test("a VM pinned to its host blocks maintenance with a clear reason on the host; the others leave", async () => {
   const pinned = vmYaml("pinned").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {required: [{matchLabels: {vireo.dev/host: h1}}]}}");
-  const free = vmYaml("free").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+  const free = vmYaml("free").replace(PLACEMENT, PREFERS_H1);
   // Without HA: admission control would rightly refuse a protected VM no other host may take.
   const s = await Scenario.start(clusterYaml("prod", "Pack", "{enabled: false}") + hostYaml("h1") + hostYaml("h2") + hostYaml("h3") + pinned + free);
   await s.until(() => s.vm("pinned").status?.phase === "Running" && s.vm("free").status?.host === "h1");
@@ -171,7 +175,7 @@ test("a VM pinned to its host blocks maintenance with a clear reason on the host
 
 test("LiveIfPossible: a VM that dirties memory faster than the link sends it fails its live attempts, then moves cold; Live would stay blocked", async () => {
   const busy = (name: string, policy: string) => vmYaml(name, { memoryMiB: 16384, extra: `  migration: {policy: ${policy}}\n  workload: {profile: Bursty, dirtyRateMiBps: 400}\n` })
-    .replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: h1}}}]}}");
+    .replace(PLACEMENT, PREFERS_H1);
   const s = await Scenario.start(clusterYaml("prod", "Pack") + hostYaml("h1") + hostYaml("h2") + busy("flexible", "LiveIfPossible") + busy("strict", "Live"));
   await s.until(() => ["flexible", "strict"].every((n) => s.vm(n).status?.host === "h1" && s.vm(n).status?.phase === "Running"));
   s.apply(hostYaml("h1", { maintenance: true }));

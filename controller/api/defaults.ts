@@ -18,6 +18,9 @@ export interface SchemaNode {
   pattern?: string;
   minimum?: number;
   maximum?: number;
+  /** OpenAPI v3.0: the minimum (maximum) itself is excluded. */
+  exclusiveMinimum?: boolean;
+  exclusiveMaximum?: boolean;
   minLength?: number;
   maxLength?: number;
   minItems?: number;

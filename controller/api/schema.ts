@@ -153,7 +153,23 @@ function toAjvSchema(node: SchemaNode): Record<string, unknown> {
     }
   }
   if (node.properties && node.additionalProperties === undefined && !node["x-kubernetes-preserve-unknown-fields"]) out.additionalProperties = false;
+  exclusiveBoundsAsNumbers(node, out);
   return out;
+}
+
+// OpenAPI v3.0 (the CRDs' dialect) makes exclusiveMinimum/Maximum a flag on minimum/maximum; JSON Schema
+// draft 7 (ajv's) makes them the bound itself.
+function exclusiveBoundsAsNumbers(node: SchemaNode, out: Record<string, unknown>): void {
+  delete out.exclusiveMinimum;
+  delete out.exclusiveMaximum;
+  if (node.exclusiveMinimum === true && node.minimum !== undefined) {
+    out.exclusiveMinimum = node.minimum;
+    delete out.minimum;
+  }
+  if (node.exclusiveMaximum === true && node.maximum !== undefined) {
+    out.exclusiveMaximum = node.maximum;
+    delete out.maximum;
+  }
 }
 
 const hasRules = (node: SchemaNode): boolean => (node["x-kubernetes-validations"] ?? []).length > 0;

@@ -172,6 +172,7 @@ spec: {hostSelector: {matchLabels: {vireo.dev/cluster: lab}}}
       ha: { enabled: true, failureDetectionSeconds: 15, admissionControl: { policy: "HostFailuresToTolerate", hostFailures: 1 } },
       balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
       migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
+      replication: { bandwidthMiBps: 100 },
     });
   });
 
@@ -225,7 +226,7 @@ describe("VirtualMachine manifests", () => {
     const vm = accepted(doc(VM)) as VirtualMachine;
     assert.equal(vm.status, undefined);
     assert.equal(vm.metadata.namespace, "shop");
-    assert.deepEqual(vm.spec.replication, { targetCluster: "dr", rpoSeconds: 300 });
+    assert.deepEqual(vm.spec.replication, { targetCluster: "dr", rpoSeconds: 300, instances: 0, networkMapping: [], keepMacAddresses: true });
   });
 
   it("fills in run strategy, lists, migration policy and the namespace", () => {
@@ -254,7 +255,7 @@ spec: {cpu: 2, memoryMiB: 4096, placement: {cluster: prod}}
       d.spec.lease = { ttl: "8h" };
       d.spec.workload = {};
     })) as VirtualMachine;
-    assert.deepEqual(vm.spec.replication, { targetCluster: "dr", rpoSeconds: 14400 });
+    assert.deepEqual(vm.spec.replication, { targetCluster: "dr", rpoSeconds: 14400, instances: 0, networkMapping: [], keepMacAddresses: true });
     assert.deepEqual(vm.spec.lease, { ttl: "8h", onExpiry: "Stop" });
     assert.deepEqual(vm.spec.workload, { profile: "Steady", cpuPercent: 20 });
   });

@@ -587,6 +587,9 @@ describe("against a real API server", () => {
       ["shop", "watch", "virtualmachinemigrations.vireo.dev"],
       ["shop", "patch", "virtualmachinemigrations.vireo.dev", "--subresource=status"],
       ["shop", "update", "virtualmachinemigrations.vireo.dev", "--subresource=finalizers"],
+      ["shop", "watch", "recoveryplans.vireo.dev"],
+      ["shop", "patch", "recoveryplans.vireo.dev", "--subresource=status"],
+      ["shop", "update", "recoveryplans.vireo.dev", "--subresource=finalizers"],
       ["shop", "create", "events"],
       ["shop", "patch", "events.events.k8s.io"],
       [ns, "create", "leases.coordination.k8s.io"],
@@ -598,6 +601,8 @@ describe("against a real API server", () => {
       // Migrations are asked for by people (kubectl, vireo migrate, vireo balance approve), never by the controller.
       ["shop", "create", "virtualmachinemigrations.vireo.dev"],
       ["shop", "delete", "virtualmachinemigrations.vireo.dev"],
+      // So are recovery plans: running one is an operator's decision.
+      ["shop", "create", "recoveryplans.vireo.dev"],
       [ns, "get", "secrets"],
       ["shop", "list", "pods"],
       [ns, "update", "leases.coordination.k8s.io/someone-else"],

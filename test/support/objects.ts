@@ -62,6 +62,7 @@ export function clusterObject(admissionControl: HostClusterSpec["ha"]["admission
       ha: { enabled: true, failureDetectionSeconds: 15, admissionControl },
       balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
         migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
+      replication: { bandwidthMiBps: 100 },
     },
   };
 }

@@ -1,16 +1,18 @@
-// `vireo get vms|hosts|hostclusters|vmim|… [NAME] [-n NS] [-o wide|json|yaml]`: tables like `kubectl get`, from
-// the state directory of a running or stopped `vireo run`, or with --kubeconfig from the API server.
+// `vireo get vms|hosts|hostclusters|vmim|rp|replications|… [NAME] [-n NS] [-o wide|json|yaml]`: tables like
+// `kubectl get`, from the state directory of a running or stopped `vireo run`, or with --kubeconfig from the
+// API server. `replications` is no kind: a table computed from the replicated VMs (replications.ts).
 
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { dump } from "js-yaml";
-import type { Kind, VireoObject } from "../api/types.ts";
+import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
 import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { formatTable } from "./table.ts";
 import { isNamespaced, kindForResource } from "../api/schema.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { RealClock } from "../core/clock.ts";
+import { formatReplications, isReplicationResource, replicationRows } from "./replications.ts";
 
 export const GET_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "the state directory of `vireo run`" },
@@ -27,57 +29,100 @@ export interface Output {
 /** The kind a resource name means: plural, singular, kind or short name, as the CRDs declare them. */
 export function resolveKind(resource: string): Kind {
   const kind = kindForResource(resource) ?? (resource.toLowerCase() === "hosts" || resource.toLowerCase() === "host" ? "Host" : undefined);
-  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults, vmim)`);
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults, vmim, rp, replications)`);
   return kind;
+}
+
+/** The kind whose objects a resource lists: replications are computed from VirtualMachines. */
+function listedKind(resource: string): Kind {
+  return isReplicationResource(resource) ? "VirtualMachine" : resolveKind(resource);
 }
 
 export async function get(argv: readonly string[], io: Output, wallClock: number): Promise<number> {
   const { flags, positionals } = parseArgs(argv, GET_FLAGS);
   const [resource, name] = positionals;
-  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts, hostclusters or vmim");
-  const kubeconfig = flags["kubeconfig"] as string | undefined;
-  let now = wallClock;
-  let all: VireoObject[];
-  let manifestErrors: ManifestError[] = [];
-  if (kubeconfig !== undefined) {
-    if (resource === "errors" || resource === "manifesterrors") throw new UsageError("manifest errors belong to the file mode; the API server refuses bad manifests itself");
-    all = await listFromApi(kubeconfig, resolveKind(resource));
-  } else {
-    const snapshot = readSnapshot(join(flags["state-dir"] as string, "objects.json"));
-    if (!snapshot) {
-      io.err(`no state in ${flags["state-dir"] as string}: is \`vireo run\` running there?`);
-      return 1;
-    }
-    if (resource === "errors" || resource === "manifesterrors") return printErrors(snapshot.manifestErrors, io, true);
-    all = snapshot.objects.map((e) => e.object);
-    manifestErrors = snapshot.manifestErrors;
-    // A sped-up `vireo run` stamps objects on its own clock, ahead of the wall clock: ages are measured on it.
-    now = Math.max(now, notedTime(flags["state-dir"] as string));
-  }
-
-  const kind = resolveKind(resource);
-  const namespace = flags["namespace"] as string | undefined;
-  let objects = all.filter((o) => o.kind === kind);
-  if (namespace !== undefined && isNamespaced(kind)) objects = objects.filter((o) => (o.metadata.namespace ?? "default") === namespace);
-  if (name !== undefined) objects = objects.filter((o) => o.metadata.name === name);
-  objects.sort(byNamespaceAndName);
+  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts, hostclusters, vmim, rp or replications");
+  const listing = await read(resource, flags, io, wallClock);
+  if (typeof listing === "number") return listing;
+  const selection: Selection = { kind: listedKind(resource), replications: isReplicationResource(resource), namespace: flags["namespace"] as string | undefined, name };
+  const objects = select(listing.objects, selection);
   if (name !== undefined && objects.length === 0) {
     io.err(`Error from server (NotFound): ${resource} "${name}" not found`);
     return 1;
   }
-
-  const output = flags["output"] as string | undefined;
-  if (output === "json" || output === "yaml") {
-    const body = name !== undefined ? objects[0] : { apiVersion: "v1", kind: "List", items: objects, metadata: { resourceVersion: "" } };
-    io.out(output === "json" ? JSON.stringify(body, null, 4) : dump(body, { noRefs: true, lineWidth: -1 }).trimEnd());
-  } else if (output === undefined || output === "wide") {
-    if (objects.length === 0) io.err(namespace ? `No resources found in ${namespace} namespace.` : "No resources found");
-    else io.out(formatTable(kind, objects, { wide: output === "wide", now, allNamespaces: isNamespaced(kind) && namespace === undefined }).trimEnd());
-  } else {
-    throw new UsageError(`unable to match a printer suitable for the output format "${output}", allowed formats are: json,wide,yaml`);
-  }
-  printErrors(manifestErrors, io, false);
+  print(objects, { ...selection, output: flags["output"] as string | undefined, now: listing.now }, io);
+  printErrors(listing.manifestErrors, io, false);
   return 0;
+}
+
+const MANIFEST_ERRORS = new Set(["errors", "manifesterrors"]);
+
+interface Listing {
+  objects: VireoObject[];
+  /** What ages and lags are measured against. */
+  now: number;
+  manifestErrors: ManifestError[];
+}
+
+/** The objects to choose from, from the API server or the state directory; a number is the exit code. */
+async function read(resource: string, flags: Readonly<Record<string, unknown>>, io: Output, wallClock: number): Promise<Listing | number> {
+  const kubeconfig = flags["kubeconfig"] as string | undefined;
+  if (kubeconfig !== undefined) {
+    if (MANIFEST_ERRORS.has(resource)) throw new UsageError("manifest errors belong to the file mode; the API server refuses bad manifests itself");
+    return { objects: await listFromApi(kubeconfig, listedKind(resource)), now: wallClock, manifestErrors: [] };
+  }
+  const stateDir = flags["state-dir"] as string;
+  const snapshot = readSnapshot(join(stateDir, "objects.json"));
+  if (!snapshot) {
+    io.err(`no state in ${stateDir}: is \`vireo run\` running there?`);
+    return 1;
+  }
+  if (MANIFEST_ERRORS.has(resource)) return printErrors(snapshot.manifestErrors, io, true);
+  // A sped-up `vireo run` stamps objects on its own clock, ahead of the wall clock: ages are measured on it.
+  return { objects: snapshot.objects.map((e) => e.object), now: Math.max(wallClock, notedTime(stateDir)), manifestErrors: snapshot.manifestErrors };
+}
+
+interface Selection {
+  kind: Kind;
+  /** `get replications`: only the replicated VMs, printed as replications. */
+  replications: boolean;
+  namespace: string | undefined;
+  name: string | undefined;
+}
+
+function select(all: readonly VireoObject[], s: Readonly<Selection>): VireoObject[] {
+  const byNamespace = s.namespace !== undefined && isNamespaced(s.kind);
+  return all
+    .filter((o) => o.kind === s.kind && (!s.replications || (o as VirtualMachine).spec.replication !== undefined))
+    .filter((o) => (!byNamespace || (o.metadata.namespace ?? "default") === s.namespace) && (s.name === undefined || o.metadata.name === s.name))
+    .sort(byNamespaceAndName);
+}
+
+/** How the selection is shown: `-o` and the time ages and lags are measured against. */
+interface Printing extends Selection {
+  output: string | undefined;
+  now: number;
+}
+
+function print(objects: readonly VireoObject[], p: Readonly<Printing>, io: Output): void {
+  if (p.output === "json" || p.output === "yaml") printData(objects, p, io);
+  else if (p.output === undefined || p.output === "wide") printTable(objects, p, io);
+  else throw new UsageError(`unable to match a printer suitable for the output format "${p.output}", allowed formats are: json,wide,yaml`);
+}
+
+function printData(objects: readonly VireoObject[], p: Readonly<Printing>, io: Output): void {
+  const items: unknown[] = p.replications ? replicationRows(objects as VirtualMachine[], p.now) : [...objects];
+  const body = p.name !== undefined ? items[0] : { apiVersion: "v1", kind: "List", items, metadata: { resourceVersion: "" } };
+  io.out(p.output === "json" ? JSON.stringify(body, null, 4) : dump(body, { noRefs: true, lineWidth: -1 }).trimEnd());
+}
+
+function printTable(objects: readonly VireoObject[], p: Readonly<Printing>, io: Output): void {
+  if (objects.length === 0) {
+    io.err(p.namespace ? `No resources found in ${p.namespace} namespace.` : "No resources found");
+    return;
+  }
+  const options = { wide: p.output === "wide", now: p.now, allNamespaces: isNamespaced(p.kind) && p.namespace === undefined };
+  io.out((p.replications ? formatReplications(replicationRows(objects as VirtualMachine[], p.now), options) : formatTable(p.kind, objects, options)).trimEnd());
 }
 
 /** The time a (possibly sped-up) file-mode `vireo run` last noted in its state directory; 0 when none. */

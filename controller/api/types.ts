@@ -5,8 +5,8 @@ export const GROUP = "vireo.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault" | "VirtualMachineMigration";
-export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault", "VirtualMachineMigration"];
+export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault" | "VirtualMachineMigration" | "RecoveryPlan";
+export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault", "VirtualMachineMigration", "RecoveryPlan"];
 
 export interface ObjectMeta {
   name: string;
@@ -156,6 +156,8 @@ export interface HostClusterSpec {
   };
   /** How VMs of the cluster migrate live, and how many at once (BEHAVIOUR.md, Live migration). */
   migration: ClusterMigrationSettings;
+  /** The replication link out of the cluster: what every replicated VM's syncs share, to any target cluster. */
+  replication: { bandwidthMiBps: number };
 }
 
 export interface ClusterMigrationSettings {
@@ -305,11 +307,30 @@ export interface VirtualMachineSpec {
   /** How the VM may move, and its own overrides of the cluster's migration settings. */
   migration: VmMigrationSpec;
   /** CPU usage profile of the guest in the simulator (how busy it is over time), and how fast it dirties memory. */
-  workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number; dirtyRateMiBps?: number };
-  /** Disk replication to another cluster (DESIGN.md §1); the CRD defaults rpoSeconds to 4 h. */
-  replication?: { targetCluster: string; rpoSeconds: number };
+  workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number; dirtyRateMiBps?: number; diskWriteRateMiBps?: number };
+  /** Disk replication to another cluster (docs/replication.md); the CRD defaults rpoSeconds to 4 h. */
+  replication?: VmReplicationSpec;
   /** How long the VM may live: `ttl` is a duration such as "720h". */
   lease?: { ttl: string; onExpiry: "Stop" | "Delete" };
+}
+
+/** One source network of the VM and the network of the target cluster its NICs join on recovery. */
+export interface NetworkMapping {
+  source: string;
+  target: string;
+}
+
+export interface VmReplicationSpec {
+  /** The HostCluster that holds the replica and runs the VM after a failover; not the VM's own. */
+  targetCluster: string;
+  /** The recovery point objective, 300 (5 min) … 86400 (24 h) seconds. */
+  rpoSeconds: number;
+  /** Point-in-time instances kept besides the latest, 0–24. */
+  instances: number;
+  /** Where each network's NICs go on recovery; a network not listed keeps its name. */
+  networkMapping: NetworkMapping[];
+  /** Whether recovered NICs keep their MAC addresses (true) or get new ones. */
+  keepMacAddresses: boolean;
 }
 
 export type VmPhase = "Pending" | "Unschedulable" | "Starting" | "Running" | "Migrating" | "Stopping" | "Stopped" | "Failed";
@@ -336,8 +357,46 @@ export interface VirtualMachineStatus {
   lastFailover?: VmFailoverStatus;
   /** VM monitoring resets inside the current window. */
   monitoringResets?: { count: number; windowStart: string; last?: string };
+  /** The VM's replica, as its target site reports it (vSphere Replication's status). */
+  replication?: VmReplicationStatus;
   drift?: DriftStatus;
   conditions?: Condition[];
+}
+
+export type ReplicationState = "Initializing" | "Replicating" | "Paused" | "Error" | "FailedOver";
+
+export interface VmReplicationStatus {
+  state: ReplicationState;
+  /** The cluster and datastore holding the replica. */
+  targetCluster: string;
+  datastore?: string;
+  rpoSeconds: number;
+  lastSyncTime?: string;
+  lastSyncDurationSeconds?: number;
+  lastSyncMiB?: number;
+  nextSyncTime?: string;
+  /** How old the replica is: seconds since the start of the last completed sync. */
+  lagSeconds?: number;
+  /** Whether the RPO is violated now (vSphere Replication's rule). */
+  rpoViolated: boolean;
+  /** The point-in-time instances kept, oldest first. */
+  instances?: string[];
+  /** Set when the replica ran the VM: what it was recovered from and what was lost. */
+  failover?: VmReplicaFailoverStatus;
+}
+
+export interface VmReplicaFailoverStatus {
+  /** Unplanned (Failover, automatic or by a plan), planned (Migrate, Failback). */
+  kind: "Automatic" | "Failover" | "Migrate" | "Failback";
+  fromCluster: string;
+  toCluster: string;
+  host: string;
+  /** The instance the VM started from: the start of the sync it reflects. */
+  instanceTime: string;
+  time: string;
+  /** Writes lost: from the instance to when the original stopped writing, seconds and MiB. */
+  dataLossSeconds: number;
+  dataLossMiB: number;
 }
 
 export interface VmFailoverStatus {
@@ -426,6 +485,11 @@ export interface FaultSpec {
     datastore?: string;
     /** StoragePathLoss: how many paths fail; all when omitted. */
     paths?: number;
+    /**
+     * NetworkPartition: the hosts' datastores are cut off from the controller too (a whole site behind a
+     * broken WAN link): their datastore heartbeats can no longer be read from outside.
+     */
+    includeStorage?: boolean;
   };
   startAfterSeconds: number;
   /** The fault heals after this long; it lasts until deleted when omitted. */
@@ -498,7 +562,63 @@ export interface VirtualMachineMigration {
   status?: VirtualMachineMigrationStatus;
 }
 
-export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault | VirtualMachineMigration;
+// ---------------------------------------------------------------- RecoveryPlan
+
+export type RecoveryAction = "Failover" | "Migrate" | "Test" | "Failback";
+export type RecoveryPlanPhase = "Idle" | "Preparing" | "Running" | "Succeeded" | "Failed" | "WaitingForUser";
+export type RecoveryStep = "Preparing" | "WaitingForFencing" | "FinalSync" | "Starting" | "WaitingForReadiness" | "CleaningUp";
+
+export interface RecoveryPlanSpec {
+  /** The replicated VMs of the plan's namespace it recovers. */
+  selector: LabelSelector;
+  action: RecoveryAction;
+  /** Overrides the VMs' own network mappings, network by network. */
+  networkMapping: NetworkMapping[];
+  /** Test: the isolated network every copy's NICs join (fresh MACs). */
+  testNetwork?: string;
+  /** Test: the copies are cleaned up this long after they all started; they run until the plan is deleted when omitted. */
+  testDurationSeconds?: number;
+}
+
+export type RecoveryVmResult = "Pending" | "Fencing" | "Syncing" | "Starting" | "Recovered" | "Failed" | "CleanedUp";
+
+export interface RecoveryPlanVmStatus {
+  /** "namespace/name" of the VM (for Test, of the VM the copy was made from). */
+  vm: string;
+  result: RecoveryVmResult;
+  /** Test: the copy's name. */
+  copy?: string;
+  host?: string;
+  cluster?: string;
+  /** The instance it started from. */
+  instanceTime?: string;
+  dataLossSeconds?: number;
+  dataLossMiB?: number;
+  /** From the plan's start (or the failure) to the VM's readiness. */
+  recoveryTimeSeconds?: number;
+  message?: string;
+}
+
+export interface RecoveryPlanStatus {
+  observedGeneration?: number;
+  phase?: RecoveryPlanPhase;
+  step?: RecoveryStep;
+  message?: string;
+  startTime?: string;
+  completionTime?: string;
+  vms?: RecoveryPlanVmStatus[];
+  conditions?: Condition[];
+}
+
+export interface RecoveryPlan {
+  apiVersion: typeof API_VERSION;
+  kind: "RecoveryPlan";
+  metadata: ObjectMeta;
+  spec: RecoveryPlanSpec;
+  status?: RecoveryPlanStatus;
+}
+
+export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault | VirtualMachineMigration | RecoveryPlan;
 
 /** The store's key of an object: "Kind/name" or "Kind/namespace/name". */
 export function objectKey(kind: Kind, name: string, namespace?: string): string {

@@ -3,6 +3,7 @@
 
 import type { CpuVendor, Hypervisor, IsolationResponse, VmExitReason } from "../api/types.ts";
 import type { MigrationObservation } from "./migration.ts";
+import type { ReplicaObservation } from "./replication.ts";
 
 /** What a host is made of, as the driver is told when the host is registered. */
 export interface HostConfig {
@@ -27,9 +28,10 @@ export interface VmConfig {
   nics: { network: string; macAddress: string }[];
   /**
    * What the guest does: its CPU profile and share, and how fast it dirties memory (MiB/s; absent: the
-   * profile's default, core/migration.ts), which decides how hard it is to migrate live.
+   * profile's default, core/migration.ts), which decides how hard it is to migrate live; and how fast it
+   * writes to its disks (MiB/s; absent: the profile's default, core/replication.ts), what replication ships.
    */
-  workload: { profile: WorkloadProfile; cpuPercent: number; dirtyRateMiBps?: number };
+  workload: { profile: WorkloadProfile; cpuPercent: number; dirtyRateMiBps?: number; diskWriteRateMiBps?: number };
   /**
    * What the host does with this VM when it finds itself isolated (vSphere keeps the setting in the
    * host's HA agent per VM). Absent: LeavePoweredOn.
@@ -113,4 +115,11 @@ export interface Observation {
   splitBrainAttempts: number;
   /** Live migrations under way, and the last one of each VM once ended. Absent from providers without them. */
   migrations?: MigrationObservation[];
+  /** Every VM's replica, as the replica's site reports it. Absent from providers without replication. */
+  replicas?: ReplicaObservation[];
+  /**
+   * Datastores whose heartbeat region the observer cannot read (a site cut off, storage network included):
+   * the heartbeats of the hosts that write only there are the last ones read before the cut.
+   */
+  unreachableDatastores?: string[];
 }

@@ -7,6 +7,7 @@
 
 import type { HostConfig, Observation, VmConfig, VmObservation } from "../core/observation.ts";
 import type { MigrationSettings } from "../core/migration.ts";
+import type { ReplicationSettings } from "../core/replication.ts";
 
 export type ProviderErrorCode = "NotFound" | "Conflict" | "Invalid" | "Unavailable" | "LockHeld" | "InsufficientResources" | "Incompatible";
 
@@ -63,6 +64,37 @@ export interface HypervisorProvider {
    * or the VM or key is unknown.
    */
   cancelMigration(id: string, key: string): Promise<void>;
+  /**
+   * Replicates the VM's disks to `settings.targetDatastore` (vSphere Replication): the agent on the VM's
+   * host ships, over the named link, what the guest wrote since the last sync began (the whole disk the first
+   * time), on a schedule that meets the RPO where the link allows, keeping `instances` point-in-time copies
+   * besides the latest. Idempotent; new settings apply from the next sync, and a new target datastore starts
+   * afresh with a full sync. Replication carries on while the VM migrates and pauses while it is off or
+   * its host does not answer. Observed in `Observation.replicas`. Refused with NotFound (no such VM) and
+   * Invalid (settings out of range).
+   */
+  replicateVm(id: string, settings: ReplicationSettings): Promise<void>;
+  /** Stops replicating the VM and deletes its replica and instances. A no-op when it has none. */
+  stopReplication(id: string): Promise<void>;
+  /**
+   * Begins a sync of the VM's replica at once (after the one under way, if any): the final sync of a
+   * planned migration, after the VM was shut down. A second call with the same `key` is a no-op; the sync
+   * reports the key once completed. Refused with NotFound (no replica) and Conflict (it failed over).
+   */
+  syncReplica(id: string, key: string): Promise<void>;
+  /**
+   * Powers `id` on on `host` from the replica of VM `options.replicaOf`, as of the instance that began at
+   * `options.instanceAt` (the latest when absent). `config.disks` name the replica's datastore.
+   * - `id === replicaOf`, a failover: the replica becomes the VM (FailedOver) and the VM's registration
+   *   moves to `host`. Refused with LockHeld (counted as a split-brain attempt) while the original may
+   *   still run or write: a live lock on one of its disks, or it still on on a host that answers.
+   * - `id !== replicaOf`, a test copy: a new VM from a snapshot of the instance; the replica and the VM
+   *   carry on untouched.
+   * A no-op when `id` already runs on `host` from that replica. Refused with NotFound (no replica, no such
+   * host or instance), Conflict (no completed sync yet, or the replica already ran the VM elsewhere),
+   * Unavailable (the host does not answer or does not see the datastore) and InsufficientResources.
+   */
+  recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation>;
 }
 
 /**
@@ -74,8 +106,11 @@ export interface FaultInjector {
   recoverHost(name: string): Promise<void>;
   isolateHost(name: string): Promise<void>;
   healIsolation(name: string): Promise<void>;
-  /** Cuts the hosts off from the rest (and the controller); they still reach each other and their isolation address. */
-  partitionHosts(names: string[]): Promise<void>;
+  /**
+   * Cuts the hosts off from the rest (and the controller); they still reach each other and their isolation
+   * address. With `storage`, their datastores are cut off from the controller too (Observation.unreachableDatastores).
+   */
+  partitionHosts(names: string[], options?: { storage?: boolean }): Promise<void>;
   healPartition(names: string[]): Promise<void>;
   /** Sets how many of the host's paths reach `datastore` (every datastore it sees when none is named). */
   setStoragePathsUp(name: string, up: number, datastore?: string): Promise<void>;

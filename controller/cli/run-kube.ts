@@ -57,7 +57,7 @@ export async function runKube(argv: readonly string[]): Promise<number> {
     registry: metrics.registry,
   });
   const store = new ObjectStore();
-  attachStoreGauges(metrics, store);
+  attachStoreGauges(metrics, store, () => clock.now());
   const writer = new KubeStatusWriter(client, store);
   const source = new KubeSource({ client, store, clock: new RealClock(), log, registry: metrics.registry });
   const controller = new Controller({

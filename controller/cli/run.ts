@@ -61,7 +61,7 @@ export async function run(argv: readonly string[]): Promise<number> {
 
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const store = new ObjectStore();
-  attachStoreGauges(metrics, store);
+  attachStoreGauges(metrics, store, () => clock.now());
   const requestsDir = join(stateDir, REQUESTS_DIR);
   mkdirSync(requestsDir, { recursive: true });
   const source = new FileSource({ dir: manifests, store, state, log, metrics, now: () => clock.now(), prune: flags["prune"] as boolean, requestsDir });

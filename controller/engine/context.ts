@@ -16,6 +16,7 @@ import { MacRegistry } from "./macs.ts";
 import type { Action } from "../planners/actions.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { PublishedVerdict, RequestVerdict } from "../planners/cluster/types.ts";
+import type { RecoveryRecord, ReplicationNote } from "../planners/replication/status.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -53,6 +54,11 @@ export interface ReconcileContext {
   verdicts: Map<string, ReadonlyMap<string, PublishedVerdict>>;
   /** Each cluster's latest verdicts on the VirtualMachineMigrations of its VMs, by cluster, then "namespace/name". */
   requestVerdicts: Map<string, ReadonlyMap<string, RequestVerdict>>;
+  /**
+   * Replication: each cluster's latest notes on its replicated VMs (by cluster, then VM id), and what each
+   * recovery from a replica began with (by VM id), until the VM's status has recorded it.
+   */
+  replication: { notes: Map<string, ReadonlyMap<string, ReplicationNote>>; recoveries: Map<string, RecoveryRecord> };
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;
@@ -80,6 +86,7 @@ export function vmKeyOfId(id: string): string {
   return objectKey("VirtualMachine", id.slice(slash + 1), id.slice(0, slash));
 }
 
+/** The VMs declared in the cluster. (Replicated VMs may belong elsewhere this round: engine/replication.ts.) */
 export function vmsOfCluster(ctx: ReconcileContext, cluster: string): VirtualMachine[] {
   return ctx.store.list("VirtualMachine").filter((vm) => vm.spec.placement.cluster === cluster);
 }

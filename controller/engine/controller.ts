@@ -12,6 +12,7 @@ import type { ObjectStore, StoreEvent } from "../sources/store.ts";
 import type { Logger } from "../observe/log.ts";
 import { ControllerMetrics } from "../observe/metrics.ts";
 import { MigrationRecorder } from "../observe/migrations.ts";
+import { ReplicationRecorder } from "../observe/replication.ts";
 import { MacRegistry } from "./macs.ts";
 import type { EventRecorder, ReconcileContext, StatusWriter } from "./context.ts";
 import { clusterKey, hostKey, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
@@ -25,6 +26,9 @@ import { faultInjectorOf } from "../provider/provider.ts";
 import { reconcileFault } from "./reconcile-fault.ts";
 import { reconcileHaPolicy } from "./reconcile-hapolicy.ts";
 import { reconcileMigration } from "./reconcile-migration.ts";
+import { reconcileRecoveryPlan } from "./reconcile-recoveryplan.ts";
+import { clustersOfVm } from "./replication.ts";
+import { selectorMatches } from "../api/selectors.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 /** Hosts heartbeat every second (BEHAVIOUR.md, Failure detection): observing faster would see nothing new. */
@@ -54,10 +58,12 @@ export class Controller {
   private running = false;
   private observeFailures = 0;
   private readonly migrationMetrics: MigrationRecorder;
+  private readonly replicationMetrics: ReplicationRecorder;
 
   constructor(options: ControllerOptions) {
     const metrics = options.metrics ?? new ControllerMetrics();
     this.migrationMetrics = new MigrationRecorder(metrics);
+    this.replicationMetrics = new ReplicationRecorder(metrics);
     this.queue = new WorkQueue({
       clock: options.clock,
       events: {
@@ -78,6 +84,7 @@ export class Controller {
       macs: new MacRegistry(),
       verdicts: new Map(),
       requestVerdicts: new Map(),
+      replication: { notes: new Map(), recoveries: new Map() },
       ha: emptyHaState(),
       activeFaults: new Map(),
       ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),
@@ -142,13 +149,14 @@ export class Controller {
     this.ctx.metrics.splitBrainAttempts.set(this.ctx.observed.splitBrainAttempts());
     // Migrations that ended since the last observation are counted here, once; the first one is the baseline.
     this.migrationMetrics.record(this.ctx.observed.migrations(), this.ctx.observed.at());
+    this.replicationMetrics.record(this.ctx.observed.replicas());
     if (changes.initial) return;
     const requests = changes.vms.length > 0 ? this.requestsByVm() : new Map<string, string[]>();
     for (const id of changes.vms) {
       this.queue.add(vmKeyOfId(id));
       for (const key of requests.get(id) ?? []) this.queue.add(key);
       const vm = this.ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
-      if (vm) this.queue.add(clusterKey(vm.spec.placement.cluster));
+      if (vm) for (const cluster of clustersOfVm(vm)) this.queue.add(clusterKey(cluster));
     }
     const clusters = this.ctx.store.list("HostCluster");
     const touched = new Set(changes.hosts);
@@ -205,6 +213,7 @@ export class Controller {
       case "HAPolicy": return reconcileHaPolicy(this.ctx, key);
       case "Fault": return reconcileFault(this.ctx, rest[0]!);
       case "VirtualMachineMigration": return reconcileMigration(this.ctx, key);
+      case "RecoveryPlan": return reconcileRecoveryPlan(this.ctx, key);
     }
     throw new Error(`unknown key ${key}`);
   }
@@ -232,9 +241,9 @@ export class Controller {
     this.queue.add(event.key);
     switch (object.kind) {
       case "VirtualMachine": {
-        this.queue.add(clusterKey(object.spec.placement.cluster));
+        for (const cluster of clustersOfVm(object)) this.queue.add(clusterKey(cluster));
         const before = event.previous as VirtualMachine | undefined;
-        if (before && before.spec.placement.cluster !== object.spec.placement.cluster) this.queue.add(clusterKey(before.spec.placement.cluster));
+        if (before) for (const cluster of clustersOfVm(before)) this.queue.add(clusterKey(cluster));
         // Declaring (or deleting) a VM changes whether its host counts it as unknown.
         const instance = this.ctx.observed.vm(vmId(object));
         if (instance) this.queue.add(hostKey(instance.host));
@@ -246,17 +255,25 @@ export class Controller {
         break;
       case "HostCluster":
         this.enqueueAll("Host");
-        for (const vm of this.ctx.store.list("VirtualMachine")) if (vm.spec.placement.cluster === object.metadata.name) this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+        for (const vm of this.ctx.store.list("VirtualMachine")) if (clustersOfVm(vm).includes(object.metadata.name)) this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
         break;
       case "HAPolicy":
         // A policy changes the protection of the VMs of its namespace, and their clusters' restart plans.
         for (const vm of this.ctx.store.list("VirtualMachine")) {
           if ((vm.metadata.namespace ?? "default") !== (object.metadata.namespace ?? "default")) continue;
           this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
-          this.queue.add(clusterKey(vm.spec.placement.cluster));
+          for (const cluster of clustersOfVm(vm)) this.queue.add(clusterKey(cluster));
         }
         break;
       case "Fault":
+        break;
+      case "RecoveryPlan":
+        // A plan holds or releases the VMs it selects: they and their clusters look again.
+        for (const vm of this.ctx.store.list("VirtualMachine")) {
+          if ((vm.metadata.namespace ?? "default") !== (object.metadata.namespace ?? "default") || !selectorMatches(object.spec.selector, vm.metadata.labels ?? {})) continue;
+          this.queue.add(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+          for (const cluster of clustersOfVm(vm)) this.queue.add(clusterKey(cluster));
+        }
         break;
       case "VirtualMachineMigration": {
         // A request is judged in its VM's cluster's round; its VM shows it moving.

@@ -51,6 +51,21 @@ export async function executeReporting(ctx: ReconcileContext, action: Readonly<A
       case "CancelMigration":
         await ctx.provider.cancelMigration(action.vm, action.key);
         break;
+      case "Recover": {
+        const observed = await ctx.provider.recoverVm(action.vm, action.host, action.config, { replicaOf: action.replicaOf });
+        ctx.observed.assume(observed);
+        break;
+      }
+      case "Replicate":
+        await ctx.provider.replicateVm(action.vm, action.settings);
+        ctx.observed.assumeReplica(action.vm, action.settings);
+        break;
+      case "StopReplication":
+        await ctx.provider.stopReplication(action.vm);
+        break;
+      case "SyncReplica":
+        await ctx.provider.syncReplica(action.vm, action.key);
+        break;
     }
   } catch (error) {
     if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
@@ -68,7 +83,12 @@ export async function executeReporting(ctx: ReconcileContext, action: Readonly<A
 
 function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): boolean {
   switch (action.type) {
-    case "Start": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources" || error.code === "Unavailable";
+    case "Start":
+    case "Recover": return error.code === "Conflict" || error.code === "LockHeld" || error.code === "InsufficientResources" || error.code === "Unavailable";
+    // The replica's state says why (no such VM yet, it failed over): the VM's status reports it.
+    case "Replicate":
+    case "SyncReplica": return error.code === "NotFound" || error.code === "Conflict";
+    case "StopReplication": return error.code === "NotFound";
     // A host out of reach cannot stop anything; the next observation says what became of the VM.
     case "Stop":
     case "Remove": return error.code === "NotFound" || error.code === "Unavailable";
@@ -84,7 +104,7 @@ function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): bool
 /** A dry run (`vireo plan`): the action is noted, not applied; a start counts as placed for the rest of the pass. */
 function record(ctx: ReconcileContext, actions: Action[], action: Readonly<Action>): ActionOutcome {
   actions.push(action as Action);
-  if (action.type === "Start") {
+  if (action.type === "Start" || action.type === "Recover") {
     const now = ctx.clock.now();
     ctx.observed.assume({ id: action.vm, host: action.host, power: "Starting", config: action.config, since: now, poweredOnAt: now, cpuUsage: 0, revision: Number.MAX_SAFE_INTEGER });
   }

@@ -5,6 +5,7 @@
 import type { HypervisorProvider } from "../provider/provider.ts";
 import type { HostObservation, Observation, VmObservation } from "../core/observation.ts";
 import type { MigrationObservation } from "../core/migration.ts";
+import type { ReplicaObservation } from "../core/replication.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 export interface ObservationChanges {
@@ -22,6 +23,8 @@ export class ObservationCache {
   private hostsByName = new Map<string, HostObservation>();
   private vmsByHost = new Map<string, Set<string>>();
   private migrationsByVm = new Map<string, MigrationObservation>();
+  private replicasByVm = new Map<string, ReplicaObservation>();
+  private unreachable: ReadonlySet<string> = new Set();
   private observedAt = 0;
   private splitBrain = 0;
   private synced = false;
@@ -72,6 +75,20 @@ export class ObservationCache {
     return this.migrationsByVm.get(vm);
   }
 
+  /** The VM's replica, as its site last reported it. */
+  replica(vm: string): ReplicaObservation | undefined {
+    return this.replicasByVm.get(vm);
+  }
+
+  replicas(): IterableIterator<ReplicaObservation> {
+    return this.replicasByVm.values();
+  }
+
+  /** Datastores whose heartbeats the observer could not read at the last observation. */
+  unreachableDatastores(): ReadonlySet<string> {
+    return this.unreachable;
+  }
+
   vmsOn(host: string): VmObservation[] {
     const ids = this.vmsByHost.get(host);
     if (!ids) return [];
@@ -81,6 +98,19 @@ export class ObservationCache {
       if (vm) result.push(vm);
     }
     return result;
+  }
+
+  /**
+   * A replica just asked for, with its settings, until the next observation reports it: a second round
+   * before then does not ask again.
+   */
+  assumeReplica(vm: string, settings: ReplicaObservation["settings"]): void {
+    const before = this.replicasByVm.get(vm);
+    if (before && before.state !== "FailedOver" && before.settings.targetDatastore === settings.targetDatastore) {
+      this.replicasByVm.set(vm, { ...before, settings: { ...settings } });
+      return;
+    }
+    this.replicasByVm.set(vm, { vm, state: "Initializing", settings: { ...settings }, instances: [], writeRateMiBps: before?.writeRateMiBps ?? 0 });
   }
 
   /** Records what the provider answered to an action, until the next observation confirms or replaces it. */
@@ -128,6 +158,17 @@ export class ObservationCache {
     for (const [vm, migration] of migrations) if (!jsonEqual(this.migrationsByVm.get(vm) ?? null, migration)) changedVms.push(vm);
     for (const vm of this.migrationsByVm.keys()) if (!migrations.has(vm)) changedVms.push(vm);
     this.migrationsByVm = migrations;
+    // A replica's sync moves its VM too (status: last sync, lag, RPO), and the site's clusters (recovery).
+    const replicas = new Map((observation.replicas ?? []).map((r) => [r.vm, r]));
+    for (const [vm, replica] of replicas) {
+      const before = this.replicasByVm.get(vm);
+      if (!before || replicaChanged(before, replica)) changedVms.push(vm);
+    }
+    for (const vm of this.replicasByVm.keys()) if (!replicas.has(vm)) changedVms.push(vm);
+    this.replicasByVm = replicas;
+    const unreachable = new Set(observation.unreachableDatastores ?? []);
+    if (!jsonEqual([...this.unreachable].sort(), [...unreachable].sort())) for (const host of this.hostsByName.keys()) changedHosts.add(host);
+    this.unreachable = unreachable;
     const initial = !this.synced;
     this.synced = true;
     this.observedAt = observation.at;
@@ -145,6 +186,13 @@ export class ObservationCache {
     }
     onHost.add(vm.id);
   }
+}
+
+/** What of a replica matters to decisions and status: not a sync's progress, which moves with time alone. */
+function replicaChanged(a: ReplicaObservation, b: ReplicaObservation): boolean {
+  return a.state !== b.state || a.reason !== b.reason || a.syncing?.startedAt !== b.syncing?.startedAt
+    || a.nextSyncAt !== b.nextSyncAt || !jsonEqual(a.lastSync ?? null, b.lastSync ?? null)
+    || !jsonEqual(a.settings, b.settings) || !jsonEqual(a.recovery ?? null, b.recovery ?? null);
 }
 
 function hostChanged(a: HostObservation, b: HostObservation): boolean {

@@ -10,7 +10,10 @@ import { protectionOf } from "../planners/ha/protection.ts";
 import { jsonEqual } from "../api/equal.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
-import { clusterByName, hostKey, vmKeyOfId, vmsOfCluster, wakeAt, writeStatusIfChanged } from "./context.ts";
+import { clusterByName, hostKey, vmKeyOfId, wakeAt, writeStatusIfChanged } from "./context.ts";
+import { FleetView } from "./replication.ts";
+import type { ReplicaSite } from "../planners/replication/settings.ts";
+import type { ReplicationNote } from "../planners/replication/status.ts";
 import { snapshotOf } from "./cluster-snapshot.ts";
 import { executeReporting } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
@@ -33,6 +36,7 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   recordMoves(ctx, name, plan);
   publishVerdicts(ctx, name, plan.verdicts);
   publishRequestVerdicts(ctx, name, plan.requestVerdicts);
+  publishReplicationNotes(ctx, name, plan.replication);
 
   ctx.metrics.vmsAwaitingCapacity.set({ cluster: name }, plan.status.vmsAwaitingCapacity ?? 0);
   if (plan.status.failoverCapacity) ctx.metrics.tolerableHostFailures.set({ cluster: name }, plan.status.failoverCapacity.tolerates);
@@ -55,19 +59,41 @@ function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const byName = new Map(members.map((m) => [m.name, m]));
   const policies = ctx.store.list("HAPolicy");
-  const vms: VmFacts[] = vmsOfCluster(ctx, name).map((vm) => {
+  const fleet = new FleetView(ctx);
+  const vms: VmFacts[] = fleet.vmsOf(name).map(({ vm, declared, role, plans, networks }) => {
     const id = vmId(vm);
     const instance = ctx.observed.vm(id);
+    const replica = ctx.observed.replica(id);
     const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
-    return { vm, id, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, policies, cluster), networks: ctx.macs.macsFor(vm) };
+    return {
+      vm, declared, role, plans, id, networks,
+      ...(instance ? { instance } : {}),
+      ...(instanceHost ? { instanceHost } : {}),
+      ...(replica ? { replica } : {}),
+      // Protection is the declared VM's (its replication included), in the cluster it is in now.
+      protection: protectionOf(declared, policies, cluster),
+    };
   });
+  // Where the replicas of the cluster's VMs may live, and this cluster's own link out.
+  const replicaSites = new Map<string, ReplicaSite>([[name, fleet.replicaSite(name)]]);
+  for (const f of vms) {
+    for (const other of [f.declared.spec.replication?.targetCluster, f.declared.spec.placement.cluster]) {
+      if (other !== undefined && !replicaSites.has(other)) replicaSites.set(other, fleet.replicaSite(other));
+    }
+  }
   const memory = { attempts: ctx.ha.attempts, failovers: ctx.ha.failovers, balancing: ctx.ha.balancing.get(name) ?? { holdDowns: new Map() }, moves: ctx.ha.moves };
   const ids = new Set(vms.map((f) => f.id));
   const migrations = ctx.observed.migrations().filter((m) => ids.has(m.vm));
   const requests = ctx.store.list("VirtualMachineMigration").filter((r) => ids.has(`${r.metadata.namespace ?? "default"}/${r.spec.vmName}`) && !migrationEnded(r));
   const previousRequests = ctx.requestVerdicts.get(name);
   const hostClusters = new Map(views.map((v) => [v.name, v.cluster?.metadata.name]));
-  return { cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, hostClusters, ...(previousRequests ? { previousRequests } : {}), now: ctx.clock.now() };
+  return {
+    cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, hostClusters,
+    ...(previousRequests ? { previousRequests } : {}),
+    site: fleet.site(name),
+    replicaSites,
+    now: ctx.clock.now(),
+  };
 }
 
 /** Runs the plan's actions in order; returns how many failed. */
@@ -113,11 +139,16 @@ function recordOutcome(ctx: ReconcileContext, vm: VirtualMachine, step: ClusterA
     if (error !== undefined) {
       if (action.type === "Migrate") ctx.events.record(vm, "Warning", "MigrationRefused", `${action.reason}: the hosts refused the migration to ${action.target}: ${error}`);
     } else if (action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
+    else if (action.type === "Replicate") ctx.events.record(vm, "Normal", "ReplicationConfigured", `${action.reason}: replicating to datastore ${action.settings.targetDatastore} every ${action.settings.rpoMs / 2000} s at most`);
     else if (action.type === "Migrate") ctx.events.record(vm, "Normal", "Migrating", `migrating live to host ${action.target}: ${action.reason}`);
     return;
   }
   if (step.stage !== "restarts") return;
   const id = step.action.vm;
+  if (step.recovery) {
+    ctx.metrics.replicaFailovers.inc({ kind: step.recovery.trigger, result: error === undefined ? "Started" : "Refused" });
+    if (error === undefined) ctx.replication.recoveries.set(id, step.recovery);
+  }
   const { fromHost, reason, failedAt, priority } = step.restart;
   const attempts = ctx.ha.attempts.get(id) ?? { count: 0, firstAt: ctx.clock.now() };
   const record = { ...(ctx.ha.failovers.get(id) ?? { fromHost, reason, failedAt, attempts: 0 }) };
@@ -142,7 +173,8 @@ function recordFailovers(ctx: ReconcileContext, plan: ClusterPlan): void {
   for (const vm of plan.settled) ctx.ha.attempts.delete(vm);
   for (const { vm: id, record, seconds } of plan.recovered) {
     ctx.ha.failovers.delete(id);
-    ctx.metrics.recoveryTime.observe(seconds);
+    if (record.reason === "SiteFailure") ctx.metrics.replicaRecoveryTime.observe(seconds);
+    else ctx.metrics.recoveryTime.observe(seconds);
     const vm = ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
     if (vm) ctx.events.record(vm, "Normal", "FailoverComplete", `Ready on host ${record.toHost} ${Math.round(seconds)}s after host ${record.fromHost} failed (${record.reason})`);
   }
@@ -195,10 +227,20 @@ function publishVerdicts(ctx: ReconcileContext, cluster: string, verdicts: Reado
   }
 }
 
+/** The round's replication notes replace the last round's; each VM whose note changed is told. */
+function publishReplicationNotes(ctx: ReconcileContext, cluster: string, notes: ReadonlyMap<string, ReplicationNote>): void {
+  const before = ctx.replication.notes.get(cluster) ?? new Map<string, ReplicationNote>();
+  ctx.replication.notes.set(cluster, notes);
+  for (const id of new Set([...before.keys(), ...notes.keys()])) {
+    if (!jsonEqual(before.get(id) ?? null, notes.get(id) ?? null)) ctx.enqueue(vmKeyOfId(id));
+  }
+}
+
 function forgetCluster(ctx: ReconcileContext, name: string): void {
   ctx.metrics.tolerableHostFailures.remove({ cluster: name });
   ctx.metrics.vmsAwaitingCapacity.remove({ cluster: name });
   const verdicts = ctx.verdicts.get(name);
   ctx.verdicts.delete(name);
+  ctx.replication.notes.delete(name);
   for (const id of verdicts?.keys() ?? []) ctx.enqueue(vmKeyOfId(id));
 }

@@ -4,6 +4,7 @@
 import type { Host } from "../api/types.ts";
 import { holdsResources, hostConfig, hostStatus } from "../planners/hosts.ts";
 import { MANAGED_BY } from "../core/observation.ts";
+import { TEST_COPY_MANAGED_BY } from "../planners/recovery/plan.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterKey, hostByName, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
@@ -52,7 +53,8 @@ export function hostFindings(ctx: ReconcileContext, name: string): { vmsHeld: st
   const unknownVms: string[] = [];
   for (const instance of ctx.observed.vmsOn(name)) {
     if (holdsResources(instance)) vmsHeld.push(instance.id);
-    if (instance.config.managedBy !== MANAGED_BY && !ctx.store.get(vmKeyOfId(instance.id))) unknownVms.push(instance.id);
+    // A test copy of a recovery plan is Vireo's too: its plan owns and removes it.
+    if (instance.config.managedBy !== MANAGED_BY && instance.config.managedBy !== TEST_COPY_MANAGED_BY && !ctx.store.get(vmKeyOfId(instance.id))) unknownVms.push(instance.id);
   }
   return { vmsHeld, unknownVms };
 }

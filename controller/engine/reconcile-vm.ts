@@ -17,8 +17,12 @@ import type { FailoverRecord } from "./ha-state.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
 import { clusterByName, clusterKey, hostByName, verdictOf, vmsOfCluster, wakeAt, writeStatusIfChanged } from "./context.ts";
+import { jsonEqual } from "../api/equal.ts";
+import type { PlacedView } from "./replication.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
+import { clustersOfVm, FleetView } from "./replication.ts";
+import { replicationView } from "../planners/replication/status.ts";
 
 export async function reconcileVm(ctx: ReconcileContext, key: string, id: string): Promise<ReconcileResult | void> {
   let vm = ctx.store.get(key) as VirtualMachine | undefined;
@@ -28,35 +32,49 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     vm = ctx.store.get(key) as VirtualMachine;
   }
 
-  const plan = planVm(situationOf(ctx, vm, id));
+  // Where the VM belongs this round: at home as declared, or away from its cluster on its replica, as recovered.
+  const placed = new FleetView(ctx).place(vm);
+  const here = placed.vm;
+  const plan = planVm(situationOf(ctx, here, id, placed));
   for (const step of plan.steps) {
     if (await execute(ctx, step.action) !== "applied") continue;
     if (step.action.type === "ResetVm") ctx.metrics.vmResets.inc();
     ctx.events.record(vm, step.event.type, step.event.reason, step.action.reason);
   }
-  const verdict = verdictOf(ctx, vm);
+  const verdict = verdictOf(ctx, here);
+  const cluster = here.spec.placement.cluster;
   // A VM that waits for a host wakes its cluster, unless the last round already found no room for it:
   // then only a change of capacity (a host, a VM that stops) starts the next round. A failover that has
   // come to Ready wakes it too: the cluster records the recovery.
-  if (plan.needsPlacement && verdict?.kind !== "Unschedulable") ctx.enqueue(clusterKey(vm.spec.placement.cluster));
-  if (ctx.ha.failovers.get(id)?.toHost && plan.status.phase === "Running") ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+  if (plan.needsPlacement && verdict?.kind !== "Unschedulable") ctx.enqueue(clusterKey(cluster));
+  if (ctx.ha.failovers.get(id)?.toHost && plan.status.phase === "Running") ctx.enqueue(clusterKey(cluster));
+  // Its replica's state (a sync, a failover) is its cluster's to act on.
+  if (vm.spec.replication && !jsonEqual(vm.status?.replication ?? null, plan.status.replication ?? null)) ctx.enqueue(clusterKey(cluster));
 
   // A new VM about to be placed gets its first status from the placement round, a moment later: one
   // write fewer per VM on the way to Ready, which is what a thousand new VMs cost the API server.
   if (plan.needsPlacement && verdict === undefined && vm.status === undefined) return;
-  if (await writeStatusIfChanged(ctx, vm, plan.status)) recordPhaseEvent(ctx, vm, plan.status);
+  if (await writeStatusIfChanged(ctx, vm, plan.status)) {
+    recordPhaseEvent(ctx, vm, plan.status);
+    recordReplicationChange(ctx, vm, plan.status);
+  }
+  if (plan.status.replication?.failover) ctx.replication.recoveries.delete(id);
   if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
 }
 
-/** Everything the lifecycle planner looks at for one VM. */
-function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string): VmSituation {
+/** Everything the lifecycle planner looks at for one VM, as declared where it belongs now. */
+function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, placed: PlacedView): VmSituation {
   const instance = ctx.observed.vm(id);
   const hostView = instance ? viewHost(ctx, instance.host) : undefined;
   const cluster = clusterByName(ctx, vm.spec.placement.cluster);
-  const misplaced = instance && hostView?.host
+  const recovering = placed.role.kind === "Recovering";
+  // A VM recovering from its replica leaves its original to the recovery (fenced, or stopped by the plan).
+  const misplaced = instance && hostView?.host && !recovering
     ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) ?? antiAffinityBroken(ctx, vm, id, hostView.host)
     : undefined;
-  const protection = protectionOf(vm, ctx.store.list("HAPolicy"), cluster);
+  const replica = ctx.observed.replica(id);
+  const replication = replicationView(placed.declared, replica, ctx.replication.notes.get(vm.spec.placement.cluster)?.get(id), ctx.replication.recoveries.get(id), ctx.clock.now());
+  const protection = protectionOf(placed.declared, ctx.store.list("HAPolicy"), cluster);
   const record = ctx.ha.failovers.get(id);
   const verdict = verdictOf(ctx, vm);
   return {
@@ -66,7 +84,9 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string): VmS
     ...(hostView?.observed ? { hostObserved: hostView.observed } : {}),
     ...(misplaced ? { forbiddenHost: misplaced } : {}),
     ...(cluster ? { cluster } : {}),
-    networks: ctx.macs.macsFor(vm),
+    networks: placed.networks,
+    ...(recovering ? { recovering: { cluster: vm.spec.placement.cluster } } : {}),
+    ...(replication.status ? { replication: { status: replication.status, ...(replication.condition ? { condition: replication.condition } : {}) } } : {}),
     ...(verdict ? { verdict } : {}),
     ha: {
       protected: protection.protected,
@@ -86,9 +106,30 @@ async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | 
     // The next observation confirms it is gone; until then the VM keeps its MACs and its finalizer.
     return { requeueAfter: 1_000 };
   }
+  // Its replica goes with it: deleted, not leaked on the target's datastore.
+  if (ctx.observed.replica(id)) {
+    await execute(ctx, { type: "StopReplication", vm: id, reason: "VirtualMachine deleted" });
+    return { requeueAfter: 1_000 };
+  }
   ctx.macs.release(id);
   if (vm) await ctx.finalizers?.remove(vm);
-  if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
+  if (vm) for (const cluster of clustersOfVm(vm)) ctx.enqueue(clusterKey(cluster));
+}
+
+/** An RPO violation that begins, and a failover to the replica first reported: counted and told. */
+function recordReplicationChange(ctx: ReconcileContext, vm: VirtualMachine, status: VirtualMachineStatus): void {
+  const before = vm.status?.replication;
+  const after = status.replication;
+  if (!after) return;
+  if (after.rpoViolated && !before?.rpoViolated) {
+    ctx.metrics.rpoViolations.inc();
+    const replicated = status.conditions?.find((c) => c.type === "Replicated");
+    ctx.events.record(vm, "Warning", "RPOViolated", replicated?.message ?? `the replica is older than the RPO of ${after.rpoSeconds} s`);
+  }
+  if (after.failover && after.failover.time !== before?.failover?.time) {
+    ctx.metrics.replicaDataLoss.observe(after.failover.dataLossSeconds);
+    ctx.events.record(vm, "Warning", "FailedOverToReplica", `started on host ${after.failover.host} in cluster ${after.failover.toCluster} from the instance of ${after.failover.instanceTime}: ${after.failover.dataLossSeconds} s (${after.failover.dataLossMiB} MiB) of writes lost`);
+  }
 }
 
 function failoverStatus(record: FailoverRecord): NonNullable<VirtualMachineStatus["lastFailover"]> {

@@ -9,6 +9,11 @@ import { hostByName } from "./context.ts";
 /** A host as the reconcilers see it (the planners' HostFacts). */
 export type HostView = HostFacts;
 
+/** Whether the controller could read none of a host's heartbeat datastores at the last observation. */
+export function storageUnreadable(datastores: readonly string[], unreachable: ReadonlySet<string>): boolean {
+  return unreachable.size > 0 && datastores.length > 0 && datastores.every((d) => unreachable.has(d));
+}
+
 export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.store.list("HostCluster")): HostView {
   const host = hostByName(ctx, name);
   const observed = ctx.observed.host(name);
@@ -18,7 +23,10 @@ export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.sto
   const busy = ctx.observed.vmsOn(name).filter(holdsResources).length;
   // Heartbeats are judged as of the last observation, not as of now: a controller whose own observing is
   // late (a busy process, a provider out of reach) must not take its blindness for hosts going silent.
-  const phase = hostPhase(host, observed, busy, ctx.observed.at(), cluster?.spec.ha.failureDetectionSeconds);
+  let phase = hostPhase(host, observed, busy, ctx.observed.at(), cluster?.spec.ha.failureDetectionSeconds);
+  // Silence that the controller cannot check against the host's storage is not failure: it may run on
+  // behind a broken link (a site cut off, storage network included).
+  if (phase === "Failed" && observed && storageUnreadable(observed.config.datastores, ctx.observed.unreachableDatastores())) phase = "Partitioned";
   const unavailable = observed ? unavailableReason(phase, false) : "not registered";
   return { name, host, ...(observed ? { observed } : {}), ...(cluster ? { cluster } : {}), phase, ...(unavailable ? { unavailable } : {}) };
 }

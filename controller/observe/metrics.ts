@@ -5,6 +5,7 @@ import { KINDS } from "../api/types.ts";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObjectStore } from "../sources/store.ts";
 import { MIGRATION_REASONS } from "./migrations.ts";
+import { attachReplicationGauges } from "./replication.ts";
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -59,6 +60,27 @@ export class ControllerMetrics {
     labelNames: ["namespace", "name", "source", "target"] as const,
     registers: [this.registry],
   });
+  readonly replicationSyncs = new Counter({ name: "vireo_replication_syncs_total", help: "Replica syncs completed, by replication link (source->target cluster).", labelNames: ["link"] as const, registers: [this.registry] });
+  readonly replicationSyncedBytes = new Counter({ name: "vireo_replication_synced_bytes_total", help: "Bytes shipped by completed replica syncs, by replication link.", labelNames: ["link"] as const, registers: [this.registry] });
+  readonly rpoViolations = new Counter({ name: "vireo_replication_rpo_violations_total", help: "Times a replicated VM began violating its RPO.", registers: [this.registry] });
+  readonly replicaFailovers = new Counter({
+    name: "vireo_replica_failovers_total",
+    help: "Recoveries of VMs from their replicas, by kind (Automatic, Failover, Migrate, Failback, Test) and result (Started, Refused).",
+    labelNames: ["kind", "result"] as const,
+    registers: [this.registry],
+  });
+  readonly replicaDataLoss = new Histogram({
+    name: "vireo_replica_data_loss_seconds",
+    help: "Writes lost by a recovery from a replica: from the start of the instance's sync until the original stopped writing.",
+    buckets: [0, 1, 10, 30, 60, 300, 900, 1800, 3600, 14400, 86400],
+    registers: [this.registry],
+  });
+  readonly replicaRecoveryTime = new Histogram({
+    name: "vireo_replica_recovery_seconds",
+    help: "Time from a site's loss (its hosts' last heartbeat) or a recovery plan's start to the VM Ready from its replica.",
+    buckets: [30, 60, 120, 300, 600, 900, 1800, 3600, 7200],
+    registers: [this.registry],
+  });
   readonly buildInfo = new Gauge({ name: "vireo_build_info", help: "Vireo's version; always 1.", labelNames: ["version", "node_version"] as const, registers: [this.registry] });
 
   constructor(options: { version?: string; processMetrics?: boolean } = {}) {
@@ -68,12 +90,13 @@ export class ControllerMetrics {
       for (const reason of reasons) this.migrations.inc({ result, reason }, 0);
       this.migrationDuration.zero({ result });
     }
+    for (const kind of ["Automatic", "Failover", "Migrate", "Failback", "Test"]) for (const result of ["Started", "Refused"]) this.replicaFailovers.inc({ kind, result }, 0);
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: "vireo_" });
   }
 }
 
 /** Gauges counted from the store at scrape time, so they can never drift from it. */
-export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore): void {
+export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore, now: () => number = Date.now): void {
   const vmPhases = ["Pending", "Unschedulable", "Starting", "Running", "Migrating", "Stopping", "Stopped", "Failed"];
   const hostPhases = ["Ready", "NotResponding", "Isolated", "Partitioned", "Failed", "EnteringMaintenance", "Maintenance"];
   new Gauge({
@@ -100,6 +123,7 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
   });
   attachHealthGauges(metrics, store);
   attachMigrationGauges(metrics, store);
+  attachReplicationGauges(metrics, store, now);
 }
 
 const HOST_DOWN_PHASES: ReadonlySet<string> = new Set(["NotResponding", "Isolated", "Partitioned", "Failed"]);

@@ -3,6 +3,7 @@
 
 import type { HostConfig, VmConfig } from "../core/observation.ts";
 import type { MigrationSettings } from "../core/migration.ts";
+import type { ReplicationSettings } from "../core/replication.ts";
 
 export type Action =
   | { type: "RegisterHost"; host: string; config: HostConfig; reason: string }
@@ -13,7 +14,14 @@ export type Action =
   | { type: "ResetVm"; vm: string; key: string; reason: string }
   /** Live migration to `target` (core/migration.ts); `key` makes it idempotent and names it in observations. */
   | { type: "Migrate"; vm: string; target: string; key: string; settings: MigrationSettings; reason: string }
-  | { type: "CancelMigration"; vm: string; key: string; reason: string };
+  | { type: "CancelMigration"; vm: string; key: string; reason: string }
+  /** Starts the VM (or, for a test copy, `vm`) on `host` from the replica of `replicaOf` (core/replication.ts). */
+  | { type: "Recover"; vm: string; host: string; config: VmConfig; replicaOf: string; reason: string }
+  /** Replicates the VM's disks as `settings` say (a new target datastore starts afresh). */
+  | { type: "Replicate"; vm: string; settings: ReplicationSettings; reason: string }
+  | { type: "StopReplication"; vm: string; reason: string }
+  /** A sync of the VM's replica now (a planned migration's final sync); `key` names it. */
+  | { type: "SyncReplica"; vm: string; key: string; reason: string };
 
 export type ActionType = Action["type"];
 
@@ -28,6 +36,10 @@ export function actionKey(action: Action): string {
     case "ResetVm": return `ResetVm/${action.vm}/${action.key}`;
     case "Migrate": return `Migrate/${action.vm}/${action.key}`;
     case "CancelMigration": return `CancelMigration/${action.vm}/${action.key}`;
+    case "Recover": return `Recover/${action.vm}@${action.host}`;
+    case "Replicate": return `Replicate/${action.vm}/${action.settings.targetDatastore}`;
+    case "StopReplication": return `StopReplication/${action.vm}`;
+    case "SyncReplica": return `SyncReplica/${action.vm}/${action.key}`;
   }
 }
 
@@ -41,5 +53,9 @@ export function describeAction(action: Action): string {
     case "ResetVm": return `reset ${action.vm}: ${action.reason}`;
     case "Migrate": return `migrate ${action.vm} live to ${action.target}: ${action.reason}`;
     case "CancelMigration": return `cancel the migration of ${action.vm}: ${action.reason}`;
+    case "Recover": return `start ${action.vm} on ${action.host} from the replica of ${action.replicaOf}: ${action.reason}`;
+    case "Replicate": return `replicate ${action.vm} to datastore ${action.settings.targetDatastore}: ${action.reason}`;
+    case "StopReplication": return `stop replicating ${action.vm}: ${action.reason}`;
+    case "SyncReplica": return `sync the replica of ${action.vm}: ${action.reason}`;
   }
 }

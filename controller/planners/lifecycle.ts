@@ -28,6 +28,10 @@ export interface VmSituation {
   networks: readonly VmStatusNetwork[];
   /** The cluster planner's latest word on the VM: why it waits, is held back, or is being moved. */
   verdict?: VmVerdict;
+  /** Set while the VM is to start from its replica in `cluster`: its original is the recovery's to stop or fence. */
+  recovering?: { cluster: string };
+  /** Its replication, as its status reports it, and the Replicated condition. */
+  replication?: { status: NonNullable<VirtualMachineStatus["replication"]>; condition?: ConditionInput };
   /** HA's side: whether the VM is protected, its last failover, its VM monitoring settings. */
   ha?: {
     protected?: boolean;
@@ -74,7 +78,12 @@ export function desiredConfig(
     cpuFeatures: [...(baseline ?? hostFeatures)].sort(),
     disks: vm.spec.disks.map((d) => ({ name: d.name, sizeGiB: d.sizeGiB, datastore: d.datastore })),
     nics: networks.map((n) => ({ network: n.name, macAddress: n.macAddress })),
-    workload: { profile: vm.spec.workload?.profile ?? "Steady", cpuPercent: vm.spec.workload?.cpuPercent ?? 20, ...(vm.spec.workload?.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: vm.spec.workload.dirtyRateMiBps } : {}) },
+    workload: {
+      profile: vm.spec.workload?.profile ?? "Steady",
+      cpuPercent: vm.spec.workload?.cpuPercent ?? 20,
+      ...(vm.spec.workload?.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: vm.spec.workload.dirtyRateMiBps } : {}),
+      ...(vm.spec.workload?.diskWriteRateMiBps !== undefined ? { diskWriteRateMiBps: vm.spec.workload.diskWriteRateMiBps } : {}),
+    },
     managedBy: MANAGED_BY,
   };
 }
@@ -101,6 +110,8 @@ export function planVm(s: Readonly<VmSituation>): VmPlan {
 
   if (!s.cluster) {
     progress = { phase: on ? phaseOf(instance) : "Pending", ready: false, stalled: { reason: "ClusterNotFound", message: `HostCluster ${vm.spec.placement.cluster} does not exist` } };
+  } else if (s.recovering && want === "On") {
+    progress = recoveringProgress(s);
   } else if (want === "Off") {
     progress = planOff(s, actions);
   } else if (want === "AsIs") {
@@ -158,6 +169,16 @@ interface Progress {
   correcting?: string;
   /** VM monitoring's count of resets, when this plan resets the VM. */
   monitoringResets?: VirtualMachineStatus["monitoringResets"];
+}
+
+/** A VM recovering from its replica: the cluster it recovers into starts it, once its original is fenced. */
+function recoveringProgress(s: Readonly<VmSituation>): Progress {
+  const verdict = s.verdict;
+  const on = s.instance !== undefined && s.instance.power !== "Off";
+  const phase = on ? phaseOf(s.instance!) : "Pending";
+  if (verdict?.kind === "RestartFailed") return { phase: "Failed", ready: false, stalled: { reason: "RestartFailed", message: verdict.message } };
+  if (verdict?.kind === "Waiting") return { phase, ready: false, reason: verdict.reason, message: verdict.message, needsPlacement: true };
+  return { phase, ready: false, reason: "Recovering", message: `recovering from its replica into cluster ${s.recovering!.cluster}`, needsPlacement: true };
 }
 
 function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {
@@ -264,8 +285,10 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
   if (resets) status.monitoringResets = { ...resets };
 
   const message = p.stalled?.message ?? p.message ?? "";
-  const drift = driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
+  // A recovering VM's original is not drift from its recovered spec: it is on its way out.
+  const drift = s.recovering ? undefined : driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
   if (drift) status.drift = drift;
+  if (s.replication) status.replication = s.replication.status;
   status.conditions = summarize(previous.conditions as Condition[] | undefined, {
     ready: p.ready,
     reason: p.reason ?? p.phase,
@@ -275,6 +298,7 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
       { type: "Placed", status: on, reason: on ? "Placed" : p.stalled?.reason ?? "NotPlaced", message: on ? `on host ${instance.host}` : message },
       driftedCondition(drift, driftResponse(p, actions)),
       baselinePending(s),
+      s.replication?.condition,
     ],
   }, new Date(s.now).toISOString(), generation);
   return status;

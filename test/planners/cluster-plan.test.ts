@@ -68,7 +68,7 @@ function situation(w: World): ClusterSituation {
   const byName = new Map(hosts.map((h) => [h.name, h]));
   const vms: VmFacts[] = w.vms.map(({ vm, instance }) => {
     const instanceHost = instance ? byName.get(instance.host) : undefined;
-    return { vm, id: `default/${vm.metadata.name}`, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
+    return { vm, declared: vm, role: { kind: "Home" }, plans: [], id: `default/${vm.metadata.name}`, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
   });
   const candidates: CandidateHost[] = hosts.map(candidateOf);
   const placed: PlacedVm[] = w.vms.flatMap(({ vm, instance }) => instance && instance.power !== "Off" && byName.has(instance.host)
@@ -78,6 +78,8 @@ function situation(w: World): ClusterSituation {
     cluster,
     hosts,
     vms,
+    site: { kind: "Up" },
+    replicaSites: new Map(),
     snapshot: { hosts: candidates, placed, strategy: cluster.spec.placement.strategy },
     memory: w.memory ?? { attempts: new Map(), failovers: new Map(), balancing: { holdDowns: new Map() }, moves: new Map() },
     migrations: [],

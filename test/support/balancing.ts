@@ -60,7 +60,7 @@ export function balancingSituation(w: BalancingWorld): ClusterSituation {
   const vms: VmFacts[] = w.vms.map(({ vm, host }) => {
     const id = `${vm.metadata.namespace ?? "default"}/${vm.metadata.name}`;
     const instanceHost = hostFacts.get(host);
-    return { vm, id, instance: instances.get(id)!, ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
+    return { vm, declared: vm, role: { kind: "Home" }, plans: [], id, instance: instances.get(id)!, ...(instanceHost ? { instanceHost } : {}), protection: protectionOf(vm, w.policies ?? [], cluster), networks: networksOf(vm) };
   });
   const candidates: CandidateHost[] = hosts.map(candidateOf);
   const placed: PlacedVm[] = w.vms.map(({ vm, host }) => ({
@@ -76,6 +76,8 @@ export function balancingSituation(w: BalancingWorld): ClusterSituation {
     cluster,
     hosts,
     vms,
+    site: { kind: "Up" },
+    replicaSites: new Map(),
     snapshot: { hosts: candidates, placed, strategy: cluster.spec.placement.strategy },
     memory: { attempts: new Map(), failovers: new Map(), balancing: w.balancing ?? { holdDowns: new Map() }, moves: new Map() },
     migrations: w.migrations ?? [],

@@ -1,8 +1,8 @@
 // The cluster planner: every decision that needs the whole cluster, made from one snapshot by a pipeline
 // of stages in a fixed order, each seeing the capacity the stages before it took (docs/decisions/0007):
 //
-//   HA restarts → admission control → placement of waiting VMs → maintenance evacuation
-//   → requested migrations → balancing
+//   HA restarts (and recoveries from replicas) → admission control → placement of waiting VMs
+//   → maintenance evacuation → requested migrations → balancing → replication
 //
 // Pure: the same situation gives the same plan. The engine gathers the situation, executes the plan's
 // actions, records their outcomes, and publishes the verdicts for the VMs' own reconciles.
@@ -13,6 +13,8 @@ import { evacuationStage, vacating } from "./evacuation.ts";
 import { migrationsStage } from "./migrations.ts";
 import { placementStage } from "./placement.ts";
 import { restartStage } from "./restarts.ts";
+import { replicationStage } from "./replication.ts";
+import type { ReplicationNote } from "../replication/status.ts";
 import { clusterStatus } from "./status.ts";
 import { desiredPower } from "../run-strategy.ts";
 import { requestOf } from "../../placement/index.ts";
@@ -49,6 +51,8 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
   measure("migrations", () => migrationsStage(s, state));
   let balancing: BalancingOutcome = {};
   measure("balancing", () => { balancing = balancingStage(s, state); });
+  let replication = new Map<string, ReplicationNote>();
+  measure("replication", () => { replication = replicationStage(s, state); });
 
   forgetSettledMoves(s, state);
   const verdicts = new Map<string, PublishedVerdict>();
@@ -66,6 +70,7 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
     stages,
     ...(balancing.report ? { balancing: balancing.report } : {}),
     ...(balancing.holdDowns ? { holdDowns: balancing.holdDowns } : {}),
+    replication,
   };
 }
 

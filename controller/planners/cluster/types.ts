@@ -11,6 +11,11 @@ import type { Action } from "../actions.ts";
 import type { FailoverReason, RestartAttempts } from "../ha/failover.ts";
 import type { Protection } from "../ha/protection.ts";
 import type { WaitReason } from "../ha/restart-order.ts";
+import type { ReplicaObservation } from "../../core/replication.ts";
+import type { PlanFacts, ReplicaRole } from "../replication/role.ts";
+import type { ReplicaSite } from "../replication/settings.ts";
+import type { SiteState } from "../replication/site.ts";
+import type { RecoveryRecord, ReplicationNote } from "../replication/status.ts";
 
 /** A host as the planners see it: declared, observed, its phase and why it takes no new VM, if it takes none. */
 export interface HostFacts {
@@ -26,7 +31,16 @@ export interface HostFacts {
 
 /** One VM of the cluster with everything a stage may look at. */
 export interface VmFacts {
+  /** The VM as declared where it is now: in its own cluster as written, away from home as recovered (replication/role.ts). */
   vm: VirtualMachine;
+  /** The VM as written. */
+  declared: VirtualMachine;
+  /** Home, away running from its replica, or recovering into this cluster. */
+  role: ReplicaRole;
+  /** Its replica, as the replica's site reports it. */
+  replica?: ReplicaObservation;
+  /** The RecoveryPlans selecting it, newest first. */
+  plans: readonly PlanFacts[];
   /** "namespace/name", the provider's id. */
   id: string;
   /** The VM as its host last reported it. */
@@ -104,6 +118,10 @@ export interface ClusterSituation {
   previousRequests?: ReadonlyMap<string, RequestVerdict>;
   /** Balancing recommendations a person approved (`vireo balance approve`), by id. */
   approvedRecommendations?: readonly string[];
+  /** Whether the cluster's site is lost (every host silent), as far as the controller can tell. */
+  site: SiteState;
+  /** The clusters the VMs replicate to (and this one), by name: what a replica may be placed on. */
+  replicaSites: ReadonlyMap<string, ReplicaSite>;
   now: number;
 }
 
@@ -113,7 +131,7 @@ export interface ClusterSituation {
  */
 export type VmVerdict =
   /** HA restarts it after a failure, but not yet (lease, restart order, retry, capacity, power-on slots). */
-  | { kind: "Waiting"; reason: WaitReason; message: string; until?: number }
+  | { kind: "Waiting"; reason: WaitReason | SiteWaitReason; message: string; until?: number }
   /** HA tried every attempt and gave up: the VM is Failed. */
   | { kind: "RestartFailed"; message: string }
   /** Admission control keeps its power-on back: the cluster could not absorb a host failure with it running. */
@@ -127,14 +145,22 @@ export type VmVerdict =
   /** It migrates live now. */
   | { kind: "Migrating"; target: string; message: string };
 
+/**
+ * Why a VM of a lost site, or one recovering from its replica, waits: its original may still run
+ * (WaitingForFencing), a recovery plan has not released it, a person must tell loss from partition
+ * (WaitingForUser), or nothing can recover it (SiteLost: no replica, or not protected by one).
+ */
+export type SiteWaitReason = "WaitingForFencing" | "WaitingForRecoveryPlan" | "WaitingForUser" | "SiteLost";
+
 /** A verdict, and the generation of the VM it was made for: a spec changed since makes it stale. */
 export type PublishedVerdict = VmVerdict & { generation: number | undefined };
 
 /** A start the plan asks for, and what kind of start it is, for the engine's records. */
 export type ClusterAction =
-  | { stage: "restarts"; action: Extract<Action, { type: "Start" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string } }
+  | { stage: "restarts"; action: Extract<Action, { type: "Start" | "Recover" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string }; recovery?: RecoveryRecord }
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
-  | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> };
+  | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> }
+  | { stage: "replication"; action: Extract<Action, { type: "Replicate" | "StopReplication" }> };
 
 /** A balancing move, recommended (Manual) or made (Automatic): as the HostCluster's status lists it. */
 export type Recommendation = BalancingRecommendation;
@@ -199,6 +225,8 @@ export interface ClusterPlan {
   balancing?: BalancingReport;
   /** Hold-downs after this round's balancing moves; the engine records them. */
   holdDowns?: ReadonlyMap<string, HoldDown>;
+  /** By VM id: what replication each replicated VM of the cluster should do, and whether its link keeps up. */
+  replication: Map<string, ReplicationNote>;
 }
 
 export interface StageSummary {
@@ -207,7 +235,7 @@ export interface StageSummary {
   verdicts: number;
 }
 
-export type StageName = "restarts" | "admission" | "placement" | "evacuation" | "migrations" | "balancing";
+export type StageName = "restarts" | "admission" | "placement" | "evacuation" | "migrations" | "balancing" | "replication";
 
 /** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
 export interface StageState {

@@ -9,7 +9,8 @@ import { desiredPower } from "../run-strategy.ts";
 /** BEHAVIOUR.md, Locks and fencing: a lease expires 80 s after its last renewal, when the host does not say otherwise. */
 export const DEFAULT_LEASE_EXPIRY_MS = 80_000;
 
-export type FailoverReason = "HostFailure" | "HostIsolation" | "StorageFailure" | "VmFailure";
+/** SiteFailure: every host of the VM's cluster failed; it recovers from its replica in another cluster. */
+export type FailoverReason = "HostFailure" | "HostIsolation" | "StorageFailure" | "VmFailure" | "SiteFailure";
 
 export interface FailoverNeed {
   fromHost: string;

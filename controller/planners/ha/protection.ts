@@ -43,6 +43,8 @@ export interface Protection {
   monitoring?: VmMonitoring;
   /** Other policies that select the VM too (they lost). */
   conflicts: string[];
+  /** protection Replicate: once its cluster is lost, the VM recovers from its replica in the target cluster. */
+  replicate: boolean;
 }
 
 export function policyKey(policy: Readonly<HAPolicy>): string {
@@ -77,6 +79,7 @@ export function protectionOf(vm: Readonly<VirtualMachine>, policies: readonly Re
     startDelayMs: (spec?.startDelaySeconds ?? 0) * 1000,
     isolationResponse: spec?.isolationResponse ?? "LeavePoweredOn",
     conflicts: matching.filter((p) => p !== winner).map(policyKey).sort(byCodeUnits),
+    replicate: spec?.protection === "Replicate" && vm.spec.replication !== undefined,
   };
   if (winner) base.policy = policyKey(winner);
   const monitoring = spec?.vmMonitoring;
@@ -96,7 +99,8 @@ function whyUnprotected(vm: Readonly<VirtualMachine>, spec: Readonly<HAPolicy["s
   if (!cluster) return `HostCluster ${vm.spec.placement.cluster} does not exist`;
   if (!cluster.spec.ha.enabled) return `HA is disabled in cluster ${cluster.metadata.name}`;
   if (spec?.restartPriority === "Disabled") return "restartPriority is Disabled";
-  if (spec && spec.protection !== "Restart") return `protection ${spec.protection} is not implemented; only Restart is`;
+  if (spec?.protection === "FaultTolerance") return "protection FaultTolerance is not implemented; Restart and Replicate are";
+  if (spec?.protection === "Replicate" && !vm.spec.replication) return "protection Replicate needs spec.replication: the VM has no replica to recover from";
   if (vm.spec.runStrategy !== "Always" && vm.spec.runStrategy !== "RerunOnFailure") return `runStrategy ${vm.spec.runStrategy} does not restart the VM after a failure`;
   return undefined;
 }

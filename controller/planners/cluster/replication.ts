@@ -1,0 +1,47 @@
+// Stage 7, replication: what the hosts' replication agents should do for each replicated VM of the cluster
+// (replicate where, or stop), and whether each link out of the cluster can carry what its VMs write within
+// their RPOs — told before a sync falls behind. Last, because it takes no capacity from anyone.
+
+import { writeRateOf } from "../../core/replication.ts";
+import { desiredReplication, sameSettings } from "../replication/settings.ts";
+import type { ReplicationNote } from "../replication/status.ts";
+import type { ClusterSituation, StageState } from "./types.ts";
+
+export function replicationStage(s: Readonly<ClusterSituation>, state: StageState): Map<string, ReplicationNote> {
+  const notes = new Map<string, ReplicationNote>();
+  const byLink = new Map<string, { bandwidth: number; demand: number; vms: string[] }>();
+  for (const f of s.vms) {
+    if (f.vm.metadata.deletionTimestamp) continue;
+    const replica = f.replica;
+    if (!f.declared.spec.replication) {
+      // Replication taken out of the spec: the replica goes too, unless it ran the VM (it is the VM's disks then).
+      if (replica && replica.state !== "FailedOver" && f.role.kind === "Home") {
+        state.actions.push({ stage: "replication", action: { type: "StopReplication", vm: f.id, reason: "spec.replication was removed" } });
+      }
+      continue;
+    }
+    const desired = desiredReplication(f.declared, f.role, f.plans, s.replicaSites, replica?.state === "FailedOver" ? undefined : replica?.settings.targetDatastore);
+    notes.set(f.id, { desired });
+    if (desired.kind !== "Replicate") continue;
+    if (!replica || !sameSettings(replica.settings, desired.settings)) {
+      const reason = !replica ? `replication to cluster ${desired.targetCluster} is declared`
+        : replica.state === "FailedOver" ? `${desired.direction === "Reverse" ? "a failback" : "the VM is home again and"} needs a new replica in cluster ${desired.targetCluster}`
+        : "the replication settings changed";
+      state.actions.push({ stage: "replication", action: { type: "Replicate", vm: f.id, settings: desired.settings, reason } });
+    }
+    const link = byLink.get(desired.settings.link) ?? { bandwidth: desired.settings.linkBandwidthMiBps, demand: 0, vms: [] };
+    link.demand += replica?.writeRateMiBps ?? writeRateOf(f.declared.spec.workload ?? { profile: "Steady", cpuPercent: 20 });
+    link.vms.push(f.id);
+    byLink.set(desired.settings.link, link);
+  }
+  for (const [name, link] of byLink) {
+    if (link.demand <= link.bandwidth) continue;
+    const message = `link ${name} must carry ${round(link.demand)} MiB/s of writes from ${link.vms.length} VMs on ${round(link.bandwidth)} MiB/s: syncs fall ever further behind and every RPO on it will be violated`;
+    for (const id of link.vms) notes.set(id, { ...notes.get(id)!, predictedViolation: message });
+  }
+  return notes;
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}

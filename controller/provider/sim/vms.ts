@@ -135,5 +135,7 @@ function workloadProblem(workload: VmConfig["workload"]): { field: string; probl
   if (!(percent >= 0 && percent <= 100)) return { field: "cpuPercent", problem: "must be between 0 and 100" };
   const dirtyRate = workload.dirtyRateMiBps;
   if (dirtyRate !== undefined && !(dirtyRate >= 0 && Number.isFinite(dirtyRate))) return { field: "dirtyRateMiBps", problem: "must be a non-negative number" };
+  const writeRate = workload.diskWriteRateMiBps;
+  if (writeRate !== undefined && !(writeRate >= 0 && Number.isFinite(writeRate))) return { field: "diskWriteRateMiBps", problem: "must be a non-negative number" };
   return undefined;
 }

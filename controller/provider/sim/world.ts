@@ -5,6 +5,7 @@
 import type { VmExitReason } from "../../api/types.ts";
 import type { MigrationPhase, MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
+import type { ReplicationSettings } from "../../core/replication.ts";
 
 export interface HostRecord {
   name: string;
@@ -21,6 +22,11 @@ export interface HostRecord {
   isolationEnforcedAt?: number;
   /** Set while the host is on the far side of a network partition: it still reaches its peers there. */
   partitionedAt?: number;
+  /**
+   * Set while the partition cuts the host's storage network off from the observer too: its datastores that
+   * no host outside sees are unreachable, and their heartbeat regions read as they were at the cut.
+   */
+  storageCutAt?: number;
   /** SlowHost: boots and guest shutdowns take this many times longer. */
   slowdown?: number;
   /** The paths that work to the host's worst-served datastore (all of them when no fault is on). */
@@ -77,6 +83,8 @@ export interface VmRecord {
   revision: number;
   /** While the VM's host is down: the last report of the VM that the host sent. */
   lastReport?: VmObservation;
+  /** Set when the VM was powered on from a replica (a failover or a test copy): which one, as of which instance. */
+  recoveredFrom?: { replicaOf: string; instanceAt: number };
 }
 
 /** A lock on one disk of one VM, held by the host that runs it (VMFS lock / sanlock resource lease). */
@@ -138,6 +146,101 @@ export interface MigrationRecord {
   reason?: string;
 }
 
+/**
+ * What the VM has written to its disks since replication was configured, booked at `bookedAt`: from then
+ * on it writes `rateMiBps` while `writing`. Re-booked at every change to the world, so the instant the
+ * VM stops writing (a crash, a power-off, APD) is exact.
+ */
+export interface WriteBooking {
+  bookedAt: number;
+  writtenMiB: number;
+  writing: boolean;
+  rateMiBps: number;
+  /** When the VM last stopped writing (or the booking began, if it was not writing then). */
+  stoppedAt?: number;
+}
+
+/** A point-in-time instance of the replica: the VM as of the start of the sync that made it. */
+export interface ReplicaInstance {
+  startedAt: number;
+  /** The VM's writes booked up to that start (WriteBooking.writtenMiB's scale). */
+  writtenMiB: number;
+  endedAt: number;
+  transferredMiB: number;
+  key?: string;
+}
+
+/** A sync under way, over `link` at its share of the link's bandwidth, booked at `bookedAt`. */
+export interface SyncRecord {
+  startedAt: number;
+  totalMiB: number;
+  full: boolean;
+  key?: string;
+  link: string;
+  /** The VM's writes booked up to the start: what the instance will reflect. */
+  writtenMiB: number;
+  sentMiB: number;
+  bookedAt: number;
+  bandwidthMiBps: number;
+  /** When it has sent everything at the share it has now (whole ms, rounded up). */
+  endsAt: number;
+}
+
+/** What a failover from the replica cost, as the ground truth knows it. */
+export interface RecoveryRecord {
+  vm: string;
+  at: number;
+  host: string;
+  instanceAt: number;
+  /** When the original last stopped writing. */
+  stoppedWritingAt: number;
+  /** What the original wrote after the instance's start: lost with the failover. */
+  lostMiB: number;
+}
+
+/** One VM's replica (vSphere Replication), by VM id: it outlives the VM's registration, for a failover. */
+export interface ReplicaRecord {
+  vm: string;
+  settings: ReplicationSettings;
+  writes: WriteBooking;
+  /** Kept instances, oldest first; the last is the latest completed sync. */
+  instances: ReplicaInstance[];
+  syncing?: SyncRecord;
+  /** When the next sync begins; absent while one is under way or none can or need run. */
+  nextSyncAt?: number;
+  /** Keys of syncs asked for whose sync has not completed: each gets a sync of its own, at once. */
+  requestedKeys: string[];
+  /** Keys of the latest syncs asked for and completed, so that asking again is a no-op. */
+  doneKeys: string[];
+  /** Set once the replica was promoted to run the VM. */
+  recovery?: { at: number; instanceAt: number; host: string };
+}
+
+/** A replication link between two sites: the syncs under way on it share its bandwidth evenly. */
+export interface ReplicationLink {
+  name: string;
+  bandwidthMiBps: number;
+}
+
+/**
+ * Derived from the replicas, never saved: the queue of their next events (each replica has at most one:
+ * its sync's end, or its next sync's start) and the syncs under way on each link.
+ */
+export interface ReplicationIndex {
+  /** A binary heap by (due, vm); an entry is live while `scheduled` holds its due for its VM. */
+  queue: { due: number; vm: string }[];
+  scheduled: Map<string, number>;
+  syncsByLink: Map<string, Set<string>>;
+  /** The datastores some registered host sees: a replica whose target is not among them is in Error. */
+  datastoresSeen: Set<string>;
+  /**
+   * Links whose syncs are to be shared out anew as of `sharesDueAt`: the syncs that begin or end at one
+   * instant change the shares once, however many they are.
+   */
+  linksToShare: Set<string>;
+  sharesDueAt?: number;
+}
+
 export interface World {
   seed: number;
   hosts: Map<string, HostRecord>;
@@ -147,13 +250,33 @@ export interface World {
   locks: Map<string, DiskLock>;
   /** By VM id: each VM's migration under way, or its last one. */
   migrations: Map<string, MigrationRecord>;
+  /** By VM id. */
+  replicas: Map<string, ReplicaRecord>;
+  /** By name; a link's bandwidth is the last one configured for it. */
+  links: Map<string, ReplicationLink>;
+  /** Every failover from a replica, for the ground truth. */
+  recoveries: RecoveryRecord[];
+  replication: ReplicationIndex;
   splitBrainAttempts: number;
   /** The last revision handed out: revisions are unique across the world, so a re-created VM never repeats one. */
   revision: number;
 }
 
 export function emptyWorld(seed: number): World {
-  return { seed, hosts: new Map(), vms: new Map(), vmsByHost: new Map(), locks: new Map(), migrations: new Map(), splitBrainAttempts: 0, revision: 0 };
+  return {
+    seed,
+    hosts: new Map(),
+    vms: new Map(),
+    vmsByHost: new Map(),
+    locks: new Map(),
+    migrations: new Map(),
+    replicas: new Map(),
+    links: new Map(),
+    recoveries: [],
+    replication: { queue: [], scheduled: new Map(), syncsByLink: new Map(), datastoresSeen: new Set(), linksToShare: new Set() },
+    splitBrainAttempts: 0,
+    revision: 0,
+  };
 }
 
 export function isPoweredOn(power: VmPowerState): boolean {
@@ -235,6 +358,7 @@ export function copyVmConfig(config: VmConfig): VmConfig {
       profile: config.workload.profile,
       cpuPercent: config.workload.cpuPercent,
       ...(config.workload.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: config.workload.dirtyRateMiBps } : {}),
+      ...(config.workload.diskWriteRateMiBps !== undefined ? { diskWriteRateMiBps: config.workload.diskWriteRateMiBps } : {}),
     },
     ...(config.isolationResponse !== undefined ? { isolationResponse: config.isolationResponse } : {}),
     ...(config.managedBy !== undefined ? { managedBy: config.managedBy } : {}),

@@ -78,6 +78,7 @@ export function recoverHost(ctx: SimContext, name: string): void {
   delete host.isolationRespondedAt;
   delete host.isolationEnforcedAt;
   delete host.partitionedAt;
+  delete host.storageCutAt;
   delete host.storageLostAt;
   host.bootedAt = now;
   host.networkSince = now;
@@ -143,11 +144,18 @@ export function applyIsolationResponse(ctx: SimContext, host: HostRecord): void 
   ctx.changed();
 }
 
-/** The hosts lose the network to the rest of the cluster; they still reach each other and their gateway. */
-export function partitionHosts(ctx: SimContext, names: readonly string[]): void {
+/**
+ * The hosts lose the network to the rest of the cluster; they still reach each other and their gateway.
+ * With `storage` (a site cut off, its storage network with it) the observer also loses the datastores that
+ * only they see (observation.ts, unreachableDatastores); the hosts themselves keep every path.
+ */
+export function partitionHosts(ctx: SimContext, names: readonly string[], storage = false): void {
   const hosts = names.map((name) => requireHost(ctx.world, name));
   const now = ctx.now();
-  for (const host of hosts) if (host.partitionedAt === undefined) host.partitionedAt = now;
+  for (const host of hosts) {
+    if (host.partitionedAt === undefined) host.partitionedAt = now;
+    if (storage && host.storageCutAt === undefined) host.storageCutAt = now;
+  }
   ctx.changed();
 }
 
@@ -155,6 +163,7 @@ export function healPartition(ctx: SimContext, names: readonly string[]): void {
   const hosts = names.map((name) => requireHost(ctx.world, name));
   const now = ctx.now();
   for (const host of hosts) {
+    delete host.storageCutAt;
     if (host.partitionedAt === undefined) continue;
     delete host.partitionedAt;
     if (host.isolatedAt === undefined) host.networkSince = now;

@@ -72,12 +72,16 @@ function storageEnd(host: HostRecord, now: number): number {
   return Math.min(now, host.storageLostAt ?? now, host.crashedAt ?? now);
 }
 
-export function hostObservation(host: HostRecord, tally: HostTally, now: number, timings: SimTimings): HostObservation {
+/**
+ * The host's report. `datastoreCutAt`: when the observer lost the last of the host's datastores (a site cut
+ * off with its storage); the datastore heartbeat it reads is the last one written before.
+ */
+export function hostObservation(host: HostRecord, tally: HostTally, now: number, timings: SimTimings, datastoreCutAt?: number): HostObservation {
   return {
     name: host.name,
     config: copyHostConfig(host.config),
     lastNetworkHeartbeat: lastNetworkHeartbeat(host, now, timings),
-    lastDatastoreHeartbeat: lastDatastoreHeartbeat(host, now, timings),
+    lastDatastoreHeartbeat: lastDatastoreHeartbeat(host, Math.min(now, datastoreCutAt ?? now), timings),
     storagePathsUp: host.storagePathsUp,
     datastores: datastoreReports(host),
     allocated: { ...tally.allocated },

@@ -100,6 +100,38 @@ export function reshapeStorage(host: HostRecord, previousPaths: number, now: num
   }
 }
 
+/**
+ * The datastores the observer cannot read because a partition cut their site's storage network off with
+ * it (partitionHosts with storage): those that only cut-off hosts see, each with when it was lost (when
+ * the last host that sees it was cut off).
+ */
+export function unreachableDatastores(hosts: Iterable<Readonly<HostRecord>>): Map<string, number> {
+  const lostAt = new Map<string, number>();
+  const reachable = new Set<string>();
+  for (const host of hosts) {
+    for (const datastore of host.config.datastores) {
+      if (host.storageCutAt === undefined) reachable.add(datastore);
+      else lostAt.set(datastore, Math.max(lostAt.get(datastore) ?? host.storageCutAt, host.storageCutAt));
+    }
+  }
+  for (const datastore of reachable) lostAt.delete(datastore);
+  return lostAt;
+}
+
+/**
+ * When the observer last could read the host's datastore heartbeat: undefined while it can, else when the
+ * last of the host's datastores became unreachable (a host with none heartbeats on its paths, never cut).
+ */
+export function datastoreHeartbeatCutAt(host: Readonly<HostRecord>, unreachable: ReadonlyMap<string, number>): number | undefined {
+  let cutAt: number | undefined;
+  for (const datastore of host.config.datastores) {
+    const lost = unreachable.get(datastore);
+    if (lost === undefined) return undefined;
+    cutAt = Math.max(cutAt ?? lost, lost);
+  }
+  return cutAt;
+}
+
 /** What the host reports of each datastore it sees. */
 export function datastoreReports(host: Readonly<HostRecord>): DatastoreObservation[] {
   return host.config.datastores.map((name) => {

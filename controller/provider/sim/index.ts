@@ -8,6 +8,7 @@ import { ProviderError } from "../provider.ts";
 import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../provider.ts";
 import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
+import type { ReplicaState, ReplicationSettings } from "../../core/replication.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
 import type { SimContext } from "./faults.ts";
@@ -17,6 +18,8 @@ import { migrationsUnderWay } from "./migration-hosts.ts";
 import { advanceMigration, beginMigration, cancelMigration, endBrokenMigrations, forgetMigration, nextMigrationEvent } from "./migrations.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
+import { recoverVm } from "./recovery.ts";
+import { advanceReplication, configureReplication, nextReplicationEventAt, rebookReplicas, replicaState, requestSync, settleLinks, stopReplication } from "./replication.ts";
 import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
 import type { RestoredWorld } from "./state-file.ts";
 import { resolveTimings } from "./timings.ts";
@@ -33,6 +36,8 @@ export { cpuDemand } from "./usage.ts";
 
 /** Migration events handled in one turn of the clock before the rest wait for the next. */
 const MAX_MIGRATION_EVENTS_PER_TURN = 1000;
+/** Replication events (a sync beginning or ending) handled in one turn; the rest go on at the next. */
+const MAX_REPLICATION_EVENTS_PER_TURN = 10_000;
 
 export interface SimOptions {
   clock: Clock;
@@ -62,6 +67,13 @@ export interface GroundTruth {
   vms: { id: string; host: string; power: VmPowerState }[];
   /** Live migrations under way: the target holds the VM's memory too until the switch-over. */
   migrations: { vm: string; source: string; target: string }[];
+  /** Every replica: its state and the start of each instance it keeps (oldest first, the latest last). */
+  replicas: { vm: string; state: ReplicaState; instances: number[]; lastSyncStartedAt?: number }[];
+  /**
+   * Every failover from a replica: the instance it ran from, when the original last stopped writing, and
+   * what the original wrote after the instance's start (lost with the failover), MiB, exact.
+   */
+  recoveries: { vm: string; instanceAt: number; stoppedWritingAt: number; lostMiB: number }[];
 }
 
 export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfBandChanges {
@@ -77,6 +89,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
    * happen in time order, also when a restart finds several overdue.
    */
   private migrationTimer: { due: number; timer: Timer } | undefined;
+  /** One timer for the earliest replication event: syncs share links, so theirs too happen in time order. */
+  private replicationTimer: { due: number; timer: Timer } | undefined;
   private readonly writer: StateWriter | undefined;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
@@ -254,6 +268,26 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     if (cancelMigration(this.ctx, id, key)) this.changed();
   }
 
+  async replicateVm(id: string, settings: ReplicationSettings): Promise<void> {
+    this.assertOpen();
+    if (configureReplication(this.world, id, settings, this.clock.now())) this.changed();
+  }
+
+  async stopReplication(id: string): Promise<void> {
+    this.assertOpen();
+    if (stopReplication(this.world, id, this.clock.now())) this.changed();
+  }
+
+  async syncReplica(id: string, key: string): Promise<void> {
+    this.assertOpen();
+    if (requestSync(this.world, id, key, this.clock.now())) this.changed();
+  }
+
+  async recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation> {
+    this.assertOpen();
+    return recoverVm(this.ctx, id, { ...options, host, config });
+  }
+
   async resetVm(id: string, key: string): Promise<void> {
     this.assertOpen();
     const vm = faults.requireVm(this.world, id);
@@ -329,9 +363,9 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     faults.healIsolation(this.ctx, name);
   }
 
-  async partitionHosts(names: string[]): Promise<void> {
+  async partitionHosts(names: string[], options: { storage?: boolean } = {}): Promise<void> {
     this.assertOpen();
-    faults.partitionHosts(this.ctx, names);
+    faults.partitionHosts(this.ctx, names, options.storage === true);
   }
 
   async healPartition(names: string[]): Promise<void> {
@@ -431,6 +465,16 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
       })),
       vms: [...this.world.vms.values()].map((vm) => ({ id: vm.id, host: vm.host, power: vm.power })),
       migrations: migrationsUnderWay(this.world).map((m) => ({ vm: m.vm, source: m.source, target: m.target })),
+      replicas: [...this.world.replicas.values()].map((replica) => {
+        const last = replica.instances.at(-1);
+        return {
+          vm: replica.vm,
+          state: replicaState(this.world, replica).state,
+          instances: replica.instances.map((instance) => instance.startedAt),
+          ...(last ? { lastSyncStartedAt: last.startedAt } : {}),
+        };
+      }),
+      recoveries: this.world.recoveries.map((r) => ({ vm: r.vm, instanceAt: r.instanceAt, stoppedWritingAt: r.stoppedWritingAt, lostMiB: r.lostMiB })),
     };
   }
 
@@ -447,6 +491,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     for (const timer of this.isolationTimers.values()) timer.cancel();
     this.migrationTimer?.timer.cancel();
     this.migrationTimer = undefined;
+    this.replicationTimer?.timer.cancel();
+    this.replicationTimer = undefined;
     this.transitionTimers.clear();
     this.fenceTimers.clear();
     this.isolationTimers.clear();
@@ -554,6 +600,35 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.syncMigrationTimer();
   }
 
+  /** Arms the replication timer for the earliest replication event, or cancels it. */
+  private syncReplicationTimer(): void {
+    const due = this.closed ? undefined : nextReplicationEventAt(this.world);
+    if (due === this.replicationTimer?.due) return;
+    this.replicationTimer?.timer.cancel();
+    this.replicationTimer = undefined;
+    if (due === undefined) return;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.replicationsDue(due));
+    this.replicationTimer = { due, timer };
+  }
+
+  /** Every replication event due by now happens, each at its own time and with its own revision, as migrations' do. */
+  private replicationsDue(due: number): void {
+    if (this.replicationTimer?.due !== due) return;
+    this.replicationTimer = undefined;
+    const until = Math.max(due, this.clock.now());
+    for (let events = 0; events < MAX_REPLICATION_EVENTS_PER_TURN && advanceReplication(this.world, until); events++) this.published();
+    settleLinks(this.world);
+    this.syncReplicationTimer();
+  }
+
+  /** Replication events due by `until` (before it, unless `inclusive`), in time order; how many happened. */
+  private runReplicationEvents(until: number, inclusive: boolean): number {
+    let events = 0;
+    while (events < MAX_REPLICATION_EVENTS_PER_TURN && advanceReplication(this.world, until, inclusive)) events += 1;
+    settleLinks(this.world);
+    return events;
+  }
+
   private rearmTimers(): void {
     for (const vm of this.world.vms.values()) this.syncTransition(vm);
     for (const host of this.world.hosts.values()) {
@@ -561,12 +636,29 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
       this.syncIsolation(host);
     }
     this.syncMigrationTimer();
+    // Syncs that fell due while nothing ran happen now, each at its own time, before anything else can
+    // change the world: the writes they ship were booked as the world was saved.
+    if (this.runReplicationEvents(this.clock.now(), true) > 0) this.published();
+    this.syncReplicationTimer();
   }
 
   private changed(): void {
     // Whatever changed may have broken a migration (a host down, the VM stopped): it ends before anyone looks.
     endBrokenMigrations(this.ctx);
     this.syncMigrationTimer();
+    // Replication events overdue (a late timer) happen first, at their own times, as the world was; then
+    // every replica books what its VM wrote up to the change, and what is due at once (a first sync, one
+    // asked for, one the change made possible) begins now.
+    const now = this.clock.now();
+    this.runReplicationEvents(now, false);
+    rebookReplicas(this.world, now);
+    this.runReplicationEvents(now, true);
+    this.syncReplicationTimer();
+    this.published();
+  }
+
+  /** The world moved on: a new revision, saved and told to listeners. */
+  private published(): void {
     // A change that touches no VM (a host crashing, a split-brain attempt) still moves the world's
     // revision; VM revisions stay unique, as they are handed out from the same counter.
     this.world.revision += 1;

@@ -7,6 +7,8 @@ import type { HostObservation, Observation, VmObservation } from "../../core/obs
 import { emptyTally, hostObservation } from "./hosts.ts";
 import type { HostTally, Resources } from "./hosts.ts";
 import { migrationsUnderWay, reservedOn } from "./migration-hosts.ts";
+import { replicaObservation } from "./replication.ts";
+import { datastoreHeartbeatCutAt, unreachableDatastores } from "./storage.ts";
 import type { SimTimings } from "./timings.ts";
 import { addToTally, vmObservation } from "./vms.ts";
 import { copyHostObservation, copyVmObservation, isPoweredOn, vmsOnHost } from "./world.ts";
@@ -23,7 +25,7 @@ export function liveHostReport(world: World, host: HostRecord, now: number, timi
   const tally = emptyTally();
   for (const vm of vmsOnHost(world, host.name)) addToTally(tally, vmObservation(vm, host, now, world.seed, timings));
   addIncomingMigrations(world, host.name, tally);
-  return hostObservation(host, tally, now, timings);
+  return hostObservation(host, tally, now, timings, datastoreHeartbeatCutAt(host, unreachableDatastores(world.hosts.values())));
 }
 
 export function observeWorld(world: World, now: number, timings: SimTimings): Observation {
@@ -39,13 +41,15 @@ export function observeWorld(world: World, now: number, timings: SimTimings): Ob
     }
     addToTally(tally, report);
   }
+  const unreachable = unreachableDatastores(world.hosts.values());
   const hosts: HostObservation[] = [];
   for (const host of world.hosts.values()) {
     if (host.crashedAt !== undefined) hosts.push(copyHostObservation(lastHostReportOf(host)));
-    else hosts.push(hostObservation(host, addIncomingMigrations(world, host.name, tallies.get(host.name) ?? emptyTally()), now, timings));
+    else hosts.push(hostObservation(host, addIncomingMigrations(world, host.name, tallies.get(host.name) ?? emptyTally()), now, timings, datastoreHeartbeatCutAt(host, unreachable)));
   }
   const migrations = [...world.migrations.values()].map(migrationObservation);
-  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts, migrations };
+  const replicas = [...world.replicas.values()].map((replica) => replicaObservation(world, replica, now));
+  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts, migrations, replicas, unreachableDatastores: [...unreachable.keys()].sort() };
 }
 
 /**

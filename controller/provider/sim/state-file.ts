@@ -5,16 +5,20 @@ import type { MigrationPhase } from "../../core/migration.ts";
 import { migrationSettingsProblem } from "../../core/migration.ts";
 import type { VmPowerState } from "../../core/observation.ts";
 import { validateHostConfig } from "./hosts.ts";
+import { indexReplicas, replicationSettingsProblem } from "./replication.ts";
 import type { SimTimings } from "./timings.ts";
 import { resolveTimings } from "./timings.ts";
 import { validateVmConfig } from "./vms.ts";
 import { attachVm, emptyWorld } from "./world.ts";
-import type { DiskLock, HostRecord, MigrationRecord, VmRecord, World } from "./world.ts";
+import type { DiskLock, HostRecord, MigrationRecord, RecoveryRecord, ReplicaRecord, ReplicationLink, VmRecord, World } from "./world.ts";
 
 export const STATE_FORMAT = "vireo-simulated-hosts";
-/** 2 added live migrations; a version 1 file is a world without any and loads as it is. */
-export const STATE_VERSION = 2;
-const READABLE_VERSIONS: readonly unknown[] = [1, 2];
+/**
+ * 2 added live migrations, 3 replication (replicas, links, recoveries); an older file is a world without
+ * them and loads as it is.
+ */
+export const STATE_VERSION = 3;
+const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3];
 
 interface WorldFile {
   format: typeof STATE_FORMAT;
@@ -28,6 +32,9 @@ interface WorldFile {
   vms: VmRecord[];
   locks: DiskLock[];
   migrations: MigrationRecord[];
+  replicas: ReplicaRecord[];
+  links: ReplicationLink[];
+  recoveries: RecoveryRecord[];
 }
 
 /** The state file cannot be read back into a world. */
@@ -53,6 +60,9 @@ export function serializeWorld(world: World, timings: SimTimings, savedAt: numbe
     vms: [...world.vms.values()],
     locks: [...world.locks.values()],
     migrations: [...world.migrations.values()],
+    replicas: [...world.replicas.values()],
+    links: [...world.links.values()],
+    recoveries: world.recoveries,
   };
   return `${JSON.stringify(file)}\n`;
 }
@@ -121,6 +131,7 @@ function restore(data: unknown): RestoredWorld {
       world.migrations.set(m.vm, m);
     });
   }
+  if (file.version === 3) restoreReplication(file, world);
   return { world, timings };
 }
 
@@ -134,7 +145,7 @@ function hostRecord(entry: unknown, where: string): HostRecord {
   object((fields.config as Fields).labels, `${where}.config.labels`);
   checked(where, () => validateHostConfig(host.name, host.config));
   for (const name of ["bootedAt", "networkSince", "storagePathsUp", "storageSince"]) number(fields, name, where);
-  for (const name of ["isolatedAt", "storageLostAt", "crashedAt"]) optionalNumber(fields, name, where);
+  for (const name of ["isolatedAt", "partitionedAt", "storageCutAt", "storageLostAt", "crashedAt"]) optionalNumber(fields, name, where);
   if (host.crashedAt !== undefined) object(fields.lastReport, `${where}.lastReport`);
   if (fields.datastorePaths !== undefined) {
     for (const [datastore, entry] of Object.entries(object(fields.datastorePaths, `${where}.datastorePaths`))) {
@@ -164,6 +175,11 @@ function vmRecord(entry: unknown, where: string): VmRecord {
   if (typeof vm.guestHung !== "boolean") throw new RecordError(`${where}.guestHung must be true or false`);
   if (vm.lastExit !== undefined) number(object(vm.lastExit, `${where}.lastExit`), "at", `${where}.lastExit`);
   if (vm.lastReport !== undefined) object(vm.lastReport, `${where}.lastReport`);
+  if (vm.recoveredFrom !== undefined) {
+    const from = object(vm.recoveredFrom, `${where}.recoveredFrom`);
+    string(from, "replicaOf", `${where}.recoveredFrom`);
+    number(from, "instanceAt", `${where}.recoveredFrom`);
+  }
   return vm;
 }
 
@@ -204,6 +220,68 @@ function checkMigrationPlace(m: MigrationRecord, where: string, world: World): v
     throw new RecordError(`${where}: VM ${m.vm} migrates from ${m.source} to ${m.target} but is on ${vm.host}`);
   }
   if (m.phase === "Switchover" && m.switchoverEndsAt === undefined) throw new RecordError(`${where}: a switch-over needs switchoverEndsAt`);
+}
+
+function restoreReplication(file: Fields, world: World): void {
+  list(file, "links").forEach((entry, i) => {
+    const where = `links[${i}]`;
+    const fields = object(entry, where);
+    const name = string(fields, "name", where);
+    if (!(number(fields, "bandwidthMiBps", where) > 0)) throw new RecordError(`${where}.bandwidthMiBps must be positive`);
+    world.links.set(name, fields as unknown as ReplicationLink);
+  });
+  list(file, "replicas").forEach((entry, i) => {
+    const replica = replicaRecord(entry, `replicas[${i}]`, world);
+    if (world.replicas.has(replica.vm)) throw new RecordError(`replicas[${i}]: VM ${replica.vm} has two replicas`);
+    world.replicas.set(replica.vm, replica);
+  });
+  list(file, "recoveries").forEach((entry, i) => {
+    const where = `recoveries[${i}]`;
+    const fields = object(entry, where);
+    for (const name of ["vm", "host"]) string(fields, name, where);
+    for (const name of ["at", "instanceAt", "stoppedWritingAt", "lostMiB"]) number(fields, name, where);
+    world.recoveries.push(fields as unknown as RecoveryRecord);
+  });
+  indexReplicas(world);
+}
+
+/** A replica whose figures are numbers, whose sync under way (if any) runs on a link of the file. */
+function replicaRecord(entry: unknown, where: string, world: World): ReplicaRecord {
+  const fields = object(entry, where);
+  const replica = fields as unknown as ReplicaRecord;
+  string(fields, "vm", where);
+  const settings = replicationSettingsProblem(fields.settings);
+  if (settings !== undefined) throw new RecordError(`${where}.settings.${settings}`);
+  const writes = object(fields.writes, `${where}.writes`);
+  for (const name of ["bookedAt", "writtenMiB", "rateMiBps"]) number(writes, name, `${where}.writes`);
+  optionalNumber(writes, "stoppedAt", `${where}.writes`);
+  if (typeof writes.writing !== "boolean") throw new RecordError(`${where}.writes.writing must be true or false`);
+  list(fields, "instances", where).forEach((instance, i) => {
+    const at = `${where}.instances[${i}]`;
+    for (const name of ["startedAt", "writtenMiB", "endedAt", "transferredMiB"]) number(object(instance, at), name, at);
+  });
+  for (const name of ["requestedKeys", "doneKeys"]) {
+    list(fields, name, where).forEach((key, i) => {
+      if (typeof key !== "string") throw new RecordError(`${where}.${name}[${i}] must be a string`);
+    });
+  }
+  optionalNumber(fields, "nextSyncAt", where);
+  if (fields.syncing !== undefined) syncRecord(fields.syncing, `${where}.syncing`, world);
+  if (fields.recovery !== undefined) {
+    const at = `${where}.recovery`;
+    const recovery = object(fields.recovery, at);
+    for (const name of ["at", "instanceAt"]) number(recovery, name, at);
+    string(recovery, "host", at);
+  }
+  if (!world.links.has(replica.settings.link)) throw new RecordError(`${where}: replicates over unknown link ${replica.settings.link}`);
+  return replica;
+}
+
+function syncRecord(entry: unknown, where: string, world: World): void {
+  const syncing = object(entry, where);
+  for (const name of ["startedAt", "totalMiB", "writtenMiB", "sentMiB", "bookedAt", "bandwidthMiBps", "endsAt"]) number(syncing, name, where);
+  if (typeof syncing.full !== "boolean") throw new RecordError(`${where}.full must be true or false`);
+  if (!world.links.has(string(syncing, "link", where))) throw new RecordError(`${where}: sync over unknown link ${String(syncing.link)}`);
 }
 
 function checked(where: string, check: () => void): void {

@@ -80,7 +80,7 @@ const cases: Case[] = [
         assert.deepEqual(plan.holdDowns?.get(action.vm), { moves: 1, lastMoveAt: NOW, until: NOW + HOLD_DOWN_MS });
         assert.equal(plan.moves.get(action.vm)?.stage, "balancing");
       }
-      assert.deepEqual(plan.stages.at(-1), { stage: "balancing", actions: 2, verdicts: 2 });
+      assert.deepEqual(plan.stages.find((st) => st.stage === "balancing"), { stage: "balancing", actions: 2, verdicts: 2 });
       assert.equal(plan.wakeAt, NOW + 300_000, "the next pass, one interval on");
       assert.equal(plan.status.balancing?.movesStarted, 2);
       assert.deepEqual(plan.status.balancing?.recommendations, [], "Automatic lists nothing to approve");

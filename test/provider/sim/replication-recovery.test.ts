@@ -14,7 +14,7 @@ async function replicated() {
   await running(clock, sim, { "shop/db": ["a1", siteAVm(20)] });
   const t0 = clock.now();
   await sim.replicateVm("shop/db", replication());
-  await syncsCompleted(clock, sim, "shop/db", 2);
+  await syncsCompleted({ clock, sim }, "shop/db", 2);
   return { clock, sim, t0 };
 }
 
@@ -65,7 +65,7 @@ describe("recovery from a replica: failover", () => {
     await sim.stopVm("shop/db", "Shutdown");
     await clock.advance(sim.timings.guestShutdownMs);
     await sim.syncReplica("shop/db", "final");
-    const final = await runUntil(clock, sim, "shop/db", (r) => r.lastSync?.key === "final");
+    const final = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync?.key === "final");
     assert.equal(final.state, "Paused");
 
     await sim.recoverVm("shop/db", "b2", atSiteB(siteAVm(20)), { replicaOf: "shop/db" });
@@ -92,7 +92,7 @@ describe("recovery from a replica: test copies and refusals", () => {
     const retried = await sim.recoverVm("shop/db-test", "b1", atSiteB(siteAVm(20)), { replicaOf: "shop/db", instanceAt: t0 });
     assert.equal(retried.revision, copy.revision);
 
-    const next = await syncsCompleted(clock, sim, "shop/db", 1, t0 + 2 * HALF_RPO_MS);
+    const next = await syncsCompleted({ clock, sim }, "shop/db", 1, t0 + 2 * HALF_RPO_MS);
     assert.deepEqual([next.state, next.lastSync!.transferredMiB], ["Replicating", WRITE_RATE * HALF_RPO_MS / 1000]);
     assert.deepEqual([sim.observeVm("shop/db")!.host, sim.observeVm("shop/db")!.power], ["a1", "Running"]);
     assert.equal(sim.observeVm("shop/db-test")!.power, "Running");
@@ -109,7 +109,7 @@ describe("recovery from a replica: test copies and refusals", () => {
     assert.equal(await refusal(copy("b1", { replicaOf: "shop/db" })), "NotFound", "no replica");
     await sim.replicateVm("shop/db", replication());
     assert.equal(await refusal(copy("b1", { replicaOf: "shop/db" })), "Conflict", "no completed sync yet");
-    await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     assert.equal(await refusal(copy("b9", { replicaOf: "shop/db" })), "NotFound", "no such host");
     assert.equal(await refusal(copy("b1", { replicaOf: "shop/db", instanceAt: 1 })), "NotFound", "no such instance");
     assert.equal(await refusal(copy("a2", { replicaOf: "shop/db" })), "Unavailable", "a host that does not see the replica's datastore");

@@ -41,6 +41,12 @@ export async function twoSites(options: Partial<SimOptions> = {}) {
   return fleet({ a1: siteA, a2: siteA, b1: siteB, b2: siteB }, options);
 }
 
+/** The simulated hosts of a test and the clock they run on. */
+export interface Sites {
+  clock: VirtualClock;
+  sim: SimulatedHosts;
+}
+
 export async function replicaOf(provider: HypervisorProvider, vm: string): Promise<ReplicaObservation> {
   const replica = (await provider.observe()).replicas?.find((r) => r.vm === vm);
   assert.ok(replica, `VM ${vm} has no replica`);
@@ -52,8 +58,7 @@ export async function replicaOf(provider: HypervisorProvider, vm: string): Promi
  * calling `each` with it after every event; returns it then.
  */
 export async function runUntil(
-  clock: VirtualClock,
-  sim: SimulatedHosts,
+  { clock, sim }: Sites,
   vm: string,
   until: (replica: ReplicaObservation) => boolean,
   each?: (replica: ReplicaObservation) => void,
@@ -70,10 +75,10 @@ export async function runUntil(
 }
 
 /** Runs until the replica has completed `count` syncs in all since `after` (its first sync's start by default). */
-export async function syncsCompleted(clock: VirtualClock, sim: SimulatedHosts, vm: string, count: number, after = 0): Promise<ReplicaObservation> {
+export async function syncsCompleted(sites: Sites, vm: string, count: number, after = 0): Promise<ReplicaObservation> {
   let seen = 0;
   let lastSeen: number | undefined;
-  return runUntil(clock, sim, vm, (replica) => {
+  return runUntil(sites, vm, (replica) => {
     const last = replica.lastSync?.startedAt;
     if (last !== undefined && last !== lastSeen && last >= after) {
       seen += 1;

@@ -21,7 +21,7 @@ describe("replication: syncs", () => {
     await clock.advance(100_000);
     assert.equal((await replicaOf(sim, "shop/db")).syncing?.sentMiB, 10_000, "100 s at 100 MiB/s");
 
-    const done = await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    const done = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     assert.deepEqual(done.lastSync, { startedAt: t0, endedAt: t0 + 204_800, transferredMiB: 20_480 }, "20 GiB at 100 MiB/s: 204.8 s");
     assert.equal(done.state, "Replicating");
     assert.deepEqual(done.instances, [t0]);
@@ -35,7 +35,7 @@ describe("replication: syncs", () => {
     const t0 = clock.now();
     await sim.replicateVm("shop/db", replication());
     const syncs: { startedAt: number; endedAt: number; transferredMiB: number }[] = [];
-    await runUntil(clock, sim, "shop/db", () => syncs.length >= 5, (r) => {
+    await runUntil({ clock, sim }, "shop/db", () => syncs.length >= 5, (r) => {
       assert.equal(rpoViolated(r, clock.now()), false, `RPO violated at ${clock.now() - t0} ms`);
       if (r.lastSync && r.lastSync.startedAt !== syncs.at(-1)?.startedAt) syncs.push(r.lastSync);
     });
@@ -56,9 +56,9 @@ describe("replication: syncs", () => {
     await clock.advance(10_000);
     assert.deepEqual((await sim.observe()).replicas!.map((r) => r.syncing?.sentMiB), [500, 500], "50 MiB/s each");
 
-    const a = await runUntil(clock, sim, "shop/a", (r) => r.lastSync !== undefined);
+    const a = await runUntil({ clock, sim }, "shop/a", (r) => r.lastSync !== undefined);
     assert.equal(a.lastSync!.endedAt - t0, 204_800, "10 GiB at half of 100 MiB/s");
-    const b = await runUntil(clock, sim, "shop/b", (r) => r.lastSync !== undefined);
+    const b = await runUntil({ clock, sim }, "shop/b", (r) => r.lastSync !== undefined);
     assert.equal(b.lastSync!.endedAt - t0, 204_800 + 102_400, "the other 10 GiB of b at the whole link");
   });
 
@@ -71,7 +71,7 @@ describe("replication: syncs", () => {
     assert.equal(rpoViolated(await replicaOf(sim, "shop/db"), clock.now()), false, "at RPO/2 exactly it still holds");
     await clock.advance(1);
     assert.equal(rpoViolated(await replicaOf(sim, "shop/db"), clock.now()), true);
-    const done = await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    const done = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     assert.equal(done.lastSync!.endedAt - t0, 1_024_000, "1 GiB at 1 MiB/s");
     // 1,024 s of writes at 2 MiB/s cannot cross a 1 MiB/s link in time: the next sync begins at once, and is late too.
     assert.deepEqual([done.syncing?.startedAt, done.syncing?.totalMiB], [done.lastSync!.endedAt, 2048]);
@@ -84,7 +84,7 @@ describe("replication: syncs", () => {
     await running(clock, sim, { "shop/db": ["a1", siteAVm(1)] });
     const t0 = clock.now();
     await sim.replicateVm("shop/db", replication({ instances: 2 }));
-    const replica = await syncsCompleted(clock, sim, "shop/db", 6);
+    const replica = await syncsCompleted({ clock, sim }, "shop/db", 6);
     assert.deepEqual(replica.instances.map((at) => at - t0), [3, 4, 5].map((n) => n * HALF_RPO_MS));
     assert.equal(sim.groundTruth().replicas[0]!.instances.length, 3);
     await sim.replicateVm("shop/db", replication({ instances: 0 }));
@@ -98,9 +98,9 @@ describe("replication: the VM moves, stops and fails", () => {
     await running(clock, sim, { "shop/db": ["a1", siteAVm(20)] });
     const t0 = clock.now();
     await sim.replicateVm("shop/db", replication());
-    await runUntil(clock, sim, "shop/db", (r) => r.syncing?.full === false);
+    await runUntil({ clock, sim }, "shop/db", (r) => r.syncing?.full === false);
     await sim.migrateVm("shop/db", "a2", { key: "m1", settings: settings() });
-    const next = await syncsCompleted(clock, sim, "shop/db", 2, t0 + HALF_RPO_MS);
+    const next = await syncsCompleted({ clock, sim }, "shop/db", 2, t0 + HALF_RPO_MS);
     assert.equal(sim.observeVm("shop/db")!.host, "a2");
     assert.equal((await sim.observe()).migrations![0]!.phase, "Succeeded");
     assert.deepEqual([next.state, next.lastSync!.startedAt - t0, next.lastSync!.transferredMiB], ["Replicating", 2 * HALF_RPO_MS, 900]);
@@ -111,7 +111,7 @@ describe("replication: the VM moves, stops and fails", () => {
     await running(clock, sim, { "shop/db": ["a1", siteAVm(20)] });
     const t0 = clock.now();
     await sim.replicateVm("shop/db", replication());
-    await runUntil(clock, sim, "shop/db", (r) => r.syncing?.full === false);
+    await runUntil({ clock, sim }, "shop/db", (r) => r.syncing?.full === false);
     await clock.advance(3_000);
     await sim.crashHost("a1");
     const crashed = await replicaOf(sim, "shop/db");
@@ -122,7 +122,7 @@ describe("replication: the VM moves, stops and fails", () => {
 
     // Back up, the VM is off: what it wrote up to the crash (450 s + 3 s at 2 MiB/s) is shipped at once, then it pauses.
     await sim.recoverHost("a1");
-    const resumed = await runUntil(clock, sim, "shop/db", (r) => r.instances.length === 2);
+    const resumed = await runUntil({ clock, sim }, "shop/db", (r) => r.instances.length === 2);
     assert.equal(resumed.lastSync!.transferredMiB, 906);
     assert.deepEqual([resumed.state, resumed.reason], ["Paused", "the VM is off"]);
   });
@@ -132,7 +132,7 @@ describe("replication: the VM moves, stops and fails", () => {
     await running(clock, sim, { "shop/db": ["a1", siteAVm(20)] });
     const t0 = clock.now();
     await sim.replicateVm("shop/db", replication());
-    await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     await clock.advanceTo(t0 + 300_000);
     await sim.stopVm("shop/db", "Shutdown");
     await clock.advance(sim.timings.guestShutdownMs);
@@ -141,13 +141,13 @@ describe("replication: the VM moves, stops and fails", () => {
 
     await sim.syncReplica("shop/db", "final");
     await sim.syncReplica("shop/db", "final");
-    const final = await runUntil(clock, sim, "shop/db", (r) => r.lastSync?.key === "final");
+    const final = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync?.key === "final");
     assert.deepEqual([final.lastSync!.startedAt - t0, final.lastSync!.transferredMiB], [310_000, WRITE_RATE * 310], "every write up to the end of the shutdown");
     assert.deepEqual([final.state, final.reason, final.nextSyncAt], ["Paused", "the VM is off", undefined]);
 
     await sim.syncReplica("shop/db", "final");
     await sim.syncReplica("shop/db", "again");
-    const again = await runUntil(clock, sim, "shop/db", (r) => r.lastSync?.key === "again");
+    const again = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync?.key === "again");
     assert.deepEqual([again.lastSync!.transferredMiB, again.instances.length], [0, 3], "one more sync, of nothing");
   });
 
@@ -155,13 +155,13 @@ describe("replication: the VM moves, stops and fails", () => {
     const { clock, sim } = await twoSites();
     await running(clock, sim, { "shop/db": ["a1", siteAVm(20)] });
     await sim.replicateVm("shop/db", replication());
-    const first = await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    const first = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     await sim.setStoragePathsUp("a1", 0, "site-a");
     const frozen = await replicaOf(sim, "shop/db");
     assert.deepEqual([frozen.state, frozen.reason], ["Paused", "host a1 has all paths down to datastore site-a"]);
     await clock.advance(600_000);
     await sim.setStoragePathsUp("a1", 2, "site-a");
-    const thawed = await runUntil(clock, sim, "shop/db", (r) => r.instances.length === 2);
+    const thawed = await runUntil({ clock, sim }, "shop/db", (r) => r.instances.length === 2);
     // Written from the first sync's start to the APD only: a frozen guest writes nothing.
     const apdAt = first.lastSync!.endedAt;
     assert.equal(thawed.lastSync!.transferredMiB, WRITE_RATE * (apdAt - first.lastSync!.startedAt) / 1000);
@@ -183,7 +183,7 @@ describe("replication: settings, errors and the end of it", () => {
     const { clock, sim } = await twoSites();
     await running(clock, sim, { "shop/db": ["a1", siteAVm(1)] });
     await sim.replicateVm("shop/db", replication());
-    const first = await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    const first = await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     await sim.replicateVm("shop/db", replication({ rpoMs: 2 * 3_600_000 }));
     assert.equal((await replicaOf(sim, "shop/db")).nextSyncAt, first.lastSync!.startedAt + 3_600_000);
     const revision = sim.revision();
@@ -210,7 +210,7 @@ describe("replication: settings, errors and the end of it", () => {
     const { clock, sim } = await twoSites();
     await running(clock, sim, { "shop/db": ["a1", siteAVm(1)] });
     await sim.replicateVm("shop/db", replication());
-    await runUntil(clock, sim, "shop/db", (r) => r.lastSync !== undefined);
+    await runUntil({ clock, sim }, "shop/db", (r) => r.lastSync !== undefined);
     await sim.removeVm("shop/db");
     const orphan = await replicaOf(sim, "shop/db");
     assert.deepEqual([orphan.state, orphan.reason, orphan.instances.length], ["Paused", "VM shop/db is not registered on any host", 1]);
@@ -229,7 +229,7 @@ describe("replication: settings, errors and the end of it", () => {
     await sim.replicateVm("shop/b", replication());
     await clock.advance(100_000);
     await sim.stopReplication("shop/a");
-    const b = await runUntil(clock, sim, "shop/b", (r) => r.lastSync !== undefined);
+    const b = await runUntil({ clock, sim }, "shop/b", (r) => r.lastSync !== undefined);
     assert.equal(b.lastSync!.endedAt - t0, 100_000 + (10_240 - 5_000) * 10, "the rest at the whole link");
   });
 });

@@ -58,7 +58,10 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     recordPhaseEvent(ctx, vm, plan.status);
     recordReplicationChange(ctx, vm, plan.status);
   }
-  if (plan.status.replication?.failover) ctx.replication.recoveries.delete(id);
+  // The recovery's record is done with once the status tells of that recovery.
+  const record = ctx.replication.recoveries.get(id);
+  const told = plan.status.replication?.failover;
+  if (record && told && Date.parse(told.time) >= record.askedAt) ctx.replication.recoveries.delete(id);
   if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
 }
 

@@ -107,3 +107,60 @@ test("a site cut off with its storage cannot be told from a loss: replicated VMs
     await s.stop();
   }
 });
+
+test("replication carries on across a live migration and a controller restart", async () => {
+  const s = await startDrFleet([{ name: "db-0", tier: "db" }]);
+  try {
+    await s.until(() => ready(s.vm("db-0")));
+    await s.until(() => allReplicated(s, ["db-0"]), 3_600_000, 10_000);
+    const from = s.vm("db-0").status!.host!;
+    const to = PROD_HOSTS.find((h) => h !== from)!;
+    s.apply(`apiVersion: vireo.dev/v1alpha1
+kind: VirtualMachineMigration
+metadata: {name: move-db, namespace: default}
+spec: {vmName: db-0, targetHost: ${to}, mode: Live}
+---
+`);
+    await s.until(() => s.vm("db-0").status?.host === to && ready(s.vm("db-0")), 600_000);
+    const before = s.vm("db-0").status!.replication!.lastSyncTime!;
+    await s.restartController();
+    await s.advance(900_000);
+    const after = s.vm("db-0").status!.replication!;
+    assert.ok(Date.parse(after.lastSyncTime!) > Date.parse(before), "syncs went on after the move and the restart");
+    assert.equal(after.rpoViolated, false);
+    assert.equal(condition(s.vm("db-0"), "Replicated")?.status, "True");
+  } finally {
+    await s.stop();
+  }
+});
+
+test("a link too slow for what the VMs write: the violation is predicted from the write rate, then happens", async () => {
+  // Four VMs writing 4 MiB/s each on a 10 MiB/s link: 16 MiB/s cannot fit.
+  const names = ["web-0", "web-1", "web-2", "web-3"];
+  const s = await startDrFleet(names.map((name) => ({ name, tier: "web" as const, writeRate: 4, diskGiB: 1 })), { bandwidthMiBps: 10 });
+  try {
+    await s.until(() => names.every((n) => ready(s.vm(n))));
+    await s.advance(5_000);
+    const predicted = condition(s.vm("web-0"), "Replicated");
+    assert.equal(predicted?.reason, "LinkTooSlow");
+    assert.match(predicted!.message, /16 MiB\/s of writes from 4 VMs on 10 MiB\/s/);
+    await s.until(() => names.some((n) => s.vm(n).status?.replication?.rpoViolated === true), 7_200_000, 10_000);
+    assert.ok(s.events.some((e) => e.reason === "RPOViolated"));
+  } finally {
+    await s.stop();
+  }
+});
+
+test("deleting a replicated VM removes its replica too", async () => {
+  const s = await startDrFleet([{ name: "db-0", tier: "db" }]);
+  try {
+    await s.until(() => ready(s.vm("db-0")));
+    await s.until(() => s.sim.groundTruth().replicas.some((r) => r.vm === "default/db-0"));
+    s.delete("VirtualMachine", "db-0", "default");
+    await s.advance(10_000);
+    assert.deepEqual(s.sim.groundTruth().replicas, []);
+    assert.equal(s.sim.observeVm("default/db-0"), undefined);
+  } finally {
+    await s.stop();
+  }
+});

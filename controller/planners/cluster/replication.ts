@@ -23,7 +23,9 @@ export function replicationStage(s: Readonly<ClusterSituation>, state: StageStat
     const desired = desiredReplication(f.declared, f.role, f.plans, s.replicaSites, replica?.state === "FailedOver" ? undefined : replica?.settings.targetDatastore);
     notes.set(f.id, { desired });
     if (desired.kind !== "Replicate") continue;
-    if (!replica || !sameSettings(replica.settings, desired.settings)) {
+    // A promoted replica is replaced only once the VM's status has told what its recovery cost.
+    const untold = replica?.recovery !== undefined && f.declared.status?.replication?.failover?.time !== new Date(replica.recovery.at).toISOString();
+    if (!untold && (!replica || !sameSettings(replica.settings, desired.settings))) {
       const reason = !replica ? `replication to cluster ${desired.targetCluster} is declared`
         : replica.state === "FailedOver" ? `${desired.direction === "Reverse" ? "a failback" : "the VM is home again and"} needs a new replica in cluster ${desired.targetCluster}`
         : "the replication settings changed";

@@ -107,7 +107,7 @@ function recoveryNeed(s: Readonly<ClusterSituation>, f: Readonly<VmFacts>): Reco
   const instance = f.instance;
   const host = f.instanceHost;
   const fromCluster = host?.cluster?.metadata.name ?? (role.cluster === f.declared.spec.placement.cluster ? f.declared.spec.replication!.targetCluster : f.declared.spec.placement.cluster);
-  const record = (stoppedWritingAt: number): RecoveryRecord => ({ trigger: role.trigger, fromCluster, toCluster: s.cluster.metadata.name, stoppedWritingAt });
+  const record = (stoppedWritingAt: number): RecoveryRecord => ({ trigger: role.trigger, fromCluster, toCluster: s.cluster.metadata.name, stoppedWritingAt, askedAt: s.now });
   if (instance && instance.power !== "Off") {
     if (host?.phase !== "Failed" || !host.observed) {
       return { kind: "Wait", reason: "WaitingForFencing", message: `the original still runs on host ${instance.host} (${host?.phase ?? "unknown"}): it must stop before the replica starts` };

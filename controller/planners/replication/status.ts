@@ -21,6 +21,8 @@ export interface RecoveryRecord {
   toCluster: string;
   /** When the original stopped writing: its host's last datastore heartbeat, or when it went off. */
   stoppedWritingAt: number;
+  /** When the recovery was asked for: a replica promoted since is this recovery's. */
+  askedAt: number;
 }
 
 export interface ReplicationView {
@@ -82,6 +84,8 @@ function conditionOf(replica: Readonly<ReplicaObservation>, status: VmReplicatio
     case "Paused":
       return { type: "Replicated", status: false, reason: replica.state, message: replica.reason ?? `replication to ${target} is ${replica.state}` };
     case "Initializing":
+      // Told as early as it is known: a link that cannot keep up will violate every RPO on it.
+      if (note?.predictedViolation) return { type: "Replicated", status: false, reason: "LinkTooSlow", message: `${note.predictedViolation}; ${initialSyncMessage(replica, target)}` };
       return { type: "Replicated", status: false, reason: "Initializing", message: initialSyncMessage(replica, target) };
     case "Replicating":
       break;
@@ -108,6 +112,8 @@ function initialSyncMessage(replica: Readonly<ReplicaObservation>, target: strin
 function failoverStatus(replica: Readonly<ReplicaObservation>, record: Readonly<RecoveryRecord> | undefined, previous: VmReplicaFailoverStatus | undefined): VmReplicaFailoverStatus {
   const recovery = replica.recovery!;
   const time = iso(recovery.at);
+  // A record asked for after this promotion is for the next one; it does not describe this.
+  if (record && recovery.at < record.askedAt) record = undefined;
   if (previous && previous.time === time && !record) return previous;
   const stoppedAt = record?.stoppedWritingAt ?? recovery.at;
   const seconds = Math.max(0, stoppedAt - recovery.instanceAt) / 1000;

@@ -3,6 +3,7 @@
 // too late, is `Unavailable`, which the controller already treats as "try again later".
 
 import type { MigrationSettings } from "../../core/migration.ts";
+import type { ReplicationSettings } from "../../core/replication.ts";
 import type { DiskLockView, GroundTruth } from "../sim/index.ts";
 import { ProviderError } from "../provider.ts";
 import type { FaultInjector, HypervisorProvider, OutOfBandChanges } from "../provider.ts";
@@ -121,6 +122,23 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
     await this.request("POST", `/vms/${pathOf(id)}/reset`, { body: { key } });
   }
 
+  async replicateVm(id: string, settings: ReplicationSettings): Promise<void> {
+    await this.request("PUT", `/vms/${pathOf(id)}/replication`, { body: settings });
+  }
+
+  async stopReplication(id: string): Promise<void> {
+    await this.request("DELETE", `/vms/${pathOf(id)}/replication`);
+  }
+
+  async syncReplica(id: string, key: string): Promise<void> {
+    await this.request("POST", `/vms/${pathOf(id)}/replication/sync`, { body: { key } });
+  }
+
+  async recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation> {
+    const body = { host, config, replicaOf: options.replicaOf, ...(options.instanceAt !== undefined ? { instanceAt: options.instanceAt } : {}) };
+    return this.request<VmObservation>("POST", `/vms/${pathOf(id)}/recover`, { body });
+  }
+
   // ------------------------------------------------------------ simulator-only: faults and inspection
 
   crashHost(name: string): Promise<void> {
@@ -143,8 +161,8 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
     await this.request("PUT", `/sim/hosts/${encodeURIComponent(name)}/storage-paths`, { body: datastore === undefined ? { up } : { up, datastore } });
   }
 
-  async partitionHosts(names: string[]): Promise<void> {
-    await this.request("POST", "/sim/partition", { body: { hosts: names } });
+  async partitionHosts(names: string[], options: { storage?: boolean } = {}): Promise<void> {
+    await this.request("POST", "/sim/partition", { body: options.storage === true ? { hosts: names, storage: true } : { hosts: names } });
   }
 
   async healPartition(names: string[]): Promise<void> {

@@ -2,7 +2,10 @@
 // The HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
 
 import type { SimulatedHosts } from "../sim/index.ts";
-import { MAX_WATCH_SECONDS, WireError, cancelMigrationBody, createBody, hostConfigBody, hostsBody, memoryBody, migrateBody, moveBody, networksBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody } from "./wire.ts";
+import {
+  MAX_WATCH_SECONDS, WireError, cancelMigrationBody, createBody, hostConfigBody, hostsBody, memoryBody, migrateBody, moveBody, networksBody, partitionBody,
+  recoverBody, replicationBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody, syncReplicaBody,
+} from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
 
 export interface RouteRequest {
@@ -82,6 +85,23 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
       await sim.cancelMigration(vmId(params), cancelMigrationBody(body).key);
       return NO_CONTENT;
     }),
+    // Replication runs on after the answer; how it goes is in the observation's `replicas`.
+    route("PUT", "/v1/vms/:namespace/:name/replication", true, async ({ params, body }) => {
+      await sim.replicateVm(vmId(params), replicationBody(body));
+      return NO_CONTENT;
+    }),
+    route("DELETE", "/v1/vms/:namespace/:name/replication", false, async ({ params }) => {
+      await sim.stopReplication(vmId(params));
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/replication/sync", true, async ({ params, body }) => {
+      await sim.syncReplica(vmId(params), syncReplicaBody(body).key);
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/recover", true, async ({ params, body }) => {
+      const { host, config, replicaOf, instanceAt } = recoverBody(body);
+      return { status: 200, body: await sim.recoverVm(vmId(params), host, config, instanceAt === undefined ? { replicaOf } : { replicaOf, instanceAt }) };
+    }),
 
     // Simulator-only: out-of-band events for drills and tests. The controller never calls these.
     simAction("POST", "/v1/sim/hosts/:name/crash", ([name]) => sim.crashHost(name!)),
@@ -94,7 +114,8 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     }),
     simAction("DELETE", "/v1/sim/hosts/:name/slowdown", ([name]) => sim.healSlowHost(name!)),
     route("POST", "/v1/sim/partition", true, async ({ body }) => {
-      await sim.partitionHosts(hostsBody(body).hosts);
+      const { hosts, storage } = partitionBody(body);
+      await sim.partitionHosts(hosts, { storage });
       return NO_CONTENT;
     }),
     route("POST", "/v1/sim/partition/heal", true, async ({ body }) => {

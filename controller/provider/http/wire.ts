@@ -6,6 +6,8 @@ import type { ProviderErrorCode } from "../provider.ts";
 import { migrationSettingsProblem } from "../../core/migration.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, Observation, VmConfig } from "../../core/observation.ts";
+import type { ReplicationSettings } from "../../core/replication.ts";
+import { copyReplicationSettings, replicationSettingsProblem } from "../sim/replication.ts";
 
 export const API_PREFIX = "/v1";
 /** Request bodies above this are refused with 413: the largest real one, a VM config, is a few KiB. */
@@ -17,7 +19,7 @@ export const MAX_WATCH_SECONDS = 60;
 export const TIME_HEADER = "vireo-time";
 export const TIME_SCALE_HEADER = "vireo-time-scale";
 
-/** `GET /v1/observation`: the observation (with `migrations`) and the world's revision it was taken at. */
+/** `GET /v1/observation`: the observation (with `migrations` and `replicas`) and the world's revision it was taken at. */
 export type ObservationBody = Observation & { revision: number };
 
 /** `GET /v1/clock`. */
@@ -72,11 +74,14 @@ export class WireError extends Error {
 
 /** The two path segments of a VM id `namespace/name`, the form every Vireo VM id takes. */
 export function vmPath(id: string): string {
+  if (!isVmId(id)) throw new RangeError(`VM id ${JSON.stringify(id)} is not of the form namespace/name`);
   const slash = id.indexOf("/");
-  if (slash <= 0 || slash === id.length - 1 || id.indexOf("/", slash + 1) !== -1) {
-    throw new RangeError(`VM id ${JSON.stringify(id)} is not of the form namespace/name`);
-  }
   return `${encodeURIComponent(id.slice(0, slash))}/${encodeURIComponent(id.slice(slash + 1))}`;
+}
+
+function isVmId(id: string): boolean {
+  const slash = id.indexOf("/");
+  return slash > 0 && slash < id.length - 1 && id.indexOf("/", slash + 1) === -1;
 }
 
 // ------------------------------------------------------------ shape checks of request bodies
@@ -146,39 +151,43 @@ const ISOLATION_RESPONSES: readonly string[] = ["LeavePoweredOn", "PowerOff", "S
 
 export function startBody(body: unknown): { host: string; config: VmConfig } {
   const fields = object(body, "body");
-  const config = object(fields.config, "body.config");
-  const path = "body.config";
+  return { host: string(fields, "host", "body"), config: vmConfigBody(fields.config, "body.config") };
+}
+
+/** A VM's description, as `start` and `recover` take it. */
+function vmConfigBody(value: unknown, path: string): VmConfig {
+  const config = object(value, path);
   const workload = object(config.workload, `${path}.workload`);
-  const start = {
-    host: string(fields, "host", "body"),
-    config: {
-      cpu: number(config, "cpu", path),
-      memoryMiB: number(config, "memoryMiB", path),
-      cpuFeatures: strings(config, "cpuFeatures", path),
-      disks: list(config, "disks", path).map((item, i) => {
-        const disk = object(item, `${path}.disks[${i}]`);
-        const at = `${path}.disks[${i}]`;
-        return { name: string(disk, "name", at), sizeGiB: number(disk, "sizeGiB", at), datastore: string(disk, "datastore", at) };
-      }),
-      nics: list(config, "nics", path).map((item, i) => {
-        const nic = object(item, `${path}.nics[${i}]`);
-        const at = `${path}.nics[${i}]`;
-        return { network: string(nic, "network", at), macAddress: string(nic, "macAddress", at) };
-      }),
-      workload: {
-        profile: string(workload, "profile", `${path}.workload`) as VmConfig["workload"]["profile"],
-        cpuPercent: number(workload, "cpuPercent", `${path}.workload`),
-        ...(workload.dirtyRateMiBps !== undefined ? { dirtyRateMiBps: number(workload, "dirtyRateMiBps", `${path}.workload`) } : {}),
-      },
-    } as VmConfig,
-  };
+  const optionalRate = (name: "dirtyRateMiBps" | "diskWriteRateMiBps") =>
+    (workload[name] !== undefined ? { [name]: number(workload, name, `${path}.workload`) } : {});
+  const vm = {
+    cpu: number(config, "cpu", path),
+    memoryMiB: number(config, "memoryMiB", path),
+    cpuFeatures: strings(config, "cpuFeatures", path),
+    disks: list(config, "disks", path).map((item, i) => {
+      const disk = object(item, `${path}.disks[${i}]`);
+      const at = `${path}.disks[${i}]`;
+      return { name: string(disk, "name", at), sizeGiB: number(disk, "sizeGiB", at), datastore: string(disk, "datastore", at) };
+    }),
+    nics: list(config, "nics", path).map((item, i) => {
+      const nic = object(item, `${path}.nics[${i}]`);
+      const at = `${path}.nics[${i}]`;
+      return { network: string(nic, "network", at), macAddress: string(nic, "macAddress", at) };
+    }),
+    workload: {
+      profile: string(workload, "profile", `${path}.workload`) as VmConfig["workload"]["profile"],
+      cpuPercent: number(workload, "cpuPercent", `${path}.workload`),
+      ...optionalRate("dirtyRateMiBps"),
+      ...optionalRate("diskWriteRateMiBps"),
+    },
+  } as VmConfig;
   if (config.isolationResponse !== undefined) {
     const response = string(config, "isolationResponse", path);
     if (!ISOLATION_RESPONSES.includes(response)) throw invalid(`${path}.isolationResponse`, `must be one of ${ISOLATION_RESPONSES.join(", ")}`);
-    start.config.isolationResponse = response as NonNullable<VmConfig["isolationResponse"]>;
+    vm.isolationResponse = response as NonNullable<VmConfig["isolationResponse"]>;
   }
-  if (config.managedBy !== undefined) start.config.managedBy = string(config, "managedBy", path);
-  return start;
+  if (config.managedBy !== undefined) vm.managedBy = string(config, "managedBy", path);
+  return vm;
 }
 
 export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff" } {
@@ -203,6 +212,13 @@ export function slowdownBody(body: unknown): { factor: number } {
 
 export function hostsBody(body: unknown): { hosts: string[] } {
   return { hosts: strings(object(body, "body"), "hosts", "body") };
+}
+
+/** `POST /v1/sim/partition`: the hosts, and whether their storage is cut off from the observer too. */
+export function partitionBody(body: unknown): { hosts: string[]; storage: boolean } {
+  const fields = object(body, "body");
+  if (fields.storage !== undefined && typeof fields.storage !== "boolean") throw invalid("body.storage", "must be true or false");
+  return { hosts: strings(fields, "hosts", "body"), storage: fields.storage === true };
 }
 
 export function moveBody(body: unknown): { host: string } {
@@ -269,4 +285,30 @@ export function migrateBody(body: unknown): { target: string; key: string; setti
 /** `POST /v1/vms/:namespace/:name/cancel-migration`. */
 export function cancelMigrationBody(body: unknown): { key: string } {
   return { key: key(object(body, "body"), "body") };
+}
+
+/** `PUT /v1/vms/:namespace/:name/replication`: the replication settings, every field of them. */
+export function replicationBody(body: unknown): ReplicationSettings {
+  const problem = replicationSettingsProblem(body);
+  if (problem !== undefined) throw new WireError(422, "Invalid", problem === "must be an object" ? `body ${problem}` : `body.${problem}`);
+  // Only the settings replication has: anything else in the object stays behind.
+  return copyReplicationSettings(body as ReplicationSettings);
+}
+
+/** `POST /v1/vms/:namespace/:name/replication/sync`. */
+export function syncReplicaBody(body: unknown): { key: string } {
+  return { key: key(object(body, "body"), "body") };
+}
+
+/** `POST /v1/vms/:namespace/:name/recover`: where, as what, from which replica and instance. */
+export function recoverBody(body: unknown): { host: string; config: VmConfig; replicaOf: string; instanceAt?: number } {
+  const fields = object(body, "body");
+  const replicaOf = string(fields, "replicaOf", "body");
+  if (!isVmId(replicaOf)) throw invalid("body.replicaOf", `must be a VM id of the form namespace/name, got ${JSON.stringify(replicaOf)}`);
+  return {
+    host: hostName(fields, "host", "body"),
+    config: vmConfigBody(fields.config, "body.config"),
+    replicaOf,
+    ...(fields.instanceAt !== undefined ? { instanceAt: number(fields, "instanceAt", "body") } : {}),
+  };
 }

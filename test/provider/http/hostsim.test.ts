@@ -1,6 +1,6 @@
 // `vireo hostsim` as a real process on loopback: authentication, every provider operation through the
-// HTTP client with the simulator's own refusals, long-polls, live migration, and a world that survives
-// SIGTERM and SIGKILL.
+// HTTP client with the simulator's own refusals, long-polls, live migration, replication, and a world that
+// survives SIGTERM and SIGKILL.
 
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -177,6 +177,32 @@ describe("vireo hostsim", () => {
     assert.deepEqual([after.host, after.power, after.poweredOnAt], ["h2", "Running", before.poweredOnAt]);
     assert.deepEqual((await restarted.client.diskLocks()).map((lock) => lock.host), ["h2"]);
     assert.equal((await restarted.client.observe()).splitBrainAttempts, 0);
+  });
+
+  it("replicates a VM, and a full sync under way when hostsim stops completes after its restart", async (t) => {
+    const { state, tokenFile, hostsim } = await launch(t);
+    const { client } = hostsim;
+    await client.registerHost("a1", hostConfig({ datastores: ["site-a"] }));
+    await client.registerHost("b1", hostConfig({ datastores: ["site-b"] }));
+    await client.startVm("shop/db-1", "a1", vmConfig({ disks: [{ name: "root", sizeGiB: 20, datastore: "site-a" }] }));
+    await allRunning(hostsim, ["shop/db-1"]);
+    // 20 GiB at 100 MiB/s: the full sync takes 204.8 s of hostsim's time, about 4 s of real time at its scale.
+    const settings = { targetDatastore: "site-b", rpoMs: 3_600_000, instances: 2, link: "a-b", linkBandwidthMiBps: 100 };
+    await client.replicateVm("shop/db-1", settings);
+    const syncing = (await client.observe()).replicas?.[0];
+    assert.deepEqual([syncing?.state, syncing?.syncing?.full], ["Initializing", true]);
+
+    assert.equal(await hostsim.process.stop("SIGTERM"), 0, hostsim.process.logs());
+    const saved = JSON.parse(readFileSync(state, "utf8")) as { replicas: { syncing?: unknown }[] };
+    assert.ok(saved.replicas[0]?.syncing, "saved mid-sync");
+    const restarted = await startHostsim({ state, tokenFile });
+    t.after(() => restarted.process.stop("SIGKILL"));
+    const synced = await eventually(async () => {
+      const replica = (await restarted.client.observe()).replicas?.find((r) => r.vm === "shop/db-1");
+      return replica?.lastSync ? replica : undefined;
+    }, 30_000, "the full sync completed");
+    assert.deepEqual([synced.state, synced.lastSync!.startedAt, synced.lastSync!.transferredMiB], ["Replicating", syncing!.syncing!.startedAt, 20_480]);
+    assert.deepEqual(synced.settings, settings);
   });
 
   it("refuses to start without a token file, and without authentication anywhere but loopback", () => {

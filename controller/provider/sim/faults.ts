@@ -49,7 +49,8 @@ export function crashHost(ctx: SimContext, name: string): void {
   if (host.crashedAt !== undefined) return;
   const now = ctx.now();
   const vms = vmsOnHost(world, name);
-  host.lastReport = liveHostReport(world, host, now, timings);
+  // As written on its datastores: a partition that cut them off from observers hides it only while it lasts.
+  host.lastReport = liveHostReport(world, host, now, timings, true);
   for (const vm of vms) vm.lastReport = reportVm(world, vm, now, timings);
   freezeLocksOf(world, name, now, timings);
   host.crashedAt = now;

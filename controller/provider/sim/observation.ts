@@ -20,12 +20,26 @@ export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTi
   return vmObservation(vm, host, now, world.seed, timings);
 }
 
-/** The report a live host sends now. */
-export function liveHostReport(world: World, host: HostRecord, now: number, timings: SimTimings): HostObservation {
+/**
+ * The report a live host sends now: as observers read it, or (`asWritten`) as the host wrote it — its
+ * datastore heartbeat as on the datastore, whether or not observers can read it there.
+ */
+export function liveHostReport(world: World, host: HostRecord, now: number, timings: SimTimings, asWritten = false): HostObservation {
   const tally = emptyTally();
   for (const vm of vmsOnHost(world, host.name)) addToTally(tally, vmObservation(vm, host, now, world.seed, timings));
   addIncomingMigrations(world, host.name, tally);
-  return hostObservation(host, tally, now, timings, datastoreHeartbeatCutAt(host, unreachableDatastores(world.hosts.values())));
+  return hostObservation(host, tally, now, timings, asWritten ? undefined : datastoreHeartbeatCutAt(host, unreachableDatastores(world.hosts.values())));
+}
+
+/**
+ * A crashed host's last report as observers read it: the heartbeat it last wrote on its datastores, or,
+ * while those are cut off from observers, the last one they read before the cut.
+ */
+function crashedHostReport(host: HostRecord, unreachable: ReadonlyMap<string, number>): HostObservation {
+  const report = copyHostObservation(lastHostReportOf(host));
+  const cutAt = datastoreHeartbeatCutAt(host, unreachable);
+  if (cutAt !== undefined) report.lastDatastoreHeartbeat = Math.min(report.lastDatastoreHeartbeat, cutAt);
+  return report;
 }
 
 export function observeWorld(world: World, now: number, timings: SimTimings): Observation {
@@ -44,7 +58,7 @@ export function observeWorld(world: World, now: number, timings: SimTimings): Ob
   const unreachable = unreachableDatastores(world.hosts.values());
   const hosts: HostObservation[] = [];
   for (const host of world.hosts.values()) {
-    if (host.crashedAt !== undefined) hosts.push(copyHostObservation(lastHostReportOf(host)));
+    if (host.crashedAt !== undefined) hosts.push(crashedHostReport(host, unreachable));
     else hosts.push(hostObservation(host, addIncomingMigrations(world, host.name, tallies.get(host.name) ?? emptyTally()), now, timings, datastoreHeartbeatCutAt(host, unreachable)));
   }
   const migrations = [...world.migrations.values()].map(migrationObservation);

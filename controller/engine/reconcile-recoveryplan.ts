@@ -104,6 +104,7 @@ function planVmOf(ctx: ReconcileContext, fleet: FleetView, vm: VirtualMachine): 
     ...(replica ? { replica } : {}),
     ...(instance ? { instance } : {}),
     ...(host ? { instanceHostPhase: host.phase } : {}),
+    ...(host?.unconfirmed ? { instanceHostUnconfirmed: true } : {}),
     ...(host?.cluster ? { instanceCluster: host.cluster.metadata.name } : {}),
     ...(copy && copy.config.managedBy === TEST_COPY_MANAGED_BY ? { copy } : {}),
   };

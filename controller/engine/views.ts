@@ -26,7 +26,8 @@ export function viewHost(ctx: ReconcileContext, name: string, clusters = ctx.sto
   let phase = hostPhase(host, observed, busy, ctx.observed.at(), cluster?.spec.ha.failureDetectionSeconds);
   // Silence that the controller cannot check against the host's storage is not failure: it may run on
   // behind a broken link (a site cut off, storage network included).
-  if (phase === "Failed" && observed && storageUnreadable(observed.config.datastores, ctx.observed.unreachableDatastores())) phase = "Partitioned";
+  const unconfirmed = phase === "Failed" && observed !== undefined && storageUnreadable(observed.config.datastores, ctx.observed.unreachableDatastores());
+  if (unconfirmed) phase = "Partitioned";
   const unavailable = observed ? unavailableReason(phase, false) : "not registered";
-  return { name, host, ...(observed ? { observed } : {}), ...(cluster ? { cluster } : {}), phase, ...(unavailable ? { unavailable } : {}) };
+  return { name, host, ...(observed ? { observed } : {}), ...(cluster ? { cluster } : {}), phase, ...(unavailable ? { unavailable } : {}), ...(unconfirmed ? { unconfirmed } : {}) };
 }

@@ -151,3 +151,25 @@ test("plans that cannot be carried out are refused before anything starts", asyn
     await s.stop();
   }
 });
+
+test("a site lost behind a cut link waits for a person; a Failover plan is that person's word, and the VMs recover fenced", async () => {
+  const s = await replicatedFleet();
+  try {
+    await s.sim.partitionHosts(PROD_HOSTS, { storage: true });
+    await s.advance(30_000);
+    for (const h of PROD_HOSTS) await s.sim.crashHost(h);
+    await s.advance(300_000);
+    assert.equal(condition(s.vm("db-0"), "Ready")?.reason, "WaitingForUser");
+    assert.ok(NAMES.every((n) => PROD_HOSTS.includes(s.sim.observeVm(`default/${n}`)!.host)), "nothing recovered on a guess");
+    s.apply(recoveryPlanYaml("site-down", "Failover"));
+    await s.until(() => plan(s, "site-down").status?.phase === "Succeeded", 1_800_000);
+    for (const name of NAMES) {
+      assert.ok(inDr(s, name), `${name} runs in dr`);
+      const result = plan(s, "site-down").status!.vms!.find((v) => v.vm === `default/${name}`)!;
+      assert.ok(result.dataLossSeconds !== undefined && result.dataLossSeconds >= 0);
+    }
+    assert.equal(s.sim.splitBrainAttempts(), 0);
+  } finally {
+    await s.stop();
+  }
+});

@@ -5,7 +5,7 @@
 // a lost site that nothing recovers say why.
 
 import { requestOf } from "../../placement/index.ts";
-import { failoverNeed, type FailoverNeed } from "../ha/failover.ts";
+import { DEFAULT_LEASE_EXPIRY_MS, failoverNeed, type FailoverNeed } from "../ha/failover.ts";
 import { planFailover, placedVm, type FailoverVm } from "../ha/restart-order.ts";
 import { desiredConfig } from "../lifecycle.ts";
 import { desiredPower } from "../run-strategy.ts";
@@ -109,6 +109,13 @@ function recoveryNeed(s: Readonly<ClusterSituation>, f: Readonly<VmFacts>): Reco
   const fromCluster = host?.cluster?.metadata.name ?? (role.cluster === f.declared.spec.placement.cluster ? f.declared.spec.replication!.targetCluster : f.declared.spec.placement.cluster);
   const record = (stoppedWritingAt: number): RecoveryRecord => ({ trigger: role.trigger, fromCluster, toCluster: s.cluster.metadata.name, stoppedWritingAt, askedAt: s.now });
   if (instance && instance.power !== "Off") {
+    // A person's Failover plan is the word that a host the controller cannot see is down: fenced by its
+    // lease from the last heartbeat read (the hosts still refuse a copy while they see the lease held).
+    if (host?.unconfirmed && host.observed && role.trigger === "Failover") {
+      const lease = host.observed.leaseExpiryMs ?? DEFAULT_LEASE_EXPIRY_MS;
+      const last = host.observed.lastDatastoreHeartbeat;
+      return { kind: "Ready", need: { fromHost: instance.host, reason: "SiteFailure", failedAt: host.observed.lastNetworkHeartbeat, safeAt: last + lease }, record: record(last) };
+    }
     if (host?.phase !== "Failed" || !host.observed) {
       return { kind: "Wait", reason: "WaitingForFencing", message: `the original still runs on host ${instance.host} (${host?.phase ?? "unknown"}): it must stop before the replica starts` };
     }

@@ -27,6 +27,11 @@ export interface HostFacts {
   phase: HostPhase;
   /** Why the host takes no new VMs, or undefined when it may. */
   unavailable?: string;
+  /**
+   * Silent on the network, and its heartbeat datastores cannot be read: it may have failed or run on behind
+   * a broken link. Only a person can tell (a Failover recovery plan is that person's word).
+   */
+  unconfirmed?: boolean;
 }
 
 /** One VM of the cluster with everything a stage may look at. */

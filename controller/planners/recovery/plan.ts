@@ -33,6 +33,8 @@ export interface PlanVm {
   replica?: Readonly<ReplicaObservation>;
   instance?: Readonly<VmObservation>;
   instanceHostPhase?: HostPhase;
+  /** The instance's host is silent and its storage cannot be read: failed or cut off, only a person can tell. */
+  instanceHostUnconfirmed?: boolean;
   instanceCluster?: string;
   /** Test: the copy, as its host reports it. */
   copy?: Readonly<VmObservation>;
@@ -149,6 +151,9 @@ function failover(v: PlanVm, before: Result | undefined, actions: Action[]): Res
   if (on && ANSWERS.has(v.instanceHostPhase)) {
     actions.push({ type: "Stop", vm: v.id, mode: "PowerOff", reason: "unplanned failover: the original is powered off before its replica starts" });
     return result(v, "Fencing", `powering off the original on host ${v.instance!.host}`);
+  }
+  if (on && v.instanceHostUnconfirmed) {
+    return result(v, "Starting", `host ${v.instance!.host} cannot be seen, nor its storage read: this Failover is taken as the word that it is down; released to cluster ${target} once its lease has expired`);
   }
   if (on && v.instanceHostPhase !== "Failed") {
     return result(v, "Fencing", `the original on host ${v.instance!.host} is ${v.instanceHostPhase ?? "unknown"}: it may still run and write, so its replica waits until it is fenced`);

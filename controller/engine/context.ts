@@ -17,6 +17,7 @@ import type { Action } from "../planners/actions.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { PublishedVerdict, RequestVerdict } from "../planners/cluster/types.ts";
 import type { RecoveryRecord, ReplicationNote } from "../planners/replication/status.ts";
+import type { SiteState } from "../planners/replication/site.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -58,7 +59,12 @@ export interface ReconcileContext {
    * Replication: each cluster's latest notes on its replicated VMs (by cluster, then VM id), and what each
    * recovery from a replica began with (by VM id), until the VM's status has recorded it.
    */
-  replication: { notes: Map<string, ReadonlyMap<string, ReplicationNote>>; recoveries: Map<string, RecoveryRecord> };
+  replication: {
+    notes: Map<string, ReadonlyMap<string, ReplicationNote>>;
+    recoveries: Map<string, RecoveryRecord>;
+    /** Each cluster's site state as of one observation (and number of hosts): engine/replication.ts. */
+    sites: { at: number; hosts: number; states: Map<string, SiteState> };
+  };
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;

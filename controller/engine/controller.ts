@@ -84,7 +84,7 @@ export class Controller {
       macs: new MacRegistry(),
       verdicts: new Map(),
       requestVerdicts: new Map(),
-      replication: { notes: new Map(), recoveries: new Map() },
+      replication: { notes: new Map(), recoveries: new Map(), sites: { at: Number.NaN, hosts: 0, states: new Map() } },
       ha: emptyHaState(),
       activeFaults: new Map(),
       ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),

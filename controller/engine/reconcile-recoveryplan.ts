@@ -15,6 +15,7 @@ import type { ReconcileContext } from "./context.ts";
 import { clusterByName, clusterKey, wakeAt, writeStatusIfChanged } from "./context.ts";
 import { execute } from "./executor.ts";
 import { clustersOfVm, FleetView } from "./replication.ts";
+import { viewHost } from "./views.ts";
 
 /** How often a plan under way looks again: its VMs' progress is observed, not announced to it. */
 const PROGRESS_INTERVAL_MS = 1_000;
@@ -94,7 +95,7 @@ function planVmOf(ctx: ReconcileContext, fleet: FleetView, vm: VirtualMachine): 
   const id = vmId(vm);
   const placed = fleet.place(vm);
   const instance = ctx.observed.vm(id);
-  const host = instance ? fleet.hosts().find((h) => h.name === instance.host) : undefined;
+  const host = instance ? viewHost(ctx, instance.host) : undefined;
   const replica = ctx.observed.replica(id);
   const copy = ctx.observed.vm(`${vm.metadata.namespace ?? "default"}/${testCopyName(vm.metadata.name)}`);
   return {

@@ -2,7 +2,8 @@
 // replica, recovering) and the VM as declared there, the site state of each cluster, and what the
 // replicas may be placed on — gathered from the store and the observation for the planners.
 
-import type { RecoveryPlan, VirtualMachine, VmStatusNetwork } from "../api/types.ts";
+import type { HostCluster, RecoveryPlan, VirtualMachine, VmStatusNetwork } from "../api/types.ts";
+import { clusterOf } from "../api/membership.ts";
 import { vmId } from "../api/types.ts";
 import { byCodeUnits, selectorMatches } from "../api/selectors.ts";
 import { protectionOf } from "../planners/ha/protection.ts";
@@ -10,7 +11,8 @@ import { clusterOfRole, mappingOf, recoveredVm, replicaRole, type PlanFacts, typ
 import type { ReplicaSite } from "../planners/replication/settings.ts";
 import { siteState, type SiteState } from "../planners/replication/site.ts";
 import type { ReconcileContext } from "./context.ts";
-import { storageUnreadable, viewHost, type HostView } from "./views.ts";
+import { hostByName } from "./context.ts";
+import { viewHost, type HostView } from "./views.ts";
 
 /** A VM as the planners see it this round: where it belongs, and as declared there. */
 export interface PlacedView {
@@ -26,41 +28,62 @@ export interface PlacedView {
 /** What one pass over the fleet needs more than once: host views and site states, computed once each. */
 export class FleetView {
   private readonly ctx: ReconcileContext;
-  private hostViews: HostView[] | undefined;
-  private readonly sites = new Map<string, SiteState>();
+  private readonly clusters: HostCluster[];
+  private readonly members = new Map<string, HostView[]>();
   private plansByNamespace: Map<string, RecoveryPlan[]> | undefined;
 
   constructor(ctx: ReconcileContext) {
     this.ctx = ctx;
+    this.clusters = ctx.store.list("HostCluster");
   }
 
-  hosts(): HostView[] {
-    this.hostViews ??= this.ctx.store.list("Host").map((h) => viewHost(this.ctx, h.metadata.name));
-    return this.hostViews;
-  }
-
+  /** The cluster's member hosts, viewed (their phase, as the last observation has them). */
   membersOf(cluster: string): HostView[] {
-    return this.hosts().filter((h) => h.cluster?.metadata.name === cluster);
+    let views = this.members.get(cluster);
+    if (!views) {
+      views = this.ctx.store.list("Host")
+        .filter((h) => clusterOf(h, this.clusters)?.metadata.name === cluster)
+        .map((h) => viewHost(this.ctx, h.metadata.name, this.clusters));
+      this.members.set(cluster, views);
+    }
+    return views;
   }
 
+  /** The cluster of the host a VM is registered on, if it has one. */
+  clusterOfHost(name: string): string | undefined {
+    const host = hostByName(this.ctx, name);
+    return host ? clusterOf(host, this.clusters)?.metadata.name : undefined;
+  }
+
+  /**
+   * Whether the cluster's site is lost, as of the last observation: kept with it, since every replicated
+   * VM's reconcile asks and only a new observation (or a new host) can change the answer.
+   */
   site(cluster: string): SiteState {
-    let state = this.sites.get(cluster);
+    const cache = this.ctx.replication.sites;
+    const at = this.ctx.observed.at();
+    const hosts = this.ctx.store.count("Host");
+    if (cache.at !== at || cache.hosts !== hosts) {
+      cache.at = at;
+      cache.hosts = hosts;
+      cache.states.clear();
+    }
+    let state = cache.states.get(cluster);
     if (!state) {
-      const unreachable = this.ctx.observed.unreachableDatastores();
       state = siteState(cluster, this.membersOf(cluster).map((h) => ({
         name: h.name,
         phase: h.phase,
         ...(h.observed ? { lastDatastoreHeartbeat: h.observed.lastDatastoreHeartbeat } : {}),
-        storageUnreadable: storageUnreadable(h.observed?.config.datastores ?? [], unreachable),
+        storageUnreadable: h.unconfirmed === true,
       })));
-      this.sites.set(cluster, state);
+      cache.states.set(cluster, state);
     }
     return state;
   }
 
   /** A cluster's hosts that take VMs, as a place for replicas and recovered VMs. */
   replicaSite(cluster: string): ReplicaSite {
-    const declared = this.ctx.store.list("HostCluster").find((c) => c.metadata.name === cluster);
+    const declared = this.clusters.find((c) => c.metadata.name === cluster);
     const datastores = new Map<string, number>();
     const networks = new Set<string>();
     for (const h of this.membersOf(cluster)) {
@@ -106,10 +129,10 @@ export class FleetView {
     const instance = this.ctx.observed.vm(id);
     const replica = this.ctx.observed.replica(id);
     const plans = this.plansFor(declared);
-    const instanceCluster = instance ? this.hosts().find((h) => h.name === instance.host)?.cluster?.metadata.name : undefined;
+    const instanceCluster = instance ? this.clusterOfHost(instance.host) : undefined;
     const home = declared.spec.placement.cluster;
     const policies = this.ctx.store.list("HAPolicy");
-    const homeCluster = this.ctx.store.list("HostCluster").find((c) => c.metadata.name === home);
+    const homeCluster = this.clusters.find((c) => c.metadata.name === home);
     const role = replicaRole({
       vm: declared,
       ...(replica ? { replica } : {}),

@@ -5,8 +5,8 @@ export const GROUP = "vireo.dev";
 export const VERSION = "v1alpha1";
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault" | "VirtualMachineMigration" | "RecoveryPlan";
-export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault", "VirtualMachineMigration", "RecoveryPlan"];
+export type Kind = "Host" | "HostCluster" | "VirtualMachine" | "HAPolicy" | "Fault" | "VirtualMachineMigration" | "RecoveryPlan" | "LabTopology";
+export const KINDS: readonly Kind[] = ["Host", "HostCluster", "VirtualMachine", "HAPolicy", "Fault", "VirtualMachineMigration", "RecoveryPlan", "LabTopology"];
 
 export interface ObjectMeta {
   name: string;
@@ -310,8 +310,10 @@ export interface VirtualMachineSpec {
   workload?: { profile: "Idle" | "Steady" | "Diurnal" | "Bursty"; cpuPercent: number; dirtyRateMiBps?: number; diskWriteRateMiBps?: number };
   /** Disk replication to another cluster (docs/replication.md); the CRD defaults rpoSeconds to 4 h. */
   replication?: VmReplicationSpec;
-  /** How long the VM may live: `ttl` is a duration such as "720h". */
+  /** How long the VM may live, from its creation: `ttl` is a duration such as "720h" (docs/labs.md). */
   lease?: { ttl: string; onExpiry: "Stop" | "Delete" };
+  /** Who the VM belongs to (a person or team), for usage reports and leases. */
+  owner?: string;
 }
 
 /** One source network of the VM and the network of the target cluster its NICs join on recovery. */
@@ -618,7 +620,151 @@ export interface RecoveryPlan {
   status?: RecoveryPlanStatus;
 }
 
-export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault | VirtualMachineMigration | RecoveryPlan;
+// ---------------------------------------------------------------- LabTopology
+
+export type LabNetworkMode = "Isolated" | "Fenced" | "Bridged";
+
+export interface LabNetwork {
+  name: string;
+  /** The addresses the lab's NICs get on this network (IPv4 CIDR). */
+  cidr: string;
+  /**
+   * Isolated: each copy its own segment. Fenced: every copy reuses the same internal addresses and MACs
+   * behind its own fence, and gets external addresses unique across copies from `externalCidr`. Bridged:
+   * one segment shared with everything else.
+   */
+  mode: LabNetworkMode;
+  /** Fenced: where the external addresses come from. */
+  externalCidr?: string;
+  /** The host network the segment rides on; the network's own name when omitted. */
+  uplink?: string;
+}
+
+export interface LabVmTemplate {
+  cpu: number;
+  memoryMiB: number;
+  cpuFeatures: string[];
+  disks: VmDisk[];
+  workload?: VirtualMachineSpec["workload"];
+  migration?: VmMigrationSpec;
+}
+
+/** What a tier waits for of a tier it depends on (vCloud Director's start-up section). */
+export type LabWaitFor = "Started" | "Ready" | "GuestHeartbeat";
+
+export interface LabDependency {
+  tier: string;
+  waitFor: LabWaitFor;
+  /** Extra wait after the tier depended on meets `waitFor`. */
+  delaySeconds: number;
+  /** After this long without `waitFor` met, the lab is Stalled with the reason. */
+  timeoutSeconds: number;
+}
+
+export interface LabTier {
+  name: string;
+  replicas: number;
+  /** The VMs' names within the copy: `{index}` is the instance's index, `{tier}` the tier's name. */
+  hostnamePattern: string;
+  template: LabVmTemplate;
+  /** The lab networks each VM of the tier has a NIC on, in order. */
+  networks: string[];
+  /** Per instance: a fixed hostname, or fixed addresses by network. */
+  overrides: { index: number; hostname?: string; addresses?: Record<string, string> }[];
+  dependsOn: LabDependency[];
+  /** How the tier stops when the lab stops (in reverse dependency order), and the wait after. */
+  stop: { action: "GuestShutdown" | "PowerOff"; delaySeconds: number };
+}
+
+export interface LabLease {
+  /** Counted from the lab's power-on; the lab is stopped at its end ("8h"). */
+  runtime?: string;
+  /** Counted from the lab's stop; the lab is deleted at its end ("72h"). */
+  storage?: string;
+  /** From creation; no renewal reaches past it ("720h"). */
+  maxLifetime?: string;
+  /** Warn this long before each expiry (a LeaseExpiring condition and an Event). */
+  warnBefore: string[];
+}
+
+export interface LabTopologySpec {
+  /** Who the lab belongs to. */
+  owner: string;
+  /** The HostCluster its VMs are placed in. */
+  cluster: string;
+  /** Whether the lab runs (started in dependency order) or is stopped (in reverse order). */
+  running: boolean;
+  /** Copies of the whole lab (per platform). */
+  copies: number;
+  /** One set of copies per hypervisor, each placed only on hosts of it; any hypervisor when empty. */
+  platforms: Hypervisor[];
+  networks: LabNetwork[];
+  tiers: LabTier[];
+  lease?: LabLease;
+}
+
+export type LabPhase = "Pending" | "Starting" | "Running" | "Stopping" | "Stopped" | "Expired" | "Stalled";
+
+export interface LabTierStatus {
+  name: string;
+  ready: number;
+  total: number;
+  /** Waiting, Starting, Running, Stopping, Stopped. */
+  state: string;
+  message?: string;
+}
+
+export interface LabCopyStatus {
+  /** The copy's name: `<platform>-<index>`, or `<index>` without platforms. */
+  name: string;
+  platform?: Hypervisor;
+  ready: number;
+  total: number;
+  tiers: LabTierStatus[];
+}
+
+export interface LabAddress {
+  /** The VM's name. */
+  vm: string;
+  network: string;
+  /** The segment the address is unique in: the network, per copy when Isolated or Fenced. */
+  segment: string;
+  address: string;
+  /** Fenced: the address outside the fence, unique across copies. */
+  externalAddress?: string;
+  macAddress: string;
+}
+
+export interface LabTopologyStatus {
+  observedGeneration?: number;
+  phase?: LabPhase;
+  copies?: LabCopyStatus[];
+  addresses?: LabAddress[];
+  /** When the lab last powered on, and stopped. */
+  startedAt?: string;
+  stoppedAt?: string;
+  /** The next lease expiry, and what it does. */
+  nextExpiry?: { time: string; action: "Stop" | "Delete" };
+  message?: string;
+  conditions?: Condition[];
+}
+
+export interface LabTopology {
+  apiVersion: typeof API_VERSION;
+  kind: "LabTopology";
+  metadata: ObjectMeta;
+  spec: LabTopologySpec;
+  status?: LabTopologyStatus;
+}
+
+/** Labels on every VM a lab makes. */
+export const LAB_LABEL = "vireo.dev/lab";
+export const COPY_LABEL = "vireo.dev/copy";
+export const TIER_LABEL = "vireo.dev/tier";
+/** An object with this label set to "true" is exempt from leases. */
+export const LEASE_EXEMPT_LABEL = "vireo.dev/lease-exempt";
+
+export type VireoObject = Host | HostCluster | VirtualMachine | HAPolicy | Fault | VirtualMachineMigration | RecoveryPlan | LabTopology;
 
 /** The store's key of an object: "Kind/name" or "Kind/namespace/name". */
 export function objectKey(kind: Kind, name: string, namespace?: string): string {

@@ -31,6 +31,17 @@ export interface EventRecorder {
   record(object: Readonly<VireoObject>, type: EventType, reason: string, message: string): void;
 }
 
+/**
+ * Where the objects Vireo itself makes go (a lab's VirtualMachines): the store in file mode, the API server
+ * in API mode. Both take effect in the store before they resolve, so the next reconcile sees them.
+ */
+export interface ObjectWriter {
+  /** Creates the object, or updates its spec, labels, annotations and owner references. */
+  apply(object: Readonly<VireoObject>): Promise<void>;
+  /** Deletes it (in API mode, it goes once its finalizers are done); a no-op when it is gone. */
+  delete(object: Readonly<VireoObject>): Promise<void>;
+}
+
 export interface Finalizers {
   /** Adds Vireo's finalizer if the object lacks it. */
   ensure(object: Readonly<VireoObject>): Promise<void>;
@@ -43,6 +54,8 @@ export interface ReconcileContext {
   observed: ObservationCache;
   provider: HypervisorProvider;
   statusWriter: StatusWriter;
+  /** Where objects Vireo makes go (a lab's VMs). */
+  objects: ObjectWriter;
   events: EventRecorder;
   clock: Clock;
   log: Logger;

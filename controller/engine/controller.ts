@@ -14,7 +14,8 @@ import { ControllerMetrics } from "../observe/metrics.ts";
 import { MigrationRecorder } from "../observe/migrations.ts";
 import { ReplicationRecorder } from "../observe/replication.ts";
 import { MacRegistry } from "./macs.ts";
-import type { EventRecorder, ReconcileContext, StatusWriter } from "./context.ts";
+import type { EventRecorder, ObjectWriter, ReconcileContext, StatusWriter } from "./context.ts";
+import { storeObjectWriter } from "../sources/store-writer.ts";
 import { clusterKey, hostKey, vmKeyOfId, writeStatusIfChanged } from "./context.ts";
 import { reconcileErrorConditions } from "../api/conditions.ts";
 import { reconcileVm } from "./reconcile-vm.ts";
@@ -38,6 +39,8 @@ export interface ControllerOptions {
   store: ObjectStore;
   provider: HypervisorProvider;
   statusWriter: StatusWriter;
+  /** Where objects Vireo makes go; the store itself by default (file mode). */
+  objects?: ObjectWriter;
   events: EventRecorder;
   clock: Clock;
   log: Logger;
@@ -77,6 +80,7 @@ export class Controller {
       observed: new ObservationCache(options.provider),
       provider: options.provider,
       statusWriter: options.statusWriter,
+      objects: options.objects ?? storeObjectWriter(options.store, options.clock),
       events: options.events,
       clock: options.clock,
       log: options.log,

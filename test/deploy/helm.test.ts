@@ -152,6 +152,8 @@ function expectedClusterRules(): PolicyRule[] {
   const plurals = vireoPlurals();
   return [
     { apiGroups: ["vireo.dev"], resources: plurals, verbs: ["get", "list", "watch", "update", "patch"] },
+    // A LabTopology makes and removes its VirtualMachines; no other kind is ever created by the controller.
+    { apiGroups: ["vireo.dev"], resources: ["virtualmachines"], verbs: ["create", "delete"] },
     { apiGroups: ["vireo.dev"], resources: plurals.map((p) => `${p}/status`), verbs: ["get", "update", "patch"] },
     { apiGroups: ["vireo.dev"], resources: plurals.map((p) => `${p}/finalizers`), verbs: ["update"] },
     { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
@@ -590,14 +592,27 @@ describe("against a real API server", () => {
       ["shop", "watch", "recoveryplans.vireo.dev"],
       ["shop", "patch", "recoveryplans.vireo.dev", "--subresource=status"],
       ["shop", "update", "recoveryplans.vireo.dev", "--subresource=finalizers"],
+      // A lab's VMs: made, applied and removed by the controller; the lab itself only watched and reported.
+      ["shop", "create", "virtualmachines.vireo.dev"],
+      ["shop", "patch", "virtualmachines.vireo.dev"],
+      ["shop", "delete", "virtualmachines.vireo.dev"],
+      ["shop", "watch", "labtopologies.vireo.dev"],
+      ["shop", "patch", "labtopologies.vireo.dev", "--subresource=status"],
+      ["shop", "update", "labtopologies.vireo.dev", "--subresource=finalizers"],
       ["shop", "create", "events"],
       ["shop", "patch", "events.events.k8s.io"],
       [ns, "create", "leases.coordination.k8s.io"],
       [ns, "update", "leases.coordination.k8s.io/vireo-controller"],
     ];
     const denied: [string, ...string[]][] = [
-      ["shop", "create", "virtualmachines.vireo.dev"],
-      ["shop", "delete", "virtualmachines.vireo.dev"],
+      // Labs are asked for by people; only the VMs a lab makes are the controller's to create.
+      ["shop", "create", "labtopologies.vireo.dev"],
+      ["shop", "delete", "labtopologies.vireo.dev"],
+      ["default", "create", "hosts.vireo.dev"],
+      ["default", "create", "hostclusters.vireo.dev"],
+      ["default", "create", "faults.vireo.dev"],
+      ["shop", "create", "hapolicies.vireo.dev"],
+      ["shop", "deletecollection", "virtualmachines.vireo.dev"],
       // Migrations are asked for by people (kubectl, vireo migrate, vireo balance approve), never by the controller.
       ["shop", "create", "virtualmachinemigrations.vireo.dev"],
       ["shop", "delete", "virtualmachinemigrations.vireo.dev"],

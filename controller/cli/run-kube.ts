@@ -11,6 +11,7 @@ import { ObjectStore } from "../sources/store.ts";
 import { KubeClient } from "../sources/kube/client.ts";
 import { KubeSource, finalizersVia } from "../sources/kube/kube-source.ts";
 import { KubeEventRecorder, KubeStatusWriter } from "../sources/kube/writer.ts";
+import { KubeObjectWriter } from "../sources/kube/object-writer.ts";
 import { SimulatedHosts } from "../provider/sim/index.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
@@ -63,6 +64,8 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   const controller = new Controller({
     store, provider, clock, log, metrics,
     statusWriter: writer,
+    // The objects Vireo makes (a lab's VMs) go to the API server too, owned by their lab there.
+    objects: new KubeObjectWriter(client, store),
     // Events carry wall-clock times, whatever the simulation's time scale: kubectl shows their age.
     events: new KubeEventRecorder(client, new RealClock(), log),
     finalizers: finalizersVia(writer),

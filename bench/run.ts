@@ -7,6 +7,7 @@ import { benchFailover } from "./failover.ts";
 import { benchDrift } from "./drift.ts";
 import { benchMigration } from "./migration.ts";
 import { benchBalancing } from "./balancing.ts";
+import { benchReplication } from "./replication.ts";
 
 interface Benchmark {
   name: string;
@@ -20,6 +21,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "drift", run: benchDrift },
   { name: "migration", run: benchMigration },
   { name: "balancing", run: benchBalancing },
+  { name: "replication", run: benchReplication },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

@@ -1,4 +1,4 @@
-// `vireo get vms|hosts|hostclusters|vmim|rp|replications|… [NAME] [-n NS] [-o wide|json|yaml]`: tables like
+// `vireo get vms|hosts|hostclusters|vmim|rp|labs|replications|… [NAME] [-n NS] [-o wide|json|yaml]`: tables like
 // `kubectl get`, from the state directory of a running or stopped `vireo run`, or with --kubeconfig from the
 // API server. `replications` is no kind: a table computed from the replicated VMs (replications.ts).
 
@@ -29,7 +29,7 @@ export interface Output {
 /** The kind a resource name means: plural, singular, kind or short name, as the CRDs declare them. */
 export function resolveKind(resource: string): Kind {
   const kind = kindForResource(resource) ?? (resource.toLowerCase() === "hosts" || resource.toLowerCase() === "host" ? "Host" : undefined);
-  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults, vmim, rp, replications)`);
+  if (!kind) throw new UsageError(`the server doesn't have a resource type "${resource}" (try vms, hosts, hostclusters, hapolicies, faults, vmim, rp, labs, replications)`);
   return kind;
 }
 
@@ -41,7 +41,7 @@ function listedKind(resource: string): Kind {
 export async function get(argv: readonly string[], io: Output, wallClock: number): Promise<number> {
   const { flags, positionals } = parseArgs(argv, GET_FLAGS);
   const [resource, name] = positionals;
-  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts, hostclusters, vmim, rp or replications");
+  if (!resource) throw new UsageError("vireo get needs a resource type: vms, hosts, hostclusters, vmim, rp, labs or replications");
   const listing = await read(resource, flags, io, wallClock);
   if (typeof listing === "number") return listing;
   const selection: Selection = { kind: listedKind(resource), replications: isReplicationResource(resource), namespace: flags["namespace"] as string | undefined, name };

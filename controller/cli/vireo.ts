@@ -16,7 +16,7 @@ Usage:
   vireo run --manifests DIR [--state-dir DIR] [--time-scale N] [--metrics-addr HOST:PORT] [--no-prune]
             [--provider URL --provider-token-file FILE]
   vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
-  vireo get vms|hosts|hostclusters|vmim|rp|replications|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
+  vireo get vms|hosts|hostclusters|vmim|rp|labs|replications|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
   vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
   vireo plan (--manifests DIR [--state-dir DIR] | [--kubeconfig PATH]) [--provider URL --provider-token-file FILE] [-o table|json]
   vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)

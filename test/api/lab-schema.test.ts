@@ -1,12 +1,18 @@
 // LabTopology as the file mode applies it: a lab is defaulted as the CRD says, a VM's owner and lease are
 // checked, and mistakes the schema can name are refused with the field path the API server would name.
 // What it cannot name (dependency cycles, overlapping or too small CIDRs) is the controller's to refuse.
+// `vireo get labs` prints the CRD's printer columns.
 
-import { describe, it } from "node:test";
+import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { load } from "js-yaml";
 import { formatFieldErrors, kindForResource, printerColumns, validateManifest } from "../../controller/api/schema.ts";
 import type { LabTopology, VirtualMachine } from "../../controller/api/types.ts";
+import { get } from "../../controller/cli/get.ts";
+import { STATE_FORMAT } from "../../controller/state/state-dir.ts";
+import { tempDir } from "../support/process.ts";
 
 const LAB = `apiVersion: vireo.dev/v1alpha1
 kind: LabTopology
@@ -156,4 +162,43 @@ describe("a VM's owner and lease", () => {
   it("refuse a lease without a ttl", () => refusedAt(changed(VM, (d) => { d.spec.lease = { onExpiry: "Delete" }; }), "spec.lease.ttl", "Required value"));
   it("refuse a ttl that is no duration", () => refusedAt(changed(VM, (d) => { d.spec.lease = { ttl: "30d" }; }), "spec.lease.ttl", "should match"));
   it("refuse an unknown action on expiry", () => refusedAt(changed(VM, (d) => { d.spec.lease = { ttl: "1h", onExpiry: "Archive" }; }), "spec.lease.onExpiry", 'Unsupported value: "Archive"'));
+});
+
+describe("vireo get labs", () => {
+  const state = tempDir("get-labs");
+  after(() => state.remove());
+  const lab = accepted<LabTopology>(load(LAB));
+  lab.metadata.creationTimestamp = "2026-11-24T10:00:00Z";
+  lab.status = {
+    phase: "Running", nextExpiry: { time: "2026-11-24T18:00:00Z", action: "Stop" }, message: "esx-0 6/6, esx-1 6/6, kvm-0 6/6, kvm-1 6/6",
+    conditions: [{ type: "Ready", status: "True", reason: "Running", message: "every copy is up", lastTransitionTime: "2026-11-24T10:05:00Z" }],
+  };
+  const stopped = accepted<LabTopology>(changed(LAB, (d) => { d.metadata.name = "old-qa"; d.spec.owner = "bob"; d.spec.copies = 1; d.spec.running = false; }));
+  stopped.metadata.creationTimestamp = "2026-11-20T12:00:00Z";
+  stopped.status = { phase: "Stopped" };
+  writeFileSync(join(state.path, "objects.json"), JSON.stringify({ format: STATE_FORMAT, updatedAt: "2026-11-24T11:00:00Z", objects: [lab, stopped].map((object) => ({ object })), manifestErrors: [] }));
+
+  async function vireoGet(...args: string[]): Promise<string> {
+    let out = "";
+    const code = await get([...args, "--state-dir", state.path], { out: (t) => { out += `${t}\n`; }, err: (t) => { out += `${t}\n`; } }, Date.parse("2026-11-24T12:00:00Z"));
+    assert.equal(code, 0, out);
+    return out;
+  }
+
+  it("lists each lab's owner, phase, copies, readiness, next expiry and age", async () => {
+    assert.equal(await vireoGet("labs", "-n", "qa"), [
+      "NAME      OWNER     PHASE     COPIES   READY   NEXT EXPIRY            AGE",
+      "old-qa    bob       Stopped   1                                       4d",
+      "shop-qa   team-qa   Running   2        True    2026-11-24T18:00:00Z   120m",
+      "",
+    ].join("\n"));
+  });
+
+  it("adds the cluster and the message with -o wide", async () => {
+    assert.equal(await vireoGet("lab", "shop-qa", "-n", "qa", "-o", "wide"), [
+      "NAME      OWNER     PHASE     COPIES   READY   NEXT EXPIRY            AGE    CLUSTER   MESSAGE",
+      "shop-qa   team-qa   Running   2        True    2026-11-24T18:00:00Z   120m   lab       esx-0 6/6, esx-1 6/6, kvm-0 6/6, kvm-1 6/6",
+      "",
+    ].join("\n"));
+  });
 });

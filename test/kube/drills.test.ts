@@ -7,7 +7,8 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Fault, Host, VirtualMachine } from "../../controller/api/types.ts";
+import type { Fault, Host, HostCluster, RecoveryPlan, VirtualMachine } from "../../controller/api/types.ts";
+import { selectorMatches } from "../../controller/api/selectors.ts";
 import { ControlPlane, eventually, kubectlOk, vireoApiMode, worldVms } from "../support/cluster.ts";
 import { parseManifestFile, formatManifestError } from "../../controller/sources/files/manifests.ts";
 import { REPO, VireoProcess, WAIT_MS, tempDir } from "../support/process.ts";
@@ -152,6 +153,8 @@ test("kubectl apply -f of a HostCrash Fault: the host fails, its protected VMs a
 });
 
 test("the ready drills in manifests/drills are accepted by the API server and the file mode, and aim at the example fleet", async () => {
+  // A RecoveryPlan is namespaced: the examples' namespaces exist first, as they would for `kubectl apply -f manifests/examples`.
+  await kubectlOk(cp, ["apply", "-f", join(REPO, "manifests", "examples", "00-namespaces.yaml")]);
   const drillsDir = join(REPO, "manifests", "drills");
   const examples = join(REPO, "manifests", "examples");
   const fleet = readdirSync(examples).filter((f) => f.endsWith(".yaml")).flatMap((f) => {
@@ -161,12 +164,18 @@ test("the ready drills in manifests/drills are accepted by the API server and th
   });
   const hosts = new Set(fleet.filter((o) => o.kind === "Host").map((o) => o.metadata.name));
   const vms = new Set(fleet.filter((o) => o.kind === "VirtualMachine").map((o) => `${o.metadata.namespace}/${o.metadata.name}`));
+  const declaredVms = fleet.filter((o): o is VirtualMachine => o.kind === "VirtualMachine");
+  const clusters = fleet.filter((o): o is HostCluster => o.kind === "HostCluster");
   const files = readdirSync(drillsDir).filter((f) => f.endsWith(".yaml")).sort();
   assert.ok(files.length >= 5);
   for (const file of files) {
     const parsed = parseManifestFile(file, readFileSync(join(drillsDir, file), "utf8"));
     assert.ok(parsed.ok, `${file}: ${parsed.ok ? "" : parsed.errors.map(formatManifestError).join("; ")}`);
     for (const { object } of parsed.documents) {
+      if (object.kind === "RecoveryPlan") {
+        assertPlanAimsAtExamples(file, object, { vms: declaredVms, clusters, hosts: fleet.filter((o): o is Host => o.kind === "Host") });
+        continue;
+      }
       assert.equal(object.kind, "Fault", file);
       const { target } = (object as Fault).spec;
       for (const h of [...(target.host ? [target.host] : []), ...(target.hosts ?? [])]) assert.ok(hosts.has(h), `${file}: no host ${h} in the examples`);
@@ -175,3 +184,19 @@ test("the ready drills in manifests/drills are accepted by the API server and th
     await kubectlOk(cp, ["apply", "--dry-run=server", "-f", join(drillsDir, file)]);
   }
 });
+
+/** A drill's RecoveryPlan selects replicated example VMs of its namespace, and a Test's network is in their target cluster. */
+function assertPlanAimsAtExamples(file: string, plan: RecoveryPlan, examples: { vms: readonly VirtualMachine[]; clusters: readonly HostCluster[]; hosts: readonly Host[] }): void {
+  const { vms, clusters, hosts } = examples;
+  const selected = vms.filter((vm) => vm.metadata.namespace === plan.metadata.namespace && selectorMatches(plan.spec.selector, vm.metadata.labels ?? {}));
+  assert.ok(selected.length > 0, `${file}: selects no example VM in namespace ${plan.metadata.namespace}`);
+  for (const vm of selected) {
+    const target = vm.spec.replication?.targetCluster;
+    assert.ok(target, `${file}: selects ${vm.metadata.name}, which is not replicated`);
+    const cluster = clusters.find((c) => c.metadata.name === target);
+    assert.ok(cluster, `${file}: ${vm.metadata.name} replicates to cluster ${target}, which the examples do not declare`);
+    if (plan.spec.action !== "Test") continue;
+    const members = hosts.filter((h) => selectorMatches(cluster.spec.hostSelector, h.metadata.labels ?? {}));
+    assert.ok(members.some((h) => h.spec.networks.includes(plan.spec.testNetwork!)), `${file}: no host of cluster ${target} has network ${plan.spec.testNetwork}`);
+  }
+}

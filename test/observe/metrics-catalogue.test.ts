@@ -5,7 +5,8 @@
 // a VM started behind Vireo's back (`vireo sim create`), an orphan it reports and never heals, so the drift
 // series are really in the scrape, not only their # HELP and # TYPE lines. It also live-migrates a VM
 // (`vireo migrate`), so the migration counter and histograms hold a real migration, and its clusters
-// balance (Manual, the default), so their imbalance series are there too.
+// balance (Manual, the default), so their imbalance series are there too. Four of its VMs replicate to
+// cluster dr, so the sync counters hold real syncs over the prod->dr link.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -99,11 +100,24 @@ test("every metric the example fleet's file-mode process exposes is in docs/metr
   assert.equal(sample(text, "vireo_migration_duration_seconds_count", { result: "Succeeded" }), 1);
   assert.equal(sample(text, "vireo_migration_downtime_seconds_count", {}), 1);
   assert.equal(sample(text, "vireo_migrations_in_flight", {}), 0);
-  for (const cluster of ["prod", "lab"]) {
+  for (const cluster of ["prod", "dr", "lab"]) {
     assert.ok(sample(text, "vireo_cluster_imbalance", { cluster }) !== undefined, `no imbalance series for ${cluster}`);
     assert.ok(sample(text, "vireo_cluster_imbalance_target", { cluster }) !== undefined, `no imbalance target series for ${cluster}`);
     assert.ok(sample(text, "vireo_balancing_recommendations", { cluster }) !== undefined, `no recommendations series for ${cluster}`);
   }
+
+  // The replicated VMs' first full syncs (what the example disks hold, over one shared link), then one more.
+  const link = { link: "prod->dr" };
+  const replicationDeadline = Date.now() + WAIT_MS;
+  while (!(sample(text, "vireo_replication_vms", { state: "Replicating" }) === 4 && sample(text, "vireo_replication_syncs_total", link)! >= 5) && Date.now() < replicationDeadline) {
+    await new Promise((r) => setTimeout(r, 500));
+    text = await exposition(address);
+  }
+  assert.equal(sample(text, "vireo_replication_vms", { state: "Replicating" }), 4, `every replicated VM replicates:\n${text.split("\n").filter((l) => l.includes("replica")).join("\n")}`);
+  assert.ok(sample(text, "vireo_replication_syncs_total", link)! >= 5, "syncs over the prod->dr link are counted");
+  assert.ok(sample(text, "vireo_replication_synced_bytes_total", link)! >= 4 * 20 * 1024 ** 3, "the first full syncs shipped the whole disks");
+  assert.equal(sample(text, "vireo_replication_vms", { state: "Error" }), 0);
+  assert.equal(sample(text, "vireo_replica_failovers_total", { kind: "Automatic", result: "Started" }), 0);
 
   const scraped = families(text);
   const documented = catalogue();
@@ -128,7 +142,7 @@ test("an API-mode process with leader election exposes the metrics docs/metrics.
   await kubectlOk(cp, ["apply", "-f", join(REPO, "manifests", "examples")]);
   vireo = vireoApiMode(cp, state.path, ["--leader-elect", "--leader-election-namespace", "default"]);
   const address = await metricsAddress(vireo);
-  await vireo.waitForLog(/synced: 8 hosts in 2 clusters, 19 VMs/);
+  await vireo.waitForLog(/synced: 11 hosts in 3 clusters, 19 VMs/);
   const documented = catalogue();
   const names = new Set(documented.map((d) => d.name));
   const deadline = Date.now() + WAIT_MS;

@@ -1,9 +1,12 @@
 -- Argo CD health check for every Vireo kind (vireo.dev/v1alpha1: VirtualMachine, Host, HostCluster,
--- HAPolicy, Fault). Vireo's conditions follow kstatus, so one script reads them all (docs/argocd.md):
+-- HAPolicy, Fault, RecoveryPlan). Vireo's conditions follow kstatus, so one script reads them all
+-- (docs/argocd.md):
 --   status not yet written, or observedGeneration behind metadata.generation  -> Progressing
---   Stalled=True (cannot get there without a change: unschedulable, failed)   -> Degraded
+--   Stalled=True (cannot get there without a change: unschedulable, failed,
+--                 a RecoveryPlan Failed or WaitingForUser)                    -> Degraded
 --   Ready=True on a Host in maintenance (taken out of service on purpose)     -> Suspended
---   Ready=True (the declared state is reached; a Halted VM that is stopped)   -> Healthy
+--   Ready=True (the declared state is reached; a Halted VM that is stopped,
+--               a RecoveryPlan that Succeeded)                                -> Healthy
 --   Reconciling=True, or Ready not yet True                                   -> Progressing
 -- Lua 5.1, the dialect Argo CD embeds; `obj` is the object.
 local hs = {}

@@ -9,10 +9,10 @@ import { join } from "node:path";
 import { load } from "js-yaml";
 import { REPO } from "../support/process.ts";
 import { commandPath, ensureDebianPackages } from "../tools/setup.ts";
-import { sampleObjects, type Sample } from "./fleet.ts";
+import { recoveryPlanSamples, sampleObjects, type Sample } from "./fleet.ts";
 
 const SCRIPT = join(REPO, "docs", "argocd", "health.lua");
-const KINDS = ["VirtualMachine", "Host", "HostCluster", "HAPolicy", "Fault"];
+const KINDS = ["VirtualMachine", "Host", "HostCluster", "HAPolicy", "Fault", "RecoveryPlan"];
 
 /** A JSON value as a Lua 5.1 table literal (lua5.1 has no JSON decoder). */
 export function luaLiteral(value: unknown): string {
@@ -41,7 +41,7 @@ io.write(tostring(hs.status), "\\n", tostring(hs.message))
 let samples: Map<string, Sample>;
 before(async () => {
   await ensureDebianPackages({ "lua5.1": "lua5.1" });
-  samples = await sampleObjects();
+  samples = new Map([...await sampleObjects(), ...await recoveryPlanSamples()]);
 });
 
 function sample(name: string): unknown {
@@ -87,6 +87,16 @@ test("a Host in maintenance is Suspended; one entering maintenance is Progressin
 test("a HostCluster and an HAPolicy that are Ready are Healthy", () => {
   assert.equal(health(sample("cluster")).status, "Healthy");
   assert.equal(health(sample("policy")).status, "Healthy");
+});
+
+test("a RecoveryPlan that Succeeded is Healthy; one Failed or waiting for a person is Degraded, with the reason; one under way is Progressing", () => {
+  assert.equal(health(sample("succeeded-plan")).status, "Healthy");
+  assert.match(health(sample("succeeded-plan")).message, /^Succeeded: 1 test copies run on network dr-test/);
+  assert.deepEqual(health(sample("failed-plan")), { status: "Degraded", message: "NoVMsSelected: the selector selects no VirtualMachine in namespace default" });
+  const waiting = health(sample("waiting-plan"));
+  assert.equal(waiting.status, "Degraded");
+  assert.match(waiting.message, /^WaitingForUser: default\/db-0: .*may still run/);
+  assert.equal(health(sample("running-plan")).status, "Progressing");
 });
 
 test("an object Vireo has not written status for yet is Progressing", () => {

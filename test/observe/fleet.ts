@@ -3,7 +3,8 @@
 // observed. Shared by the Argo CD Lua and the kstatus tests.
 
 import { Scenario, clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
-import type { VireoObject } from "../../controller/api/types.ts";
+import { PROD_HOSTS, allReplicated, recoveryPlanYaml, startDrFleet } from "../support/dr-fleet.ts";
+import type { RecoveryPlan, VireoObject } from "../../controller/api/types.ts";
 
 export interface Sample {
   /** What the object is, as the test names it. */
@@ -72,6 +73,47 @@ export async function sampleObjects(): Promise<Map<string, Sample>> {
     await s.sim.hangGuest("watched/db-1");
     await s.until(() => s.vm("db-1", "watched").status?.phase === "Failed", 600_000);
     keep("failed-vm", s.vm("db-1", "watched"));
+  } finally {
+    await s.stop();
+  }
+  return samples;
+}
+
+/**
+ * RecoveryPlans in each phase GitOps tools must tell apart, written by the controller on the two-site fleet
+ * (test/support/dr-fleet.ts): succeeded-plan (a Test whose copies run), running-plan (a Migrate caught
+ * while it shuts its VM down or syncs), failed-plan (refused: it selects no VM) and waiting-plan (a
+ * Failover whose original may still run on a partitioned host: WaitingForUser).
+ */
+export async function recoveryPlanSamples(): Promise<Map<string, Sample>> {
+  const s = await startDrFleet([
+    { name: "web-0", tier: "web", diskGiB: 1 },
+    { name: "app-0", tier: "app", diskGiB: 1 },
+    { name: "db-0", tier: "db", diskGiB: 1 },
+  ]);
+  const samples = new Map<string, Sample>();
+  const plan = (name: string) => s.store.list("RecoveryPlan").find((p) => p.metadata.name === name);
+  const phase = (name: string) => plan(name)?.status?.phase;
+  const keep = (sample: string, name: string) => samples.set(sample, { name: sample, object: snapshot(plan(name) as RecoveryPlan) });
+  try {
+    await s.until(() => allReplicated(s, ["web-0", "app-0", "db-0"]), 3_600_000, 10_000);
+
+    s.apply(recoveryPlanYaml("test-web", "Test", "  testNetwork: dr-test\n", "{matchLabels: {tier: web}}"));
+    s.apply(recoveryPlanYaml("nothing", "Failover", "", "{matchLabels: {tier: none}}"));
+    s.apply(recoveryPlanYaml("move-app", "Migrate", "", "{matchLabels: {tier: app}}"));
+    await s.until(() => phase("move-app") === "Running", 600_000, 100);
+    keep("running-plan", "move-app");
+    await s.until(() => phase("test-web") === "Succeeded" && phase("nothing") === "Failed" && phase("move-app") === "Succeeded", 1_800_000);
+    keep("succeeded-plan", "test-web");
+    keep("failed-plan", "nothing");
+
+    // The prod hosts are cut off from the controller but still write their datastore heartbeats: db-0 may
+    // still run there, so a Failover cannot power it off, nor start its replica.
+    await s.sim.partitionHosts(PROD_HOSTS);
+    await s.until(() => s.store.list("Host").filter((h) => PROD_HOSTS.includes(h.metadata.name)).every((h) => h.status?.phase === "Partitioned"), 600_000);
+    s.apply(recoveryPlanYaml("failover-db", "Failover", "", "{matchLabels: {tier: db}}"));
+    await s.until(() => phase("failover-db") === "WaitingForUser", 600_000);
+    keep("waiting-plan", "failover-db");
   } finally {
     await s.stop();
   }

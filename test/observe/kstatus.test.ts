@@ -6,7 +6,7 @@ import { before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { ensureKstatus } from "../tools/setup.ts";
-import { sampleObjects, type Sample } from "./fleet.ts";
+import { recoveryPlanSamples, sampleObjects, type Sample } from "./fleet.ts";
 
 interface Computed {
   kind: string;
@@ -20,7 +20,7 @@ let computed: Map<string, Computed>;
 
 before(async () => {
   const kstatus = await ensureKstatus();
-  samples = await sampleObjects();
+  samples = new Map([...await sampleObjects(), ...await recoveryPlanSamples()]);
   const names = [...samples.keys()];
   const r = spawnSync(kstatus, [], { input: JSON.stringify(names.map((n) => samples.get(n)!.object)), encoding: "utf8" });
   assert.equal(r.status, 0, `kstatus failed:\n${r.stderr}`);
@@ -54,4 +54,11 @@ test("an object whose latest generation is not observed yet is InProgress even t
 test("stalled objects are Failed: an unschedulable VM, a VM marked Failed by VM monitoring", () => {
   assert.equal(statusOf("unschedulable-vm"), "Failed");
   assert.equal(statusOf("failed-vm"), "Failed");
+});
+
+test("RecoveryPlans: Succeeded is Current, one under way InProgress, one Failed or waiting for a person Failed", () => {
+  assert.equal(statusOf("succeeded-plan"), "Current");
+  assert.equal(statusOf("running-plan"), "InProgress");
+  assert.equal(statusOf("failed-plan"), "Failed");
+  assert.equal(statusOf("waiting-plan"), "Failed");
 });

@@ -710,9 +710,13 @@ export interface LabTierStatus {
   ready: number;
   total: number;
   /** Waiting, Starting, Running, Stopping, Stopped. */
-  state: string;
+  state: LabTierState;
+  /** When the tier entered its state: a wait's timeout, a stop's delay count from here. */
+  since?: string;
   message?: string;
 }
+
+export type LabTierState = "Waiting" | "Starting" | "Running" | "Stopping" | "Stopped";
 
 export interface LabCopyStatus {
   /** The copy's name: `<platform>-<index>`, or `<index>` without platforms. */
@@ -721,6 +725,8 @@ export interface LabCopyStatus {
   ready: number;
   total: number;
   tiers: LabTierStatus[];
+  /** Why the copy is not running, when one of its VMs cannot be placed (a platform without room). */
+  message?: string;
 }
 
 export interface LabAddress {
@@ -745,6 +751,8 @@ export interface LabTopologyStatus {
   stoppedAt?: string;
   /** The next lease expiry, and what it does. */
   nextExpiry?: { time: string; action: "Stop" | "Delete" };
+  /** Set when the runtime lease stopped the lab: it stays stopped until its spec changes (a renewal). */
+  leaseStopped?: { time: string; generation: number };
   message?: string;
   conditions?: Condition[];
 }

@@ -2,7 +2,7 @@
 // reconcilers over the queue. Event handlers only enqueue; every decision is made in a reconcile.
 
 import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
-import { KINDS, keyOf, objectKey, vmId } from "../api/types.ts";
+import { KINDS, keyOf, LAB_LABEL, objectKey, vmId } from "../api/types.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import { ObservationCache } from "./observer.ts";
 import { WorkQueue } from "./workqueue.ts";
@@ -28,6 +28,7 @@ import { reconcileFault } from "./reconcile-fault.ts";
 import { reconcileHaPolicy } from "./reconcile-hapolicy.ts";
 import { reconcileMigration } from "./reconcile-migration.ts";
 import { reconcileRecoveryPlan } from "./reconcile-recoveryplan.ts";
+import { reconcileLab } from "./reconcile-lab.ts";
 import { clustersOfVm } from "./replication.ts";
 import { selectorMatches } from "../api/selectors.ts";
 import { jsonEqual } from "../api/equal.ts";
@@ -161,6 +162,8 @@ export class Controller {
       for (const key of requests.get(id) ?? []) this.queue.add(key);
       const vm = this.ctx.store.get(vmKeyOfId(id)) as VirtualMachine | undefined;
       if (vm) for (const cluster of clustersOfVm(vm)) this.queue.add(clusterKey(cluster));
+      const lab = vm?.metadata.labels?.[LAB_LABEL];
+      if (lab) this.queue.add(objectKey("LabTopology", lab, vm!.metadata.namespace));
     }
     const clusters = this.ctx.store.list("HostCluster");
     const touched = new Set(changes.hosts);
@@ -218,6 +221,7 @@ export class Controller {
       case "Fault": return reconcileFault(this.ctx, rest[0]!);
       case "VirtualMachineMigration": return reconcileMigration(this.ctx, key);
       case "RecoveryPlan": return reconcileRecoveryPlan(this.ctx, key);
+      case "LabTopology": return reconcileLab(this.ctx, key, rest[0]!, rest[1]!);
     }
     throw new Error(`unknown key ${key}`);
   }
@@ -246,6 +250,8 @@ export class Controller {
     switch (object.kind) {
       case "VirtualMachine": {
         for (const cluster of clustersOfVm(object)) this.queue.add(clusterKey(cluster));
+        const lab = object.metadata.labels?.[LAB_LABEL];
+        if (lab) this.queue.add(objectKey("LabTopology", lab, object.metadata.namespace));
         const before = event.previous as VirtualMachine | undefined;
         if (before) for (const cluster of clustersOfVm(before)) this.queue.add(clusterKey(cluster));
         // Declaring (or deleting) a VM changes whether its host counts it as unknown.

@@ -4,7 +4,8 @@
 // planner's, whose latest verdict on the VM says why it waits or moves.
 
 import type { Host, VirtualMachine, VirtualMachineStatus } from "../api/types.ts";
-import { vmId } from "../api/types.ts";
+import { objectKey, vmId } from "../api/types.ts";
+import { vmLease } from "../planners/labs/lease.ts";
 import { findCondition } from "../api/conditions.ts";
 import { hostLabels } from "../api/membership.ts";
 import { MANAGED_BY } from "../core/observation.ts";
@@ -27,6 +28,12 @@ import { replicationView } from "../planners/replication/status.ts";
 export async function reconcileVm(ctx: ReconcileContext, key: string, id: string): Promise<ReconcileResult | void> {
   let vm = ctx.store.get(key) as VirtualMachine | undefined;
   if (!vm || vm.metadata.deletionTimestamp) return removeVm(ctx, id, vm);
+  if (orphanedByLab(ctx, vm)) {
+    // Its lab is gone (deleted while Vireo was down): the VM goes too. The API server's garbage collector
+    // does this by the owner reference; the file mode has none.
+    await ctx.objects.delete(vm);
+    return;
+  }
   if (ctx.finalizers) {
     await ctx.finalizers.ensure(vm);
     vm = ctx.store.get(key) as VirtualMachine;
@@ -75,6 +82,7 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, plac
   const misplaced = instance && hostView?.host && !recovering
     ? forbiddenHost(vm, hostView.host, hostView.cluster?.metadata.name) ?? antiAffinityBroken(ctx, vm, id, hostView.host)
     : undefined;
+  const lease = vmLease(placed.declared);
   const replica = ctx.observed.replica(id);
   const replication = replicationView(placed.declared, replica, ctx.replication.notes.get(vm.spec.placement.cluster)?.get(id), ctx.replication.recoveries.get(id), ctx.clock.now());
   const protection = protectionOf(placed.declared, ctx.store.list("HAPolicy"), cluster);
@@ -89,6 +97,7 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, plac
     ...(cluster ? { cluster } : {}),
     networks: placed.networks,
     ...(recovering ? { recovering: { cluster: vm.spec.placement.cluster } } : {}),
+    ...(lease ? { lease } : {}),
     ...(replication.status ? { replication: { status: replication.status, ...(replication.condition ? { condition: replication.condition } : {}) } } : {}),
     ...(verdict ? { verdict } : {}),
     ha: {
@@ -117,6 +126,13 @@ async function removeVm(ctx: ReconcileContext, id: string, vm: VirtualMachine | 
   ctx.macs.release(id);
   if (vm) await ctx.finalizers?.remove(vm);
   if (vm) for (const cluster of clustersOfVm(vm)) ctx.enqueue(clusterKey(cluster));
+}
+
+/** A VM a LabTopology made whose lab no longer exists, in the file mode (the API mode's collector takes it). */
+function orphanedByLab(ctx: ReconcileContext, vm: Readonly<VirtualMachine>): boolean {
+  if (ctx.finalizers) return false;
+  const owner = vm.metadata.ownerReferences?.find((o) => o.kind === "LabTopology");
+  return owner !== undefined && !ctx.store.get(objectKey("LabTopology", owner.name, vm.metadata.namespace));
 }
 
 /** An RPO violation that begins, and a failover to the replica first reported: counted and told. */

@@ -11,6 +11,7 @@ import { clusterOfRole, mappingOf, recoveredVm, replicaRole, type PlanFacts, typ
 import type { ReplicaSite } from "../planners/replication/settings.ts";
 import { siteState, type SiteState } from "../planners/replication/site.ts";
 import type { ReconcileContext } from "./context.ts";
+import { withLease } from "../planners/labs/lease.ts";
 import { hostByName } from "./context.ts";
 import { viewHost, type HostView } from "./views.ts";
 
@@ -122,7 +123,9 @@ export class FleetView {
   }
 
   /** Where the VM belongs this round, and as declared there. */
-  place(declared: VirtualMachine): PlacedView {
+  place(written: VirtualMachine): PlacedView {
+    // A VM whose lease ran out is Halted, wherever it belongs.
+    const declared = withLease(written, this.ctx.clock.now());
     const macs = this.ctx.macs.macsFor(declared);
     if (!declared.spec.replication) return { vm: declared, declared, role: { kind: "Home" }, plans: [], networks: macs };
     const id = vmId(declared);

@@ -30,6 +30,8 @@ export interface VmSituation {
   verdict?: VmVerdict;
   /** Set while the VM is to start from its replica in `cluster`: its original is the recovery's to stop or fence. */
   recovering?: { cluster: string };
+  /** Its lease (`spec.lease`), unless exempt: when it expires, and what happens then. */
+  lease?: { expiresAt: number; onExpiry: "Stop" | "Delete" };
   /** Its replication, as its status reports it, and the Replicated condition. */
   replication?: { status: NonNullable<VirtualMachineStatus["replication"]>; condition?: ConditionInput };
   /** HA's side: whether the VM is protected, its last failover, its VM monitoring settings. */
@@ -103,7 +105,8 @@ export function configChanges(vm: Readonly<VirtualMachine>, networks: readonly V
 
 export function planVm(s: Readonly<VmSituation>): VmPlan {
   const { vm, instance } = s;
-  const want = desiredPower(vm, instance);
+  const expired = s.lease !== undefined && s.now >= s.lease.expiresAt ? s.lease : undefined;
+  const want = expired ? "Off" : desiredPower(vm, instance);
   const on = instance !== undefined && instance.power !== "Off";
   const actions: Action[] = [];
   let progress: Progress;
@@ -112,6 +115,8 @@ export function planVm(s: Readonly<VmSituation>): VmPlan {
     progress = { phase: on ? phaseOf(instance) : "Pending", ready: false, stalled: { reason: "ClusterNotFound", message: `HostCluster ${vm.spec.placement.cluster} does not exist` } };
   } else if (s.recovering && want === "On") {
     progress = recoveringProgress(s);
+  } else if (expired) {
+    progress = leaseExpired(s, expired.onExpiry, actions);
   } else if (want === "Off") {
     progress = planOff(s, actions);
   } else if (want === "AsIs") {
@@ -150,7 +155,8 @@ function nextLook(s: Readonly<VmSituation>, vmcpDueAt: number | undefined): numb
   const check = s.ha?.monitoring && s.instance ? nextMonitoringCheck(s.instance, s.ha.monitoring, s.now) : undefined;
   // A Manual VM is never powered off by Vireo: its grace period ends with nothing to do.
   const grace = desiredPower(s.vm, s.instance) === "AsIs" ? undefined : shutdownGraceEndsAt(s.instance);
-  const wake = Math.min(check ?? Infinity, vmcpDueAt !== undefined && vmcpDueAt > s.now ? vmcpDueAt : Infinity, grace !== undefined && grace > s.now ? grace : Infinity);
+  const lease = s.lease !== undefined && s.lease.expiresAt > s.now ? s.lease.expiresAt : Infinity;
+  const wake = Math.min(check ?? Infinity, lease, vmcpDueAt !== undefined && vmcpDueAt > s.now ? vmcpDueAt : Infinity, grace !== undefined && grace > s.now ? grace : Infinity);
   return wake === Infinity ? undefined : wake;
 }
 
@@ -179,6 +185,21 @@ function recoveringProgress(s: Readonly<VmSituation>): Progress {
   if (verdict?.kind === "RestartFailed") return { phase: "Failed", ready: false, stalled: { reason: "RestartFailed", message: verdict.message } };
   if (verdict?.kind === "Waiting") return { phase, ready: false, reason: verdict.reason, message: verdict.message, needsPlacement: true };
   return { phase, ready: false, reason: "Recovering", message: `recovering from its replica into cluster ${s.recovering!.cluster}`, needsPlacement: true };
+}
+
+/**
+ * The VM's lease ran out: it is stopped, and with onExpiry Delete removed from its host too. (Deleting
+ * the object is the API mode's; a manifest in the file mode stays until someone removes it.)
+ */
+function leaseExpired(s: Readonly<VmSituation>, onExpiry: "Stop" | "Delete", actions: Action[]): Progress {
+  const at = new Date(s.lease!.expiresAt).toISOString();
+  const off = !s.instance || s.instance.power === "Off";
+  if (!off) {
+    const stopping = planOff(s, actions);
+    return { ...stopping, reason: "LeaseExpired", message: `the lease expired at ${at}: stopping` };
+  }
+  if (onExpiry === "Delete" && s.instance) actions.push({ type: "Remove", vm: idOf(s.vm), reason: `the lease expired at ${at}` });
+  return { phase: "Stopped", ready: true, reason: "LeaseExpired", message: `the lease expired at ${at}: ${onExpiry === "Delete" ? "removed from its host" : "stopped"}; renew spec.lease.ttl to run it again` };
 }
 
 function planOff(s: Readonly<VmSituation>, actions: Action[]): Progress {

@@ -1,6 +1,6 @@
 // The objects Vireo makes, written straight into the store: the file mode's and the virtual clock's way.
-// The store gives them the identity the API server would (uid, generation, creation time), and a deletion
-// takes effect at once — as on the API server, once Vireo's own finalizer work is done.
+// Each is admitted as the API server would (validated and defaulted by its CRD) and given the identity it
+// would get there (uid, generation, creation time); a deletion takes effect at once.
 
 import { randomUUID } from "node:crypto";
 import type { VireoObject } from "../api/types.ts";
@@ -8,13 +8,18 @@ import { keyOf } from "../api/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { ObjectWriter } from "../engine/context.ts";
 import { withIdentity } from "./identity.ts";
+import { formatFieldErrors, validateManifest } from "../api/schema.ts";
 import type { ObjectStore } from "./store.ts";
 
 export function storeObjectWriter(store: ObjectStore, clock: Clock): ObjectWriter {
   return {
     async apply(object) {
-      const previous = store.get(keyOf(object as VireoObject));
-      store.upsert(withIdentity(object as VireoObject, previous, clock.now(), randomUUID));
+      // Admitted as the API server would: validated and defaulted by its CRD, or refused with the field paths.
+      const { status: _status, ...manifest } = object as VireoObject;
+      const admitted = validateManifest(manifest);
+      if (!admitted.ok) throw new Error(`${object.kind} ${object.metadata.name} is invalid: ${formatFieldErrors(admitted.errors)}`);
+      const previous = store.get(keyOf(admitted.object));
+      store.upsert(withIdentity(admitted.object, previous, clock.now(), randomUUID));
     },
     async delete(object) {
       store.delete(keyOf(object as VireoObject));

@@ -25,7 +25,8 @@ export function replicationStage(s: Readonly<ClusterSituation>, state: StageStat
     if (desired.kind !== "Replicate") continue;
     // A promoted replica is replaced only once the VM's status has told what its recovery cost.
     const untold = replica?.recovery !== undefined && f.declared.status?.replication?.failover?.time !== new Date(replica.recovery.at).toISOString();
-    if (!untold && (!replica || !sameSettings(replica.settings, desired.settings))) {
+    // The hosts replicate a VM they have: one not yet registered on a host is replicated once it is.
+    if (!untold && f.instance && (!replica || !sameSettings(replica.settings, desired.settings))) {
       const reason = !replica ? `replication to cluster ${desired.targetCluster} is declared`
         : replica.state === "FailedOver" ? `${desired.direction === "Reverse" ? "a failback" : "the VM is home again and"} needs a new replica in cluster ${desired.targetCluster}`
         : "the replication settings changed";

@@ -94,6 +94,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   private readonly writer: StateWriter | undefined;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
+  /** The clock as read by the operation under way (operationTime). */
+  private operationNow: number | undefined;
 
   /** A new, empty world. `restored` is for `load` only. */
   constructor(options: SimOptions, restored?: RestoredWorld) {
@@ -107,7 +109,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.ctx = {
       world: this.world,
       timings: this.timings,
-      now: () => this.clock.now(),
+      now: () => this.operationTime(),
       syncTransition: (vm) => this.syncTransition(vm),
       syncFence: (host) => this.syncFence(host),
       syncIsolation: (host) => this.syncIsolation(host),
@@ -642,6 +644,18 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.syncReplicationTimer();
   }
 
+  /**
+   * The time of the operation under way: the clock read once, so that everything one change does (a crash,
+   * and the writes booked up to it) happens at one instant, however a real clock moves meanwhile.
+   */
+  private operationTime(): number {
+    if (this.operationNow === undefined) {
+      this.operationNow = this.clock.now();
+      queueMicrotask(() => { this.operationNow = undefined; });
+    }
+    return this.operationNow;
+  }
+
   private changed(): void {
     // Whatever changed may have broken a migration (a host down, the VM stopped): it ends before anyone looks.
     endBrokenMigrations(this.ctx);
@@ -649,7 +663,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     // Replication events overdue (a late timer) happen first, at their own times, as the world was; then
     // every replica books what its VM wrote up to the change, and what is due at once (a first sync, one
     // asked for, one the change made possible) begins now.
-    const now = this.clock.now();
+    const now = this.operationTime();
     this.runReplicationEvents(now, false);
     rebookReplicas(this.world, now);
     this.runReplicationEvents(now, true);

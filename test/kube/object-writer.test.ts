@@ -168,6 +168,7 @@ test("the status subresource takes a lab's full status as Vireo writes it", asyn
     addresses: [{ vm: "reported-esx-0-db-0", network: "back", segment: "back/esx-0", address: "10.0.2.2", externalAddress: "192.168.0.2", macAddress: "02:00:00:00:00:01" }],
     startedAt: now, stoppedAt: now,
     nextExpiry: { time: now, action: "Stop" },
+    leaseStopped: { time: now, generation: 1 },
     message: "esx-0 3/3",
     conditions: [{ type: "Ready", status: "True", reason: "Running", message: "all tiers are up", lastTransitionTime: now, observedGeneration: 1 }],
   };

@@ -3,7 +3,7 @@
 // first — it is what holds or releases each VM (replication/role.ts) — then acts, and wakes the VMs and
 // clusters concerned. Deleting a Test plan removes its copies before the deletion completes.
 
-import type { RecoveryPlan, RecoveryPlanStatus, VirtualMachine } from "../api/types.ts";
+import type { RecoveryPlan, VirtualMachine } from "../api/types.ts";
 import { keyOf, vmId } from "../api/types.ts";
 import { selectorMatches } from "../api/selectors.ts";
 import { planRecovery, testCopyName, TEST_COPY_MANAGED_BY, type PlanVm } from "../planners/recovery/plan.ts";
@@ -68,19 +68,9 @@ export async function reconcileRecoveryPlan(ctx: ReconcileContext, key: string):
       ctx.events.record(plan, outcome.status.phase === "Failed" || outcome.status.phase === "WaitingForUser" ? "Warning" : "Normal", outcome.status.phase ?? "Idle", outcome.status.message ?? "");
     }
   }
-  recordRecoveryTimes(ctx, plan, outcome.status);
   const phase = outcome.status.phase;
   if (phase !== "Succeeded" && phase !== "Failed") return { requeueAfter: PROGRESS_INTERVAL_MS };
   if (outcome.wakeAt !== undefined) return wakeAt(ctx, outcome.wakeAt);
-}
-
-/** Each VM the plan brought to Ready this round, once: its recovery time. */
-function recordRecoveryTimes(ctx: ReconcileContext, plan: Readonly<RecoveryPlan>, status: Readonly<RecoveryPlanStatus>): void {
-  for (const r of status.vms ?? []) {
-    if (r.recoveryTimeSeconds === undefined) continue;
-    const before = plan.status?.vms?.find((b) => b.vm === r.vm);
-    if (before?.recoveryTimeSeconds === undefined) ctx.metrics.replicaRecoveryTime.observe(r.recoveryTimeSeconds);
-  }
 }
 
 /** The VirtualMachines of the plan's namespace its selector matches. */

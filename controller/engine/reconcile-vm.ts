@@ -23,7 +23,7 @@ import type { PlacedView } from "./replication.ts";
 import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 import { clustersOfVm, FleetView } from "./replication.ts";
-import { replicationView } from "../planners/replication/status.ts";
+import { replicationView, rpoBreachAt } from "../planners/replication/status.ts";
 
 export async function reconcileVm(ctx: ReconcileContext, key: string, id: string): Promise<ReconcileResult | void> {
   let vm = ctx.store.get(key) as VirtualMachine | undefined;
@@ -69,7 +69,10 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
   const record = ctx.replication.recoveries.get(id);
   const told = plan.status.replication?.failover;
   if (record && told && Date.parse(told.time) >= record.askedAt) ctx.replication.recoveries.delete(id);
-  if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
+  // A replica ages with time alone: look again when it would break its RPO (vSphere Replication's rule).
+  const rpoAt = rpoBreachAt(ctx.observed.replica(id), ctx.clock.now());
+  const wake = Math.min(plan.wakeAt ?? Infinity, rpoAt ?? Infinity);
+  if (Number.isFinite(wake)) return wakeAt(ctx, wake);
 }
 
 /** Everything the lifecycle planner looks at for one VM, as declared where it belongs now. */

@@ -23,7 +23,7 @@ export class ControllerMetrics {
   readonly actions = new Counter({ name: "vireo_actions_total", help: "Actions the executor applied, by type and result.", labelNames: ["type", "result"] as const, registers: [this.registry] });
   readonly manifestErrors = new Gauge({ name: "vireo_manifest_errors", help: "Manifest files that fail to parse or validate (their last good version stays in force).", registers: [this.registry] });
   readonly splitBrainAttempts = new Gauge({ name: "vireo_split_brain_attempts", help: "Power-ons the hosts refused because another copy of the VM might still run (always 0 in a healthy run).", registers: [this.registry] });
-  readonly failovers = new Counter({ name: "vireo_failovers_total", help: "VMs HA restarted on another host, by reason (HostFailure, HostIsolation, StorageFailure, VmFailure).", labelNames: ["reason"] as const, registers: [this.registry] });
+  readonly failovers = new Counter({ name: "vireo_failovers_total", help: "VMs HA restarted on another host, by reason (HostFailure, HostIsolation, StorageFailure, VmFailure; SiteFailure for a start from a replica in another cluster, after a site loss or by a recovery plan).", labelNames: ["reason"] as const, registers: [this.registry] });
   readonly recoveryTime = new Histogram({
     name: "vireo_failover_recovery_seconds",
     help: "Time from a VM's failure (its host's last heartbeat) to the VM Ready again on another host.",

@@ -77,6 +77,8 @@ test("a Test plan starts copies on the test network with other MACs while produc
       assert.ok(ready(s.vm(name)));
     }
     assert.ok(s.store.list("Host").every((h) => condition(h, "Drifted")?.status !== "True"), "test copies are no unknown VMs");
+    const copyHosts = new Set(NAMES.map((n) => s.sim.observeVm(`default/${n}-test`)!.host));
+    assert.equal(copyHosts.size, NAMES.length, "the copies spread as placement spreads any VM, each counted beside the others");
     await s.until(() => plan(s, "drill").status!.vms!.every((v) => v.result === "CleanedUp"), 1_200_000);
     for (const name of NAMES) assert.equal(s.sim.observeVm(`default/${name}-test`), undefined);
     assert.ok(allReplicated(s, NAMES), "replication went on through the test");

@@ -20,6 +20,7 @@ import type { ClusterSnapshot } from "../../placement/index.ts";
 import type { Action } from "../actions.ts";
 import { desiredConfig } from "../lifecycle.ts";
 import { mappingOf, recoveryMac, type ReplicaRole } from "../replication/role.ts";
+import { placedVm } from "../ha/restart-order.ts";
 import type { ReplicaSite } from "../replication/settings.ts";
 
 /** The `managedBy` of a test copy: Vireo's, but no VirtualMachine declares it; its RecoveryPlan owns it. */
@@ -77,6 +78,8 @@ export function planRecovery(s: Readonly<RecoveryPlanSituation>): RecoveryOutcom
   }
 
   const actions: Action[] = [];
+  // Test copies take room: each is placed beside those placed before it this round.
+  const snapshots = new Map(s.snapshots);
   const key = `${plan.metadata.uid ?? `${plan.metadata.namespace ?? "default"}/${plan.metadata.name}`}/${generation ?? 0}`;
   const results = s.vms.map((v) => {
     const before = previous?.vms?.find((r) => r.vm === v.id);
@@ -84,7 +87,7 @@ export function planRecovery(s: Readonly<RecoveryPlanSituation>): RecoveryOutcom
       case "Failover": return failover(v, before, actions);
       case "Migrate": return migrate(v, before, key, actions);
       case "Failback": return failback(v, before, key, actions);
-      case "Test": return test(s, v, before, actions);
+      case "Test": return test(s, snapshots, v, before, actions);
     }
   });
   for (const r of results) withLoss(r, s.vms.find((v) => v.id === r.vm)!, startTime);
@@ -195,7 +198,7 @@ function finalSync(v: PlanVm, key: string, actions: Action[], cluster: string, w
   return result(v, "Syncing", v.replica.syncing ? `final sync: ${Math.round(v.replica.syncing.sentMiB)} of ${Math.round(v.replica.syncing.totalMiB)} MiB` : "final sync asked for");
 }
 
-function test(s: Readonly<RecoveryPlanSituation>, v: PlanVm, before: Result | undefined, actions: Action[]): Result {
+function test(s: Readonly<RecoveryPlanSituation>, snapshots: Map<string, ClusterSnapshot>, v: PlanVm, before: Result | undefined, actions: Action[]): Result {
   const { plan } = s;
   const namespace = v.vm.metadata.namespace ?? "default";
   const copy = testCopyName(v.vm.metadata.name);
@@ -223,13 +226,15 @@ function test(s: Readonly<RecoveryPlanSituation>, v: PlanVm, before: Result | un
       networks: v.vm.spec.networks.map((n) => ({ name: plan.spec.testNetwork ?? "", macAddress: recoveryMac(v.vm, `${n.name}#test`) })),
     },
   };
-  const snapshot = s.snapshots.get(cluster);
-  const placed = snapshot ? placeBatch(snapshot, [requestOf(copyVm)]).placements[0] : undefined;
+  const snapshot = snapshots.get(cluster);
+  const request = requestOf(copyVm);
+  const placed = snapshot ? placeBatch(snapshot, [request]).placements[0] : undefined;
   if (!placed) return result(v, "Pending", `no host of cluster ${cluster} can take test copy ${copy} now`, { copy });
   const config: VmConfig = { ...desiredConfig(copyVm, copyVm.spec.networks.map((n) => ({ name: n.name, macAddress: n.macAddress! })), undefined, []), managedBy: TEST_COPY_MANAGED_BY };
   const host = snapshot!.hosts.find((h) => h.name === placed.host);
   config.cpuFeatures = [...(snapshot!.cpuBaseline?.features ?? host?.cpu.features ?? [])].sort();
   actions.push({ type: "Recover", vm: copyId, host: placed.host, config, replicaOf: v.id, reason: `test of recovery plan ${plan.metadata.name}` });
+  snapshots.set(cluster, { ...snapshot!, placed: [...snapshot!.placed, placedVm(request, placed.host)] });
   return result(v, "Starting", `starting test copy ${copy} on host ${placed.host}`, { copy, host: placed.host, cluster, instanceTime: iso(v.replica.lastSync.startedAt) });
 }
 

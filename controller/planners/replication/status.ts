@@ -75,6 +75,18 @@ export function replicationView(
   return { status, condition: conditionOf(replica, status, note, now) };
 }
 
+/**
+ * When the replica, as it stands, would break its RPO: the sync under way running past half the RPO, or the
+ * last completed sync's start falling more than the RPO behind. Undefined when nothing would, or it has.
+ */
+export function rpoBreachAt(replica: Readonly<ReplicaObservation> | undefined, now: number): number | undefined {
+  if (!replica || replica.state === "FailedOver") return undefined;
+  const rpo = replica.settings.rpoMs;
+  const times = [replica.syncing ? replica.syncing.startedAt + rpo / 2 : Infinity, replica.lastSync ? replica.lastSync.startedAt + rpo : Infinity];
+  const next = Math.min(...times.filter((t) => t > now));
+  return Number.isFinite(next) ? next + 1 : undefined;
+}
+
 function conditionOf(replica: Readonly<ReplicaObservation>, status: VmReplicationStatus, note: Readonly<ReplicationNote> | undefined, now: number): ConditionInput {
   const target = `cluster ${status.targetCluster} (datastore ${replica.settings.targetDatastore})`;
   switch (replica.state) {

@@ -143,7 +143,7 @@ test("a link too slow for what the VMs write: the violation is predicted from th
     await s.advance(5_000);
     const predicted = condition(s.vm("web-0"), "Replicated");
     assert.equal(predicted?.reason, "LinkTooSlow");
-    assert.match(predicted!.message, /16 MiB\/s of writes from 4 VMs on 10 MiB\/s/);
+    assert.match(predicted!.message, /16 MiB\/s of writes from 4 VMs on 10 MiB\/s: shared evenly, each sync gets 2.5 MiB\/s/);
     await s.until(() => names.some((n) => s.vm(n).status?.replication?.rpoViolated === true), 7_200_000, 10_000);
     assert.ok(s.events.some((e) => e.reason === "RPOViolated"));
   } finally {

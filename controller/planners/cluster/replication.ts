@@ -9,7 +9,7 @@ import type { ClusterSituation, StageState } from "./types.ts";
 
 export function replicationStage(s: Readonly<ClusterSituation>, state: StageState): Map<string, ReplicationNote> {
   const notes = new Map<string, ReplicationNote>();
-  const byLink = new Map<string, { bandwidth: number; demand: number; vms: string[] }>();
+  const byLink = new Map<string, { bandwidth: number; vms: { id: string; rate: number }[] }>();
   for (const f of s.vms) {
     if (f.vm.metadata.deletionTimestamp) continue;
     const replica = f.replica;
@@ -32,17 +32,36 @@ export function replicationStage(s: Readonly<ClusterSituation>, state: StageStat
         : "the replication settings changed";
       state.actions.push({ stage: "replication", action: { type: "Replicate", vm: f.id, settings: desired.settings, reason } });
     }
-    const link = byLink.get(desired.settings.link) ?? { bandwidth: desired.settings.linkBandwidthMiBps, demand: 0, vms: [] };
-    link.demand += replica?.writeRateMiBps ?? writeRateOf(f.declared.spec.workload ?? { profile: "Steady", cpuPercent: 20 });
-    link.vms.push(f.id);
+    const link = byLink.get(desired.settings.link) ?? { bandwidth: desired.settings.linkBandwidthMiBps, vms: [] };
+    link.vms.push({ id: f.id, rate: replica?.writeRateMiBps ?? writeRateOf(f.declared.spec.workload ?? { profile: "Steady", cpuPercent: 20 }) });
     byLink.set(desired.settings.link, link);
   }
   for (const [name, link] of byLink) {
-    if (link.demand <= link.bandwidth) continue;
-    const message = `link ${name} must carry ${round(link.demand)} MiB/s of writes from ${link.vms.length} VMs on ${round(link.bandwidth)} MiB/s: syncs fall ever further behind and every RPO on it will be violated`;
-    for (const id of link.vms) notes.set(id, { ...notes.get(id)!, predictedViolation: message });
+    const demand = link.vms.reduce((sum, v) => sum + v.rate, 0);
+    if (demand <= link.bandwidth) continue;
+    // Syncs share a link evenly: a VM writing less than its fair share keeps up; those above it fall behind.
+    const share = fairShare(link.vms.map((v) => v.rate), link.bandwidth);
+    const behind = link.vms.filter((v) => v.rate > share);
+    const message = `link ${name} must carry ${round(demand)} MiB/s of writes from ${link.vms.length} VMs on ${round(link.bandwidth)} MiB/s: `
+      + `shared evenly, each sync gets ${round(share)} MiB/s, and the ${behind.length} VMs writing faster fall ever further behind their RPO`;
+    for (const v of behind) notes.set(v.id, { ...notes.get(v.id)!, predictedViolation: message });
   }
   return notes;
+}
+
+/**
+ * The max-min fair share of `bandwidth` among flows wanting `rates`: what each flow that wants more gets
+ * once every flow wanting less has what it wants (water-filling).
+ */
+export function fairShare(rates: readonly number[], bandwidth: number): number {
+  const sorted = [...rates].sort((a, b) => a - b);
+  let left = bandwidth;
+  for (let i = 0; i < sorted.length; i++) {
+    const level = left / (sorted.length - i);
+    if (sorted[i]! > level) return level;
+    left -= sorted[i]!;
+  }
+  return Infinity;
 }
 
 function round(value: number): number {

@@ -152,8 +152,10 @@ function expectedClusterRules(): PolicyRule[] {
   const plurals = vireoPlurals();
   return [
     { apiGroups: ["vireo.dev"], resources: plurals, verbs: ["get", "list", "watch", "update", "patch"] },
-    // A LabTopology makes and removes its VirtualMachines; no other kind is ever created by the controller.
+    // A LabTopology makes and removes its VirtualMachines, and a lease deletes a VM or a lab; no other
+    // kind is ever created or deleted by the controller.
     { apiGroups: ["vireo.dev"], resources: ["virtualmachines"], verbs: ["create", "delete"] },
+    { apiGroups: ["vireo.dev"], resources: ["labtopologies"], verbs: ["delete"] },
     { apiGroups: ["vireo.dev"], resources: plurals.map((p) => `${p}/status`), verbs: ["get", "update", "patch"] },
     { apiGroups: ["vireo.dev"], resources: plurals.map((p) => `${p}/finalizers`), verbs: ["update"] },
     { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
@@ -592,11 +594,13 @@ describe("against a real API server", () => {
       ["shop", "watch", "recoveryplans.vireo.dev"],
       ["shop", "patch", "recoveryplans.vireo.dev", "--subresource=status"],
       ["shop", "update", "recoveryplans.vireo.dev", "--subresource=finalizers"],
-      // A lab's VMs: made, applied and removed by the controller; the lab itself only watched and reported.
+      // A lab's VMs: made, applied and removed by the controller; the lab itself watched, reported, and
+      // deleted when its storage lease runs out.
       ["shop", "create", "virtualmachines.vireo.dev"],
       ["shop", "patch", "virtualmachines.vireo.dev"],
       ["shop", "delete", "virtualmachines.vireo.dev"],
       ["shop", "watch", "labtopologies.vireo.dev"],
+      ["shop", "delete", "labtopologies.vireo.dev"],
       ["shop", "patch", "labtopologies.vireo.dev", "--subresource=status"],
       ["shop", "update", "labtopologies.vireo.dev", "--subresource=finalizers"],
       ["shop", "create", "events"],
@@ -607,7 +611,9 @@ describe("against a real API server", () => {
     const denied: [string, ...string[]][] = [
       // Labs are asked for by people; only the VMs a lab makes are the controller's to create.
       ["shop", "create", "labtopologies.vireo.dev"],
-      ["shop", "delete", "labtopologies.vireo.dev"],
+      ["shop", "deletecollection", "labtopologies.vireo.dev"],
+      ["default", "delete", "hosts.vireo.dev"],
+      ["shop", "delete", "recoveryplans.vireo.dev"],
       ["default", "create", "hosts.vireo.dev"],
       ["default", "create", "hostclusters.vireo.dev"],
       ["default", "create", "faults.vireo.dev"],

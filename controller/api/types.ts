@@ -156,7 +156,7 @@ export interface HostClusterSpec {
   };
   /** How VMs of the cluster migrate live, and how many at once (BEHAVIOUR.md, Live migration). */
   migration: ClusterMigrationSettings;
-  /** The replication link out of the cluster: what every replicated VM's syncs share, to any target cluster. */
+  /** The replication link out of the cluster: the syncs of its VMs to one target cluster share one such link (one per pair of clusters). */
   replication: { bandwidthMiBps: number };
 }
 
@@ -578,7 +578,7 @@ export interface RecoveryPlanSpec {
   networkMapping: NetworkMapping[];
   /** Test: the isolated network every copy's NICs join (fresh MACs). */
   testNetwork?: string;
-  /** Test: the copies are cleaned up this long after they all started; they run until the plan is deleted when omitted. */
+  /** Test: the copies are cleaned up this long after the test began (status.startTime); they run until the plan is deleted when omitted. */
   testDurationSeconds?: number;
 }
 

@@ -166,7 +166,7 @@ function sameDeclaration(current: Readonly<VirtualMachine>, wanted: Readonly<Vir
     && jsonEqual(c.cpuFeatures, w.cpuFeatures) && jsonEqual(c.disks, w.disks)
     && jsonEqual(c.networks.map((n) => [n.name, n.macAddress]), w.networks.map((n) => [n.name, n.macAddress]))
     && c.placement.hypervisor === w.placement.hypervisor && c.placement.cluster === w.placement.cluster
-    && jsonEqual(current.metadata.labels ?? {}, wanted.metadata.labels ?? {})
+    && Object.entries(wanted.metadata.labels ?? {}).every(([k, v]) => current.metadata.labels?.[k] === v)
     && current.metadata.annotations?.[TEMPLATE_ANNOTATION] === wanted.metadata.annotations?.[TEMPLATE_ANNOTATION];
 }
 

@@ -1,7 +1,7 @@
 // The one store of desired objects. Sources (files/, kube/) write into it; the engine reads from it.
 // Listeners hear of every change and only enqueue keys: they decide nothing.
 
-import type { Fault, HAPolicy, Host, HostCluster, Kind, RecoveryPlan, VireoObject, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
+import type { Fault, HAPolicy, Host, HostCluster, Kind, LabTopology, RecoveryPlan, VireoObject, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
 import { keyOf } from "../api/types.ts";
 
 export type StoreEvent = { type: "upsert"; key: string; object: VireoObject; previous?: VireoObject } | { type: "delete"; key: string; previous: VireoObject };
@@ -14,6 +14,7 @@ type ObjectOf<K extends Kind> = K extends "Host" ? Host
   : K extends "Fault" ? Fault
   : K extends "VirtualMachineMigration" ? VirtualMachineMigration
   : K extends "RecoveryPlan" ? RecoveryPlan
+  : K extends "LabTopology" ? LabTopology
   : VirtualMachine;
 
 export class ObjectStore {

@@ -241,3 +241,25 @@ spec:
     await s.stop();
   }
 });
+
+test("isolated copies reuse no MAC and keep their addresses apart per copy; overlapping networks are refused, nothing made", async () => {
+  const isolated = "[{name: lab-net, cidr: 10.20.0.0/24, mode: Isolated, uplink: lab}]";
+  const overlapping = "[{name: a, cidr: 10.30.0.0/16, mode: Isolated, uplink: lab}, {name: b, cidr: 10.30.5.0/24, mode: Bridged, uplink: lab}]";
+  const s = await Scenario.start(labFleetYaml()
+    + labYaml("iso", tierYaml("app", { replicas: 2 }), { copies: 2, networks: isolated })
+    + labYaml("overlap", tierYaml("app", { networks: ["a", "b"] }), { networks: overlapping }));
+  try {
+    await s.until(() => labVmsOf(s, "iso").length === 4 && labVmsOf(s, "iso").every(isReady), 600_000);
+    const addresses = lab(s, "iso").status!.addresses!;
+    assert.equal(new Set(addresses.map((a) => a.macAddress)).size, 4, "every NIC its own MAC");
+    for (const segment of new Set(addresses.map((a) => a.segment))) {
+      const inSegment = addresses.filter((a) => a.segment === segment).map((a) => a.address);
+      assert.equal(new Set(inSegment).size, inSegment.length, `no address twice in ${segment}`);
+    }
+    assert.equal(new Set(addresses.map((a) => a.segment)).size, 2, "one segment per copy");
+    assert.equal(condition(lab(s, "overlap"), "Stalled")?.reason, "OverlappingCIDRs");
+    assert.equal(labVmsOf(s, "overlap").length, 0);
+  } finally {
+    await s.stop();
+  }
+});

@@ -8,6 +8,7 @@ import { benchDrift } from "./drift.ts";
 import { benchMigration } from "./migration.ts";
 import { benchBalancing } from "./balancing.ts";
 import { benchReplication } from "./replication.ts";
+import { benchLabs } from "./labs.ts";
 
 interface Benchmark {
   name: string;
@@ -22,6 +23,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "migration", run: benchMigration },
   { name: "balancing", run: benchBalancing },
   { name: "replication", run: benchReplication },
+  { name: "labs", run: benchLabs },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

@@ -5,7 +5,7 @@
 // drift treat them as any other.
 
 import type { LabAddress, LabCopyStatus, LabPhase, LabTierStatus, LabTopology, LabTopologyStatus, VirtualMachine } from "../api/types.ts";
-import { COPY_LABEL, LAB_LABEL, LEASE_EXEMPT_LABEL, TIER_LABEL, vmId } from "../api/types.ts";
+import { COPY_LABEL, keyOf, LAB_LABEL, LEASE_EXEMPT_LABEL, TIER_LABEL, vmId } from "../api/types.ts";
 import { findCondition, summarize, type ConditionInput } from "../api/conditions.ts";
 import { jsonEqual } from "../api/equal.ts";
 import { allocateAddresses, labNetworkProblem } from "../planners/labs/addresses.ts";
@@ -40,6 +40,8 @@ export async function reconcileLab(ctx: ReconcileContext, key: string, namespace
     return;
   }
   const addresses = allocation.addresses;
+  const addressesByVm = new Map<string, LabAddress[]>();
+  for (const a of addresses) addressesByVm.set(a.vm, [...(addressesByVm.get(a.vm) ?? []), a]);
   const existing = labVmsInStore(ctx, lab);
 
   const lease = leaseVerdict({
@@ -69,7 +71,7 @@ export async function reconcileLab(ctx: ReconcileContext, key: string, namespace
     stalled ??= decided.stalled ? { ...decided.stalled, message: `copy ${copy.name}: ${decided.stalled.message}` } : undefined;
     if (decided.wakeAt !== undefined) wake = Math.min(wake ?? Infinity, decided.wakeAt);
     for (const v of inCopy) {
-      desired.push(labVirtualMachine(lab, v, addresses, decided.released.has(v.tier.name) ? "Always" : "Halted"));
+      desired.push(labVirtualMachine(lab, v, addressesByVm.get(v.name) ?? [], decided.released.has(v.tier.name) ? "Always" : "Halted"));
       if (decided.powerOff.has(v.tier.name)) powerOff.push({ id: `${namespace}/${v.name}`, tier: v.tier.name });
     }
     copies.push(copyStatus(copy.name, copy.platform, decided.tiers, inCopy, existing));
@@ -103,10 +105,21 @@ export async function reconcileLab(ctx: ReconcileContext, key: string, namespace
 
 /** The lab's VMs in the store, by name: those that carry its label in its namespace. */
 function labVmsInStore(ctx: ReconcileContext, lab: Readonly<LabTopology>): Map<string, VirtualMachine> {
-  const namespace = lab.metadata.namespace ?? "default";
+  const byLab = ctx.store.derived("vm-keys-by-lab", () => {
+    const index = new Map<string, string[]>();
+    for (const vm of ctx.store.list("VirtualMachine")) {
+      const name = vm.metadata.labels?.[LAB_LABEL];
+      if (name === undefined) continue;
+      const key = `${vm.metadata.namespace ?? "default"}/${name}`;
+      index.set(key, [...(index.get(key) ?? []), keyOf(vm)]);
+    }
+    return index;
+  });
   const vms = new Map<string, VirtualMachine>();
-  for (const vm of ctx.store.list("VirtualMachine")) {
-    if ((vm.metadata.namespace ?? "default") === namespace && vm.metadata.labels?.[LAB_LABEL] === lab.metadata.name) vms.set(vm.metadata.name, vm);
+  for (const key of byLab.get(`${lab.metadata.namespace ?? "default"}/${lab.metadata.name}`) ?? []) {
+    // Read now, with the status it has now: the index holds keys only.
+    const vm = ctx.store.get(key) as VirtualMachine | undefined;
+    if (vm) vms.set(vm.metadata.name, vm);
   }
   return vms;
 }

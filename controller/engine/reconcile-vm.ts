@@ -193,9 +193,11 @@ const WAITING_REASONS: ReadonlySet<string> = new Set([INSUFFICIENT_FAILOVER_CAPA
 function antiAffinityBroken(ctx: ReconcileContext, vm: VirtualMachine, id: string, host: Host): string | undefined {
   const instance = ctx.observed.vm(id);
   if (!instance || instance.power === "Off") return undefined;
-  const neighbours = vmsOfCluster(ctx, vm.spec.placement.cluster);
   // Only required anti-affinity can be broken: a cluster without any needs no look at where VMs run.
-  if (!neighbours.some((other) => (other.spec.placement.vmAntiAffinity?.required?.length ?? 0) > 0)) return undefined;
+  const strict = ctx.store.derived("clusters-with-required-anti-affinity", () => new Set(ctx.store.list("VirtualMachine")
+    .filter((other) => (other.spec.placement.vmAntiAffinity?.required?.length ?? 0) > 0).map((other) => other.spec.placement.cluster)));
+  if (!strict.has(vm.spec.placement.cluster)) return undefined;
+  const neighbours = vmsOfCluster(ctx, vm.spec.placement.cluster);
   const running: RunningVm[] = [];
   for (const other of neighbours) {
     const otherId = vmId(other);

@@ -21,6 +21,9 @@ export class ObjectStore {
   private readonly objects = new Map<string, VireoObject>();
   private readonly byKind = new Map<Kind, Map<string, VireoObject>>();
   private readonly listeners: StoreListener[] = [];
+  /** Moves with every upsert and delete (not with status): what derived views are kept against. */
+  private version = 0;
+  private readonly views = new Map<string, { version: number; value: unknown }>();
 
   get(key: string): VireoObject | undefined {
     return this.objects.get(key);
@@ -28,6 +31,18 @@ export class ObjectStore {
 
   list<K extends Kind>(kind: K): ObjectOf<K>[] {
     return [...(this.byKind.get(kind)?.values() ?? [])] as ObjectOf<K>[];
+  }
+
+  /**
+   * A view computed from the objects' specs, labels and metadata (never their status), kept until an
+   * object is upserted or deleted: an index many reconciles ask for costs one pass per change, not per ask.
+   */
+  derived<T>(name: string, compute: () => T): T {
+    const cached = this.views.get(name);
+    if (cached?.version === this.version) return cached.value as T;
+    const value = compute();
+    this.views.set(name, { version: this.version, value });
+    return value;
   }
 
   count(kind: Kind): number {
@@ -38,6 +53,7 @@ export class ObjectStore {
   upsert(object: VireoObject): void {
     const key = keyOf(object);
     const previous = this.objects.get(key);
+    this.version++;
     this.objects.set(key, object);
     this.kindMap(object.kind).set(key, object);
     this.emit(previous ? { type: "upsert", key, object, previous } : { type: "upsert", key, object });
@@ -46,6 +62,7 @@ export class ObjectStore {
   delete(key: string): void {
     const previous = this.objects.get(key);
     if (!previous) return;
+    this.version++;
     this.objects.delete(key);
     this.byKind.get(previous.kind)?.delete(key);
     this.emit({ type: "delete", key, previous });

@@ -13,6 +13,7 @@ import type { LabTopology, VirtualMachine } from "../../controller/api/types.ts"
 import { get } from "../../controller/cli/get.ts";
 import { STATE_FORMAT } from "../../controller/state/state-dir.ts";
 import { tempDir } from "../support/process.ts";
+import { accepted, changed, refusedAt, type Doc } from "../support/admission.ts";
 
 const LAB = `apiVersion: vireo.dev/v1alpha1
 kind: LabTopology
@@ -54,27 +55,6 @@ spec:
   placement: {cluster: lab}
 `;
 
-type Doc = Record<string, any>;
-
-function changed(yaml: string, change: (d: Doc) => void): Doc {
-  const d = load(yaml) as Doc;
-  change(d);
-  return d;
-}
-
-function accepted<T>(input: unknown): T {
-  const result = validateManifest(input);
-  if (!result.ok) assert.fail(`expected the manifest to be accepted, got:\n${formatFieldErrors(result.errors)}`);
-  return result.object as T;
-}
-
-/** Asserts that the manifest is refused with an error at exactly `path` whose message contains `message`. */
-function refusedAt(input: unknown, path: string, message: string): void {
-  const result = validateManifest(input);
-  assert.equal(result.ok, false, `expected the manifest to be refused: ${JSON.stringify(input)}`);
-  const errors = result.ok ? [] : result.errors;
-  assert.ok(errors.some((e) => e.path === path && e.message.includes(message)), `expected an error at ${JSON.stringify(path)} containing ${JSON.stringify(message)}, got:\n${formatFieldErrors(errors)}`);
-}
 
 const tier = (d: Doc, name: string): Doc => (d.spec.tiers as Doc[]).find((t) => t.name === name)!;
 

@@ -8,6 +8,7 @@ import { load } from "js-yaml";
 import { formatFieldErrors, kindForResource, validateManifest } from "../../controller/api/schema.ts";
 import { parseManifestFile } from "../../controller/sources/files/manifests.ts";
 import type { Fault, HostCluster, RecoveryPlan, RecoveryPlanStatus, VirtualMachine, VmReplicationStatus } from "../../controller/api/types.ts";
+import { accepted, changed, refusedAt, type Doc } from "../support/admission.ts";
 
 const VM = `apiVersion: vireo.dev/v1alpha1
 kind: VirtualMachine
@@ -37,27 +38,6 @@ spec:
   testDurationSeconds: 3600
 `;
 
-type Doc = Record<string, any>;
-
-function changed(yaml: string, change: (d: Doc) => void): Doc {
-  const d = load(yaml) as Doc;
-  change(d);
-  return d;
-}
-
-function accepted<T>(input: unknown): T {
-  const result = validateManifest(input);
-  if (!result.ok) assert.fail(`expected the manifest to be accepted, got:\n${formatFieldErrors(result.errors)}`);
-  return result.object as T;
-}
-
-/** Asserts that the manifest is refused with an error at exactly `path` whose message contains `message`. */
-function refusedAt(input: unknown, path: string, message: string): void {
-  const result = validateManifest(input);
-  assert.equal(result.ok, false, `expected the manifest to be refused: ${JSON.stringify(input)}`);
-  const errors = result.ok ? [] : result.errors;
-  assert.ok(errors.some((e) => e.path === path && e.message.includes(message)), `expected an error at ${JSON.stringify(path)} containing ${JSON.stringify(message)}, got:\n${formatFieldErrors(errors)}`);
-}
 
 describe("a VM's replication", () => {
   it("is accepted as written", () => {

@@ -68,7 +68,7 @@ export function templateDigest(tier: Readonly<LabTier>): string {
 
 /**
  * The VirtualMachine for one lab VM, as declared: `runStrategy` says whether the lab's order lets it run
- * now. Its NICs ride on their networks' uplinks, with the MACs the allocator chose.
+ * now. Its NICs ride on their networks' uplinks, with the MACs the allocator chose (`addresses`: this VM's).
  */
 export function labVirtualMachine(lab: Readonly<LabTopology>, vm: Readonly<LabVm>, addresses: readonly LabAddress[], runStrategy: "Always" | "Halted"): VirtualMachine {
   const namespace = lab.metadata.namespace ?? "default";

@@ -14,17 +14,12 @@
 // Planner times are CPU time of this thread beside the wall: on a shared machine the wall measures the neighbours too.
 
 import { performance } from "node:perf_hooks";
-import type { HostCluster, RestartPriority, VirtualMachine } from "../controller/api/types.ts";
+import type { RestartPriority, VirtualMachine } from "../controller/api/types.ts";
 import { vmId } from "../controller/api/types.ts";
-import { clusterKey, type ReconcileContext } from "../controller/engine/context.ts";
-import { snapshotOf } from "../controller/engine/cluster-snapshot.ts";
-import { FleetView } from "../controller/engine/replication.ts";
-import { viewHost, type HostView } from "../controller/engine/views.ts";
+import { clusterKey } from "../controller/engine/context.ts";
+import { gatherCluster } from "../controller/engine/reconcile-cluster.ts";
 import { planCluster } from "../controller/planners/cluster/plan.ts";
-import type { ClusterSituation, VmFacts } from "../controller/planners/cluster/types.ts";
-import { protectionOf } from "../controller/planners/ha/protection.ts";
 import { MAX_CONCURRENT_POWER_ONS } from "../controller/planners/ha/restart-order.ts";
-import type { ReplicaSite } from "../controller/planners/replication/settings.ts";
 import { VirtualClock } from "../controller/core/clock.ts";
 import type { HostConfig, WorkloadProfile } from "../controller/core/observation.ts";
 import { rpoViolated, WRITE_RATE_MIBPS, type ReplicaObservation, type ReplicationSettings } from "../controller/core/replication.ts";
@@ -112,45 +107,6 @@ function ready(vm: VirtualMachine): boolean {
   return vm.status?.phase === "Running" && condition(vm, "Ready")?.status === "True";
 }
 
-/**
- * dr's situation as its next round would gather it, from the live controller's state: the engine's own
- * gathering (engine/reconcile-cluster.ts) is not exported, so this follows it step by step. Building it is
- * not timed; only planCluster over it is.
- */
-function situationOf(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
-  const name = cluster.metadata.name;
-  const clusters = ctx.store.list("HostCluster");
-  const views = ctx.store.list("Host").map((h) => viewHost(ctx, h.metadata.name, clusters));
-  const members = views.filter((v) => v.cluster?.metadata.name === name).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-  const byName = new Map(members.map((m) => [m.name, m]));
-  const policies = ctx.store.list("HAPolicy");
-  const fleet = new FleetView(ctx);
-  const vms: VmFacts[] = fleet.vmsOf(name).map(({ vm, declared, role, plans, networks }) => {
-    const id = vmId(vm);
-    const instance = ctx.observed.vm(id);
-    const replica = ctx.observed.replica(id);
-    const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
-    return { vm, declared, role, plans, id, networks, ...(instance ? { instance } : {}), ...(instanceHost ? { instanceHost } : {}), ...(replica ? { replica } : {}), protection: protectionOf(declared, policies, cluster) };
-  });
-  const replicaSites = new Map<string, ReplicaSite>([[name, fleet.replicaSite(name)]]);
-  for (const f of vms) {
-    for (const other of [f.declared.spec.replication?.targetCluster, f.declared.spec.placement.cluster]) {
-      if (other !== undefined && !replicaSites.has(other)) replicaSites.set(other, fleet.replicaSite(other));
-    }
-  }
-  const ids = new Set(vms.map((f) => f.id));
-  return {
-    cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members),
-    memory: { attempts: ctx.ha.attempts, failovers: ctx.ha.failovers, balancing: ctx.ha.balancing.get(name) ?? { holdDowns: new Map() }, moves: ctx.ha.moves },
-    migrations: ctx.observed.migrations().filter((m) => ids.has(m.vm)),
-    requests: [],
-    hostClusters: new Map(views.map((v) => [v.name, v.cluster?.metadata.name])),
-    site: fleet.site(name),
-    replicaSites,
-    now: ctx.clock.now(),
-  };
-}
-
 interface SiteLoss {
   /** Simulated ms from the crash until every VM of the tier was Ready in dr. */
   readyAfterMs: Map<string, number>;
@@ -213,7 +169,7 @@ function timeDrRounds(s: Scenario, rounds: PlanRound[]): () => void {
   const reconcile = controller.reconcile.bind(controller);
   controller.reconcile = (key: string) => {
     if (key === clusterKey("dr")) {
-      const situation = situationOf(s.controller.ctx, s.cluster("dr"));
+      const situation = gatherCluster(s.controller.ctx, s.cluster("dr"));
       const cpu = process.threadCpuUsage();
       const start = performance.now();
       const plan = planCluster(situation);

@@ -29,7 +29,7 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   const cluster = clusterByName(ctx, name);
   if (!cluster) return forgetCluster(ctx, name);
 
-  const situation = gather(ctx, cluster);
+  const situation = gatherCluster(ctx, cluster);
   const plan = planCluster(situation);
   const failures = await executePlan(ctx, plan, situation);
   recordFailovers(ctx, plan);
@@ -48,8 +48,11 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   if (plan.wakeAt !== undefined) return wakeAt(ctx, plan.wakeAt);
 }
 
-/** The cluster as it stands: its hosts, its VMs with their protection and observation, and the memory of HA. */
-function gather(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
+/**
+ * The cluster as it stands: its hosts, its VMs with their protection and observation, and the memory of HA —
+ * what its next round plans from (exported for the benchmarks, which time the planner on real rounds).
+ */
+export function gatherCluster(ctx: ReconcileContext, cluster: HostCluster): ClusterSituation {
   const name = cluster.metadata.name;
   const clusters = ctx.store.list("HostCluster");
   // Every declared host once: the members, and the cluster of each (to tell another cluster's host from none).

@@ -1,6 +1,6 @@
 // `vireo run --kubeconfig PATH` (or KUBECONFIG, or in a cluster): the API mode. Informers feed the same
 // store, engine, planners and executor as the file mode; status goes through the status subresource;
-// with --leader-elect only the holder of the Lease reconciles.
+// with --leader-elect only the holder of the Lease reconciles. The read-only console is served at /.
 
 import { readFileSync, existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -16,7 +16,7 @@ import { SimulatedHosts } from "../provider/sim/index.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
-import { serveObservability } from "../observe/http.ts";
+import { createConsole, serveWithConsole } from "../observe/console.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { serveSimEndpoint } from "./sim-endpoint.ts";
@@ -31,7 +31,8 @@ export const KUBE_RUN_FLAGS: FlagSpec = {
   "leader-election-id": { type: "string", default: "vireo-controller", help: "name of the Lease" },
   "state-dir": { type: "string", default: ".vireo", help: "where the in-process simulated world is kept (without --provider)" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
-  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
+  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz, /readyz and the console" },
+  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr)" },
   "kube-api-qps": { type: "string", default: "1000", help: "client-side rate limit on API requests per second" },
   "kube-api-burst": { type: "string", default: "2000", help: "client-side burst above the rate limit" },
   workers: { type: "string", default: "16", help: "concurrent reconciles (distinct objects only)" },
@@ -59,28 +60,32 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   });
   const store = new ObjectStore();
   attachStoreGauges(metrics, store, () => clock.now());
+  let active = false;
+  const standby = flags["leader-elect"] === true;
+  const fleetConsole = createConsole({ store, now: () => clock.now(), mode: "api", standby: () => standby && !active });
   const writer = new KubeStatusWriter(client, store);
   const source = new KubeSource({ client, store, clock: new RealClock(), log, registry: metrics.registry });
   const controller = new Controller({
     store, provider, clock, log, metrics,
-    statusWriter: writer,
+    statusWriter: fleetConsole.statusWriter(writer),
     // The objects Vireo makes (a lab's VMs) go to the API server too, owned by their lab there.
     objects: new KubeObjectWriter(client, store),
     // Events carry wall-clock times, whatever the simulation's time scale: kubectl shows their age.
-    events: new KubeEventRecorder(client, new RealClock(), log),
+    events: fleetConsole.events(new KubeEventRecorder(client, new RealClock(), log)),
     finalizers: finalizersVia(writer),
     workers: Number(flags["workers"]),
   });
 
-  let active = false;
   let synced = false;
-  const standby = flags["leader-elect"] === true;
-  const http = await serveObservability(flags["metrics-addr"] as string, metrics.registry, {
-    live: () => true,
-    // A standby is ready: it serves its purpose by standing by. The leader is ready once it has synced.
-    ready: () => (standby && !active) || synced,
-  });
-  log.info(`vireo ${VERSION}: API mode against ${client.server()}; metrics on http://${http.address}/metrics`);
+  const http = await serveWithConsole({ metrics: flags["metrics-addr"] as string, console: flags["console-addr"] as string }, {
+    registry: metrics.registry,
+    health: {
+      live: () => true,
+      // A standby is ready: it serves its purpose by standing by. The leader is ready once it has synced.
+      ready: () => (standby && !active) || synced,
+    },
+  }, fleetConsole);
+  log.info(`vireo ${VERSION}: API mode against ${client.server()}; metrics on http://${http.address}/metrics; console on http://${http.consoleAddress}/`);
 
   const startWorking = async () => {
     active = true;

@@ -1,6 +1,6 @@
 // `vireo run --manifests DIR`: the file mode. Watches DIR, reconciles against the simulated hosts in this
 // process (or, with --provider, in a `vireo hostsim`), keeps state under --state-dir, serves /metrics,
-// /healthz and /readyz.
+// /healthz, /readyz and the read-only console at /.
 
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { writeFileAtomic } from "../state/atomic-write.ts";
@@ -16,7 +16,7 @@ import { SimulatedHosts } from "../provider/sim/index.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
-import { serveObservability, type ObservabilityServer } from "../observe/http.ts";
+import { createConsole, serveWithConsole, type ServedWithConsole } from "../observe/console.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { VERSION } from "./version.ts";
@@ -31,7 +31,8 @@ export const RUN_FLAGS: FlagSpec = {
   manifests: { type: "string", help: "directory of YAML manifests to watch (a Git checkout)" },
   "state-dir": { type: "string", default: ".vireo", help: "where status and the simulated world are kept" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
-  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz and /readyz" },
+  "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz, /readyz and the console" },
+  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr)" },
   prune: { type: "boolean", default: true, help: "delete the objects of removed manifests (--no-prune keeps them)" },
   seed: { type: "string", default: "1", help: "seed of the simulated hosts' workloads" },
   workers: { type: "string", default: "2", help: "concurrent reconciles" },
@@ -62,18 +63,23 @@ export async function run(argv: readonly string[]): Promise<number> {
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const store = new ObjectStore();
   attachStoreGauges(metrics, store, () => clock.now());
+  const fleetConsole = createConsole({ store, now: () => clock.now(), mode: "file" });
   const requestsDir = join(stateDir, REQUESTS_DIR);
   mkdirSync(requestsDir, { recursive: true });
   const source = new FileSource({ dir: manifests, store, state, log, metrics, now: () => clock.now(), prune: flags["prune"] as boolean, requestsDir });
   const controller = new Controller({
     store, provider, clock, log, metrics,
-    statusWriter: new StateStatusWriter(state),
-    events: new LogEventRecorder(log),
+    statusWriter: fleetConsole.statusWriter(new StateStatusWriter(state)),
+    events: fleetConsole.events(new LogEventRecorder(log)),
     workers: Number(flags["workers"]),
   });
 
   let ready = false;
-  const http = await serveObservability(flags["metrics-addr"] as string, metrics.registry, { live: () => true, ready: () => ready });
+  const http = await serveWithConsole(
+    { metrics: flags["metrics-addr"] as string, console: flags["console-addr"] as string },
+    { registry: metrics.registry, health: { live: () => true, ready: () => ready } },
+    fleetConsole,
+  );
   await source.start();
   await controller.start();
   // `vireo sim --state-dir` reaches the in-process simulated hosts here (loopback, token in the state dir).
@@ -95,13 +101,13 @@ export async function run(argv: readonly string[]): Promise<number> {
 
 function announce(
   log: Logger,
-  info: { manifests: string; stateDir: string; http: ObservabilityServer; store: ObjectStore; errors: string[]; timeScale: number },
+  info: { manifests: string; stateDir: string; http: ServedWithConsole; store: ObjectStore; errors: string[]; timeScale: number },
 ): void {
   const hosts = info.store.count("Host");
   const clusters = info.store.count("HostCluster");
   const vms = info.store.count("VirtualMachine");
   log.info(`vireo ${VERSION}: watching ${info.manifests}: ${hosts} hosts in ${clusters} clusters, ${vms} VMs`);
-  log.info(`state in ${info.stateDir}; metrics on http://${info.http.address}/metrics` + (info.timeScale !== 1 ? `; time runs ${info.timeScale}x` : ""));
+  log.info(`state in ${info.stateDir}; metrics on http://${info.http.address}/metrics; console on http://${info.http.consoleAddress}/` + (info.timeScale !== 1 ? `; time runs ${info.timeScale}x` : ""));
   for (const e of info.errors) log.warn(`manifest error: ${e}`);
 }
 
@@ -129,7 +135,7 @@ function noteTimePeriodically(stateDir: string, clock: Clock, log: Logger): () =
   };
 }
 
-async function shutdown(parts: { controller: Controller; source: FileSource; sim: SimulatedHosts | undefined; state: StateDirectory; http: ObservabilityServer }): Promise<void> {
+async function shutdown(parts: { controller: Controller; source: FileSource; sim: SimulatedHosts | undefined; state: StateDirectory; http: ServedWithConsole }): Promise<void> {
   await parts.source.stop();
   await parts.controller.stop();
   await parts.sim?.close();

@@ -2,7 +2,8 @@
 // store, engine, planners and executor as the file mode; status goes through the status subresource;
 // with --leader-elect only the holder of the Lease reconciles. The read-only console is served at /.
 
-import { readFileSync, existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { lastSavedTime, noteTimePeriodically } from "./clock-file.ts";
 import { join, resolve } from "node:path";
 import { RealClock, type Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
@@ -48,7 +49,7 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   const remote = await connectRemoteProvider(argv, flags, timeScale, log);
   const { provider, clock, close } = remote
     ? { provider: remote.provider, clock: remote.clock, close: async () => undefined }
-    : await inProcessSimulator(flags["state-dir"] as string, new RealClock(timeScale), Number(flags["seed"]), timeScale, log);
+    : await inProcessSimulator(flags["state-dir"] as string, new RealClock(timeScale, lastSavedTime(flags["state-dir"] as string)), Number(flags["seed"]), timeScale, log);
 
   const metrics = new ControllerMetrics({ version: VERSION, processMetrics: true });
   const client = new KubeClient({
@@ -130,7 +131,8 @@ async function inProcessSimulator(stateDir: string, clock: RealClock, seed: numb
   const statePath = join(resolve(stateDir), "world.json");
   const sim = existsSync(statePath) ? await SimulatedHosts.load({ clock, statePath }) : new SimulatedHosts({ clock, seed, statePath });
   const stopSimEndpoint = await serveSimEndpoint(sim, resolve(stateDir), timeScale, log);
-  return { provider: sim, clock, close: async () => { await stopSimEndpoint(); await sim.close(); } };
+  const stopNotingTime = noteTimePeriodically(stateDir, clock, log);
+  return { provider: sim, clock, close: async () => { await stopNotingTime(); await stopSimEndpoint(); await sim.close(); } };
 }
 
 /** Where the Lease lives: the flag, then the pod's namespace, then the service account's, then default. */

@@ -2,15 +2,14 @@
 // process (or, with --provider, in a `vireo hostsim`), keeps state under --state-dir, serves /metrics,
 // /healthz, /readyz and the read-only console at /.
 
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { writeFileAtomic } from "../state/atomic-write.ts";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { RealClock } from "../core/clock.ts";
 import type { Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { FileSource } from "../sources/files/file-source.ts";
 import { LogEventRecorder, StateStatusWriter } from "../sources/files/file-status.ts";
-import { StateDirectory, readSnapshot } from "../state/state-dir.ts";
+import { StateDirectory } from "../state/state-dir.ts";
 import { join } from "node:path";
 import { SimulatedHosts } from "../provider/sim/index.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
@@ -21,11 +20,11 @@ import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { VERSION } from "./version.ts";
 import { ProgressReporter } from "./progress.ts";
+import { lastSavedTime, noteTimePeriodically } from "./clock-file.ts";
 import { waitForSignal } from "./signals.ts";
 import { serveSimEndpoint } from "./sim-endpoint.ts";
 import { REQUESTS_DIR } from "./requests.ts";
 
-const CLOCK_FILE = "clock";
 
 export const RUN_FLAGS: FlagSpec = {
   manifests: { type: "string", help: "directory of YAML manifests to watch (a Git checkout)" },
@@ -111,29 +110,6 @@ function announce(
   for (const e of info.errors) log.warn(`manifest error: ${e}`);
 }
 
-/** When the previous run last noted the time: a sped-up clock resumes from there. */
-function lastSavedTime(stateDir: string): number {
-  const saved = readSnapshot(join(stateDir, "objects.json"));
-  const noted = existsSync(join(stateDir, CLOCK_FILE)) ? Number(readFileSync(join(stateDir, CLOCK_FILE), "utf8")) : 0;
-  return Math.max(saved?.updatedAt ? Date.parse(saved.updatedAt) : 0, Number.isFinite(noted) ? noted : 0);
-}
-
-/** Notes the clock's time every second, so a sped-up clock never runs backwards after a crash. */
-function noteTimePeriodically(stateDir: string, clock: Clock, log: Logger): () => Promise<void> {
-  const path = join(stateDir, CLOCK_FILE);
-  let writing: Promise<void> = Promise.resolve();
-  const note = () => {
-    writing = writeFileAtomic(path, String(clock.now())).catch((err: unknown) => log.warn({ err }, "noting the time failed"));
-  };
-  const timer = setInterval(note, 1_000);
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await writing;
-    note();
-    await writing;
-  };
-}
 
 async function shutdown(parts: { controller: Controller; source: FileSource; sim: SimulatedHosts | undefined; state: StateDirectory; http: ServedWithConsole }): Promise<void> {
   await parts.source.stop();

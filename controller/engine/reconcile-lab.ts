@@ -130,7 +130,7 @@ function tierVm(ctx: ReconcileContext, vm: VirtualMachine | undefined, v: LabVm)
   const instance = ctx.observed.vm(vmId(vm));
   const on = instance !== undefined && instance.power !== "Off";
   const ready = findCondition(vm.status?.conditions, "Ready");
-  const readyNow = vm.status?.phase === "Running" && ready?.status === "True" && vm.metadata.annotations?.[TEMPLATE_ANNOTATION] === templateDigest(v.tier);
+  const readyNow = isReady(vm) && ready?.status === "True" && vm.metadata.annotations?.[TEMPLATE_ANNOTATION] === templateDigest(v.tier);
   return {
     name: v.name,
     on,
@@ -167,8 +167,9 @@ async function writeVms(ctx: ReconcileContext, desired: readonly VirtualMachine[
   for (const [name, vm] of existing) if (!wantedNames.has(name)) await ctx.objects.delete(vm);
 }
 
+/** Ready for the spec it has now: a status written for an earlier generation does not count. */
 function isReady(vm: Readonly<VirtualMachine>): boolean {
-  return vm.status?.phase === "Running" && findCondition(vm.status.conditions, "Ready")?.status === "True";
+  return vm.status?.observedGeneration === vm.metadata.generation && vm.status?.phase === "Running" && findCondition(vm.status.conditions, "Ready")?.status === "True";
 }
 
 /** Whether the stored VM already says what the lab wants (the stored one is defaulted: compare what the lab sets). */

@@ -334,9 +334,7 @@ async function hostsClock(): Promise<number> {
   return (await new HttpProvider({ url: endpoint.url, token: endpoint.token }).clock()).now;
 }
 
-test("a restarted controller's simulated hosts carry on from the time they had reached, not from the wall clock", {
-  todo: "vireo run --kubeconfig starts its in-process simulator's clock at the wall clock (run-kube.ts), where the file mode resumes from the saved world's time",
-}, async () => {
+test("a restarted controller's simulated hosts carry on from the time they had reached, not from the wall clock", async () => {
   await waitForPhase("roll", "Running");
   const reached = await hostsClock();
   await vireo.stop();

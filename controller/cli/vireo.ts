@@ -7,6 +7,7 @@ import { hostsim } from "./hostsim.ts";
 import { sim } from "./sim.ts";
 import { plan } from "./plan.ts";
 import { balance, migrate } from "./migrate.ts";
+import { simulate } from "./simulate.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
 
@@ -22,6 +23,8 @@ Usage:
   vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)
   vireo migrate NAMESPACE/VM [--to HOST] [--cold] [--no-wait] [--timeout SECONDS] (--state-dir DIR | --kubeconfig PATH)
   vireo balance approve CLUSTER RECOMMENDATION-ID [--no-wait] (--state-dir DIR | --kubeconfig PATH)
+  vireo simulate SCENARIO.yaml [--seed N] [--report report.html] [--timeline run.json] [-o text|json]
+            (a what-if run on a virtual clock: faults, maintenance, load; vireo simulate --help)
   vireo version
 `;
 
@@ -36,6 +39,7 @@ async function main(argv: string[]): Promise<number> {
     case "plan": return plan(rest, (text) => console.log(text));
     case "migrate": return migrate(rest, (line) => console.log(line));
     case "balance": return balance(rest, (line) => console.log(line));
+    case "simulate": return await simulate(rest, { out: (t) => console.log(t), err: (t) => console.error(t) });
     case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;

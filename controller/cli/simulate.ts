@@ -28,7 +28,7 @@ Usage:
 A scenario names a fleet (manifests, inline or files relative to the scenario), a duration, and a timeline
 of steps at times: faults (HostCrash, NetworkIsolation, NetworkPartition, StoragePathLoss, GuestHang,
 SlowHost on a host, a list of hosts or a label selector), maintenance on or off, a rolling maintenance,
-migrations, workload changes and manifests arriving (new VMs, labs). Shipped scenarios are in
+migrations, workload changes, manifests arriving (new VMs, labs) and deletions. Shipped scenarios are in
 manifests/scenarios/; docs/simulate.md describes the format.
 
 The summary gives each VM's recovery time and each priority's, the VMs that never came back and why, the

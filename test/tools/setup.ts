@@ -1,5 +1,6 @@
 // The tools the observability tests run, installed or built when missing:
-//   - Debian's `prometheus` (prometheus and promtool) and `lua5.1` (the Lua dialect Argo CD embeds),
+//   - Debian's `prometheus` (prometheus and promtool), `lua5.1` (the Lua dialect Argo CD embeds) and
+//     `chromium` (the console's browser tests drive it with playwright-core; no browser is downloaded),
 //     installed with apt-get when their commands are missing (as root, non-interactive);
 //   - kstatus (./kstatus, the library Flux's health checks use), built from the Go module proxy into
 //     ${XDG_CACHE_HOME:-$HOME/.cache}/vireo/kstatus/<cli-utils version>/ and reused from there.
@@ -13,7 +14,7 @@ import { join } from "node:path";
 const KSTATUS_MODULE = join(import.meta.dirname, "kstatus");
 
 /** Debian package -> a command it installs. */
-export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = { prometheus: "promtool", "lua5.1": "lua5.1" };
+export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = { prometheus: "promtool", "lua5.1": "lua5.1", chromium: "chromium" };
 
 function log(msg: string): void {
   process.stderr.write(`[tools] ${msg}\n`);
@@ -84,7 +85,7 @@ export async function ensureKstatus(): Promise<string> {
   return binary;
 }
 
-/** Everything the observability tests need. */
+/** Everything the observability and console tests need. */
 export async function ensureObservabilityTools(): Promise<void> {
   await ensureDebianPackages();
   const kstatus = await ensureKstatus();

@@ -62,24 +62,38 @@ function InFlight({ vm, now }) {
   const s = vm.status;
   const migrating = s.phase === "Migrating" ? s.conditions?.find((c) => c.type === "Ready")?.message : undefined;
   const items = [
-    ...vm.migrations.map((m) => html`<li data-inflight="migration">Migration ${m.name} (${m.mode}): ${m.phase ?? "Pending"}
-      ${m.sourceHost || m.targetHost ? ` ${m.sourceHost ?? "?"} → ${m.targetHost ?? "?"}` : ""}
-      ${m.rounds !== undefined ? `, round ${m.rounds}${m.estimatedRounds ? ` of about ${m.estimatedRounds}` : ""}` : ""}
-      ${m.transferredMiB !== undefined ? `, ${Math.round(m.transferredMiB)} MiB sent` : ""}
-      ${m.remainingMiB !== undefined ? `, ${Math.round(m.remainingMiB)} MiB to go` : ""}
-      ${m.downtimeMs !== undefined ? `, ${m.downtimeMs} ms downtime` : ""}
-      ${m.attempts ? `, ${plural(m.attempts, "attempt")}` : ""}
-      ${m.failureReason ? ` — ${m.failureReason}` : ""}</li>`),
-    migrating ? html`<li data-inflight="migration">Live migration: ${migrating}</li>` : null,
-    s.lastFailover ? html`<li data-inflight="failover">Failover from ${s.lastFailover.fromHost}${s.lastFailover.toHost ? ` to ${s.lastFailover.toHost}` : " (restarting)"}:
-      ${s.lastFailover.reason}, ${plural(s.lastFailover.attempts, "attempt")}, failed ${ago(s.lastFailover.failedAt, now)}${s.lastFailover.lastAttempt ? `, last attempt ${ago(s.lastFailover.lastAttempt, now)}` : ""}</li>` : null,
-    s.replication ? html`<li data-inflight="replication">Replication to ${s.replication.targetCluster}: ${s.replication.state},
-      lag ${s.replication.lagSeconds !== undefined ? `${Math.round(s.replication.lagSeconds)} s` : "unknown"} of an RPO of ${s.replication.rpoSeconds} s${s.replication.rpoViolated ? " — RPO violated" : ""}${s.replication.lastSyncTime ? `, last sync ${ago(s.replication.lastSyncTime, now)}` : ""}</li>` : null,
+    ...vm.migrations.map((m) => ["migration", migrationText(m)]),
+    migrating ? ["migration", `Live migration: ${migrating}`] : undefined,
+    s.lastFailover ? ["failover", failoverText(s.lastFailover, now)] : undefined,
+    s.replication ? ["replication", replicationText(s.replication, now)] : undefined,
   ].filter(Boolean);
   return html`<section class="inflight" aria-labelledby="inflight-title">
     <h4 id="inflight-title">In flight</h4>
-    ${items.length ? html`<ul>${items}</ul>` : html`<p class="empty">Nothing in flight.</p>`}
+    ${items.length ? html`<ul>${items.map(([kind, text]) => html`<li data-inflight=${kind}>${text}</li>`)}</ul>` : html`<p class="empty">Nothing in flight.</p>`}
   </section>`;
+}
+
+function migrationText(m) {
+  const parts = [`Migration ${m.name} (${m.mode}): ${m.phase ?? "Pending"}`];
+  if (m.sourceHost || m.targetHost) parts.push(`${m.sourceHost ?? "?"} → ${m.targetHost ?? "?"}`);
+  if (m.rounds !== undefined) parts.push(`round ${m.rounds}${m.estimatedRounds ? ` of about ${m.estimatedRounds}` : ""}`);
+  if (m.transferredMiB !== undefined) parts.push(`${Math.round(m.transferredMiB)} MiB sent`);
+  if (m.remainingMiB !== undefined) parts.push(`${Math.round(m.remainingMiB)} MiB to go`);
+  if (m.downtimeMs !== undefined) parts.push(`${m.downtimeMs} ms downtime`);
+  if (m.attempts) parts.push(plural(m.attempts, "attempt"));
+  return parts.join(", ") + (m.failureReason ? ` — ${m.failureReason}` : "");
+}
+
+function failoverText(f, now) {
+  const where = f.toHost ? `from ${f.fromHost} to ${f.toHost}` : `from ${f.fromHost} (restarting)`;
+  const last = f.lastAttempt ? `, last attempt ${ago(f.lastAttempt, now)}` : "";
+  return `Failover ${where}: ${f.reason}, ${plural(f.attempts, "attempt")}, failed ${ago(f.failedAt, now)}${last}`;
+}
+
+function replicationText(r, now) {
+  const lag = r.lagSeconds !== undefined ? `${Math.round(r.lagSeconds)} s` : "unknown";
+  const sync = r.lastSyncTime ? `, last sync ${ago(r.lastSyncTime, now)}` : "";
+  return `Replication to ${r.targetCluster}: ${r.state}, lag ${lag} of an RPO of ${r.rpoSeconds} s${r.rpoViolated ? " — RPO violated" : ""}${sync}`;
 }
 
 function Conditions({ conditions, now }) {

@@ -153,7 +153,7 @@ test("after a host crashes, the page shows it failed and its VMs running elsewhe
   // The detail of a VM that moved tells where from, and how many attempts it took.
   await page.locator(`article.tile [data-vm="${evicted[0]}"]`).click();
   await page.locator('[data-inflight="failover"]', { hasText: `from ${victim} to ` }).waitFor({ timeout: PAGE_WAIT_MS });
-  assert.match((await page.locator('[data-inflight="failover"]').textContent())!, /HostFailure, \d+ attempts?/);
+  assert.match((await page.locator('[data-inflight="failover"]').textContent())!, new RegExp(`^Failover from ${victim} to [a-z0-9-]+: HostFailure, \\d+ attempts?, failed \\d+[smhd] ago`));
   await shoot(t, "host-failed");
   assertClean();
 });

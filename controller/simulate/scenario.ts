@@ -50,9 +50,9 @@ export function parseScenario(file: string, text: string): Scenario {
     throw new ScenarioError([{ file, line: error.line, message: error.message }]);
   }
   if (documents.length !== 1) throw new ScenarioError([{ file, message: `a scenario is one YAML document, found ${documents.length}` }]);
-  const { value, lineOf } = documents[0]!;
-  const sink: ProblemSink = { file, lineOf, problems: [] };
-  const document = normalizeTimes(value);
+  const parsed = documents[0]!;
+  const sink: ProblemSink = { file, lineOf: (path) => parsed.lineOf(path), problems: [] };
+  const document = normalizeTimes(parsed.value);
   for (const p of schemaProblems(document)) report(sink, p.path, p.message);
   if (sink.problems.length > 0) throw new ScenarioError(sink.problems);
   const scenario = resolve(document as ScenarioDocument, file, sink);
@@ -60,15 +60,30 @@ export function parseScenario(file: string, text: string): Scenario {
   return scenario;
 }
 
-function resolve(doc: ScenarioDocument, file: string, sink: ProblemSink): Scenario | undefined {
+interface RunTimes {
+  startMs: number;
+  durationMs: number;
+  sampleIntervalMs: number;
+}
+
+/** When the run starts, how long it lasts and how often it is sampled; undefined (reported) when unusable. */
+function runTimes(doc: ScenarioDocument, sink: ProblemSink): RunTimes | undefined {
   const durationMs = durationOf(doc.duration);
-  if (durationMs === undefined || durationMs <= 0) report(sink, "duration", `must be a positive duration such as 30m or 2h, got ${JSON.stringify(doc.duration)}`);
-  const sampleMs = doc.sampleInterval === undefined ? undefined : durationOf(doc.sampleInterval);
-  if (doc.sampleInterval !== undefined && (sampleMs === undefined || sampleMs < 1000)) report(sink, "sampleInterval", "must be a duration of at least 1s");
+  const durationOk = durationMs !== undefined && durationMs > 0;
+  if (!durationOk) report(sink, "duration", `must be a positive duration such as 30m or 2h, got ${JSON.stringify(doc.duration)}`);
+  const sampleMs = doc.sampleInterval === undefined ? DEFAULT_SAMPLE_INTERVAL_MS : durationOf(doc.sampleInterval);
+  if (sampleMs === undefined || sampleMs < 1000) report(sink, "sampleInterval", "must be a duration of at least 1s");
   const startMs = Date.parse(doc.start ?? DEFAULT_START);
-  if (Number.isNaN(startMs) || (doc.start !== undefined && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(doc.start))) {
-    report(sink, "start", `must be a UTC time such as 2026-03-02T13:00:00Z, got ${JSON.stringify(doc.start)}`);
-  }
+  const startOk = !Number.isNaN(startMs) && (doc.start === undefined || UTC_TIME.test(doc.start));
+  if (!startOk) report(sink, "start", `must be a UTC time such as 2026-03-02T13:00:00Z, got ${JSON.stringify(doc.start)}`);
+  if (!durationOk || !startOk || sampleMs === undefined) return undefined;
+  return { startMs, durationMs, sampleIntervalMs: Math.max(sampleMs, Math.ceil(durationMs / MAX_SAMPLES / 1000) * 1000) };
+}
+
+const UTC_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+function resolve(doc: ScenarioDocument, file: string, sink: ProblemSink): Scenario | undefined {
+  const times = runTimes(doc, sink);
   const base = dirname(file);
   const resolvePath = (relative: string): string => normalize(isAbsolute(relative) ? relative : join(base, relative));
   const fleet = loadManifests(doc.fleet, "fleet", sink, resolvePath);
@@ -76,19 +91,9 @@ function resolve(doc: ScenarioDocument, file: string, sink: ProblemSink): Scenar
   const index = new FleetIndex();
   index.add(fleet);
   if (index.hosts.size === 0 && sink.problems.length === 0) report(sink, "fleet", "the fleet has no Host");
-  const steps = resolveTimeline(doc.timeline ?? [], { sink, resolve: resolvePath, durationMs: durationMs ?? Number.POSITIVE_INFINITY, fleet: index });
-  if (durationMs === undefined || Number.isNaN(startMs)) return undefined;
-  return {
-    name: doc.name,
-    ...(doc.description !== undefined ? { description: doc.description } : {}),
-    file,
-    seed: doc.seed ?? 1,
-    startMs,
-    durationMs,
-    sampleIntervalMs: Math.max(sampleMs ?? DEFAULT_SAMPLE_INTERVAL_MS, Math.ceil(durationMs / MAX_SAMPLES / 1000) * 1000),
-    fleet,
-    steps,
-  };
+  const steps = resolveTimeline(doc.timeline ?? [], { sink, resolve: resolvePath, durationMs: times?.durationMs ?? Number.POSITIVE_INFINITY, fleet: index });
+  if (!times) return undefined;
+  return { name: doc.name, ...(doc.description !== undefined ? { description: doc.description } : {}), file, seed: doc.seed ?? 1, ...times, fleet, steps };
 }
 
 /** An object declared twice is refused: which one a run would take is a guess. */

@@ -82,34 +82,47 @@ function fieldLines(events: readonly Event[], text: string, lineOf: (offset: num
     if (event.type === EVENT_ID.DOCUMENT) {
       lines = new Map();
       documents.push(lines);
-      stack.push({ kind: "document", path: "", index: 0, key: undefined, expectKey: false });
-      continue;
-    }
-    if (event.type === EVENT_ID.POP) {
-      stack.pop();
-      continue;
-    }
-    const top = stack.at(-1);
-    const offset = event.type === EVENT_ID.SCALAR ? event.valueStart : event.type === EVENT_ID.ALIAS ? event.anchorStart : event.start;
-    let path = "";
-    if (top?.kind === "sequence") path = childPath(top.path, top.index++);
-    else if (top?.kind === "mapping" && top.expectKey) {
-      // A key: its line is the field's line. A complex (non-scalar) key gets no path of its own.
-      top.key = event.type === EVENT_ID.SCALAR ? getScalarValue(text, event) : undefined;
-      top.expectKey = false;
-      if (top.key !== undefined) note(childPath(top.path, top.key), offset);
-      if (event.type === EVENT_ID.MAPPING) stack.push({ kind: "mapping", path: "\u0000", index: 0, key: undefined, expectKey: true });
-      else if (event.type === EVENT_ID.SEQUENCE) stack.push({ kind: "sequence", path: "\u0000", index: 0, key: undefined, expectKey: false });
-      continue;
-    } else if (top?.kind === "mapping") {
-      path = top.key === undefined ? "\u0000" : childPath(top.path, top.key);
-      top.expectKey = true;
-    } else if (top) path = top.path;
-    note(path, offset);
-    if (event.type === EVENT_ID.MAPPING) stack.push({ kind: "mapping", path, index: 0, key: undefined, expectKey: true });
-    else if (event.type === EVENT_ID.SEQUENCE) stack.push({ kind: "sequence", path, index: 0, key: undefined, expectKey: false });
+      stack.push(frame("document", ""));
+    } else if (event.type === EVENT_ID.POP) stack.pop();
+    else visitNode(event, stack, text, note);
   }
   return documents;
+}
+
+type NodeEvent = Exclude<Event, { type: typeof EVENT_ID.DOCUMENT | typeof EVENT_ID.POP }>;
+
+/** A scalar, alias, mapping or sequence: noted at its path, and entered when it is a collection. */
+function visitNode(event: NodeEvent, stack: Frame[], text: string, note: (path: string, offset: number) => void): void {
+  const top = stack.at(-1);
+  const offset = event.type === EVENT_ID.SCALAR ? event.valueStart : event.type === EVENT_ID.ALIAS ? event.anchorStart : event.start;
+  if (top?.kind === "mapping" && top.expectKey) {
+    // A key: its line is the field's line. A complex (non-scalar) key gets no path of its own.
+    top.key = event.type === EVENT_ID.SCALAR ? getScalarValue(text, event) : undefined;
+    top.expectKey = false;
+    if (top.key !== undefined) note(childPath(top.path, top.key), offset);
+    enter(event, stack, "\u0000");
+    return;
+  }
+  const path = pathOfValue(top);
+  note(path, offset);
+  enter(event, stack, path);
+}
+
+/** The path of the value that comes next in `top`: a sequence's next item, a mapping's value of the key just read. */
+function pathOfValue(top: Frame | undefined): string {
+  if (top?.kind === "sequence") return childPath(top.path, top.index++);
+  if (top?.kind !== "mapping") return top?.path ?? "";
+  top.expectKey = true;
+  return top.key === undefined ? "\u0000" : childPath(top.path, top.key);
+}
+
+function enter(event: NodeEvent, stack: Frame[], path: string): void {
+  if (event.type === EVENT_ID.MAPPING) stack.push(frame("mapping", path));
+  else if (event.type === EVENT_ID.SEQUENCE) stack.push(frame("sequence", path));
+}
+
+function frame(kind: Frame["kind"], path: string): Frame {
+  return { kind, path, index: 0, key: undefined, expectKey: kind === "mapping" };
 }
 
 function lineStartsOf(text: string): number[] {

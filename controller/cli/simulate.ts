@@ -8,6 +8,7 @@ import type { Output } from "./get.ts";
 import { loadScenario } from "../simulate/scenario.ts";
 import { ScenarioError } from "../simulate/problems.ts";
 import { runScenario } from "../simulate/run.ts";
+import type { RunResult } from "../simulate/run.ts";
 import { runJson } from "../simulate/json-out.ts";
 import { formatSummary } from "../simulate/summary-text.ts";
 import { renderReport } from "../simulate/report.ts";
@@ -58,22 +59,26 @@ export async function simulate(argv: readonly string[], io: Output): Promise<num
     return 2;
   }
   const result = await runScenario(scenario, seed === undefined ? {} : { seed });
-  const json = runJson(result);
-  const timeline = flags["timeline"] as string | undefined;
-  if (timeline) writeFileSync(timeline, json);
-  const report = flags["report"] as string | undefined;
-  if (report) writeFileSync(report, renderReport(result));
-  if (output === "json") io.out(json.trimEnd());
-  else {
-    io.out(formatSummary(result));
-    const written = ([["timeline", timeline], ["report", report]] as const).filter(([, file]) => file).map(([what, file]) => `Wrote the ${what} to ${file}`);
-    if (written.length > 0) io.out(`\n${written.join("\n")}`);
-  }
+  writeOutputs(result, { output, timeline: flags["timeline"] as string | undefined, report: flags["report"] as string | undefined }, io);
   if (result.summary.splitBrainAttempts > 0) {
     io.err(`error: ${result.summary.splitBrainAttempts} split-brain attempt(s): a VM was started while another copy of it might still run`);
     return 1;
   }
   return 0;
+}
+
+/** The summary or the JSON on stdout, and the timeline and report files asked for. */
+function writeOutputs(result: Readonly<RunResult>, outputs: { output: string; timeline: string | undefined; report: string | undefined }, io: Output): void {
+  const json = runJson(result);
+  if (outputs.timeline) writeFileSync(outputs.timeline, json);
+  if (outputs.report) writeFileSync(outputs.report, renderReport(result));
+  if (outputs.output === "json") {
+    io.out(json.trimEnd());
+    return;
+  }
+  io.out(formatSummary(result));
+  const written = ([["timeline", outputs.timeline], ["report", outputs.report]] as const).filter(([, file]) => file).map(([what, file]) => `Wrote the ${what} to ${file}`);
+  if (written.length > 0) io.out(`\n${written.join("\n")}`);
 }
 
 function seedFlag(text: string | undefined): number | undefined {

@@ -115,13 +115,17 @@ export class RunRecorder implements StatusWriter, EventRecorder {
     const up = new Set(truth.hosts.filter((h) => h.up).map((h) => h.name));
     const next = new Map<string, VmTruth>();
     for (const vm of truth.vms) next.set(vm.id, { running: vm.power === "Running" && up.has(vm.host), host: vm.host });
-    for (const [id, now] of next) this.compare(id, this.truth.get(id), now, up, sim, store);
-    for (const [id, before] of this.truth) if (!next.has(id)) this.compare(id, before, { running: false, host: before.host }, up, sim, store);
+    const view = { up, sim, store };
+    for (const [id, now] of next) this.compare(id, { before: this.truth.get(id), now }, view);
+    for (const [id, before] of this.truth) if (!next.has(id)) this.compare(id, { before, now: { running: false, host: before.host } }, view);
     this.truth = next;
     await this.followMigrations(sim, truth.migrations);
   }
 
-  private compare(id: string, before: VmTruth | undefined, now: VmTruth, up: ReadonlySet<string>, sim: SimulatedHosts, store: ObjectStore): void {
+  /** Opens an outage when a VM stopped running unasked, and closes it once the VM runs and is Ready again. */
+  private compare(id: string, change: { before: VmTruth | undefined; now: VmTruth }, view: { up: ReadonlySet<string>; sim: SimulatedHosts; store: ObjectStore }): void {
+    const { before, now } = change;
+    const { up, sim, store } = view;
     const open = this.open.get(id);
     if (before?.running && !now.running && !open) {
       const cause = this.causeOf(id, before.host, up, sim);

@@ -142,14 +142,20 @@ function priorities(store: ObjectStore): (id: string) => PriorityName {
 function leftDown(store: ObjectStore, id: string, priority: PriorityName, outage?: Readonly<Outage>): VmLeftDown {
   const slash = id.indexOf("/");
   const vm = store.get(objectKey("VirtualMachine", id.slice(slash + 1), id.slice(0, slash))) as VirtualMachine | undefined;
-  const ready = readyCondition(vm?.status?.conditions);
   return {
     vm: id,
     priority,
     ...(outage ? { cause: outage.cause, downAt: outage.downAt } : {}),
     phase: vm ? vm.status?.phase ?? "Unknown" : "Deleted",
-    ready: { status: ready?.status ?? "Unknown", reason: ready?.reason ?? (vm ? "NoStatus" : "Deleted"), message: ready?.message ?? "" },
+    ready: readyFacts(vm),
   };
+}
+
+/** The VM's Ready condition as the summary gives it; a VM deleted, or never written, says so. */
+function readyFacts(vm: Readonly<VirtualMachine> | undefined): VmLeftDown["ready"] {
+  const ready = readyCondition(vm?.status?.conditions);
+  if (ready) return { status: ready.status, reason: ready.reason, message: ready.message };
+  return { status: "Unknown", reason: vm ? "NoStatus" : "Deleted", message: "" };
 }
 
 function byPriority(recoveries: readonly Recovery[]): RunSummary["byPriority"] {

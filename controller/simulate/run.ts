@@ -73,7 +73,7 @@ async function run(scenario: Readonly<Scenario>, seed: number): Promise<RunResul
     };
     for (const at of sampleTimes(scenario)) {
       await world.runUntil(scenario.startMs + at, afterStep);
-      sample(series, at / 1000, world.guests.observation(await world.sim.observe()), world.sim.groundTruth(), world.store);
+      sample(series, at / 1000, { observation: world.guests.observation(await world.sim.observe()), truth: world.sim.groundTruth(), store: world.store });
     }
     await recorder.finish(world.sim);
     await settle(1);

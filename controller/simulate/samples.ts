@@ -45,43 +45,59 @@ export function shouldRun(vm: Readonly<VirtualMachine>): boolean {
   return vm.spec.runStrategy === "Always" || vm.spec.runStrategy === "RerunOnFailure";
 }
 
+/** What a sample is taken from: the hosts' reports, what is really true on them, and the objects. */
+export interface FleetView {
+  observation: Readonly<Observation>;
+  truth: Readonly<GroundTruth>;
+  store: ObjectStore;
+}
+
 /** Appends one sample taken at `t` (seconds from the start). */
-export function sample(series: Series, t: number, observation: Readonly<Observation>, truth: Readonly<GroundTruth>, store: ObjectStore): void {
+export function sample(series: Series, t: number, view: Readonly<FleetView>): void {
+  const { truth, store } = view;
   const index = series.t.length;
   series.t.push(t);
   const up = new Map(truth.hosts.map((h) => [h.name, h]));
   const vms = store.list("VirtualMachine");
   series.running.push(truth.vms.filter((vm) => vm.power === "Running" && up.get(vm.host)?.up).length);
-  series.ready.push(vms.filter((vm) => readyCondition(vm.status?.conditions)?.status === "True" && vm.status?.phase === "Running").length);
+  series.ready.push(vms.filter((vm) => readyCondition(vm.status?.conditions)?.status === "True" && (vm.status?.phase === "Running" || vm.status?.phase === "Migrating")).length);
   series.shouldRun.push(vms.filter(shouldRun).length);
   series.migrating.push(truth.migrations.length);
-  sampleHosts(series, index, observation, truth, store);
-  sampleReplicas(series, index, observation);
+  const loads = sampleHosts(series, index, view);
+  sampleImbalance(series, index, store.list("HostCluster"), loads);
+  sampleReplicas(series, index, view.observation);
 }
 
-function sampleHosts(series: Series, index: number, observation: Readonly<Observation>, truth: Readonly<GroundTruth>, store: ObjectStore): void {
-  const clusters = store.list("HostCluster");
-  const hosts = [...store.list("Host")].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
-  const reports = new Map(observation.hosts.map((h) => [h.name, h]));
-  const facts = new Map(truth.hosts.map((h) => [h.name, h]));
-  const byCluster = new Map<string, { host: Host; cpu: number; memoryMiB: number }[]>();
+interface HostLoad {
+  host: Host;
+  cpu: number;
+  memoryMiB: number;
+}
+
+/** Each host's use and state; returns, by cluster, the load of the hosts that take VMs. */
+function sampleHosts(series: Series, index: number, view: Readonly<FleetView>): Map<string, HostLoad[]> {
+  const clusters = view.store.list("HostCluster");
+  const hosts = [...view.store.list("Host")].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0));
+  const reports = new Map(view.observation.hosts.map((h) => [h.name, h]));
+  const facts = new Map(view.truth.hosts.map((h) => [h.name, h]));
+  const byCluster = new Map<string, HostLoad[]>();
   for (const host of hosts) {
-    const name = host.metadata.name;
     const cluster = clusterOf(host, clusters)?.metadata.name ?? "";
     const line = hostLine(series, host, cluster, index);
-    const report = reports.get(name);
-    const fact = facts.get(name);
-    const state = stateOf(host, fact);
-    const live = report !== undefined && fact?.up === true;
+    const report = facts.get(host.metadata.name)?.up ? reports.get(host.metadata.name) : undefined;
+    const state = stateOf(host, facts.get(host.metadata.name));
     line.state[index] = state;
-    line.cpu[index] = live ? percent(report.used.cpu / host.spec.cpu.cores) : null;
-    line.memory[index] = live ? percent(report.allocated.memoryMiB / host.spec.memoryMiB) : null;
-    if (live && state !== "Maintenance") {
-      const members = byCluster.get(cluster) ?? [];
-      members.push({ host, cpu: report.used.cpu, memoryMiB: report.allocated.memoryMiB });
-      byCluster.set(cluster, members);
-    }
+    line.cpu[index] = report ? percent(report.used.cpu / host.spec.cpu.cores) : null;
+    line.memory[index] = report ? percent(report.allocated.memoryMiB / host.spec.memoryMiB) : null;
+    if (!report || state === "Maintenance") continue;
+    const members = byCluster.get(cluster) ?? [];
+    members.push({ host, cpu: report.used.cpu, memoryMiB: report.allocated.memoryMiB });
+    byCluster.set(cluster, members);
   }
+  return byCluster;
+}
+
+function sampleImbalance(series: Series, index: number, clusters: readonly HostCluster[], byCluster: ReadonlyMap<string, HostLoad[]>): void {
   for (const cluster of clusters) {
     const members = byCluster.get(cluster.metadata.name) ?? [];
     const model = loadModel(members.map((m) => ({ name: m.host.metadata.name, cores: m.host.spec.cpu.cores, memoryMiB: m.host.spec.memoryMiB })),

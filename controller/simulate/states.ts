@@ -19,29 +19,35 @@ export interface ObjectState {
 
 export function objectState(kind: Kind, status: NonNullable<VireoObject["status"]>): ObjectState {
   const ready = readyCondition(status.conditions);
-  const state: ObjectState = {};
   const phase = (status as { phase?: string }).phase;
-  if (phase !== undefined) state.phase = phase;
-  if (kind === "VirtualMachine") {
-    const host = (status as VirtualMachineStatus).host;
-    if (host !== undefined) state.host = host;
-  }
-  if (ready) {
-    state.ready = ready.status;
-    state.reason = ready.reason;
-    if (ready.status !== "True" && ready.message) state.message = ready.message;
-  }
-  if (kind === "VirtualMachineMigration") {
-    const s = status as VirtualMachineMigrationStatus;
-    if (s.targetHost !== undefined) state.target = s.targetHost;
-    if (s.downtimeMs !== undefined) state.downtimeMs = s.downtimeMs;
-  }
-  if (kind === "HostCluster") {
-    const tolerates = (status as HostClusterStatus).failoverCapacity?.tolerates;
-    if (tolerates !== undefined) state.tolerates = tolerates;
-  }
-  return state;
+  return {
+    ...(phase !== undefined ? { phase } : {}),
+    ...KIND_STATE[kind]?.(status),
+    ...(ready ? { ready: ready.status, reason: ready.reason } : {}),
+    ...(ready && ready.status !== "True" && ready.message ? { message: ready.message } : {}),
+    ...KIND_DETAILS[kind]?.(status),
+  };
 }
+
+/** What a kind adds before its Ready condition (where it is)… */
+const KIND_STATE: Partial<Record<Kind, (status: NonNullable<VireoObject["status"]>) => ObjectState>> = {
+  VirtualMachine: (status) => {
+    const host = (status as VirtualMachineStatus).host;
+    return host !== undefined ? { host } : {};
+  },
+};
+
+/** …and after it (how it went). */
+const KIND_DETAILS: Partial<Record<Kind, (status: NonNullable<VireoObject["status"]>) => ObjectState>> = {
+  VirtualMachineMigration: (status) => {
+    const s = status as VirtualMachineMigrationStatus;
+    return { ...(s.targetHost !== undefined ? { target: s.targetHost } : {}), ...(s.downtimeMs !== undefined ? { downtimeMs: s.downtimeMs } : {}) };
+  },
+  HostCluster: (status) => {
+    const tolerates = (status as HostClusterStatus).failoverCapacity?.tolerates;
+    return tolerates !== undefined ? { tolerates } : {};
+  },
+};
 
 export function readyCondition(conditions: readonly Condition[] | undefined): Condition | undefined {
   return conditions?.find((c) => c.type === "Ready");

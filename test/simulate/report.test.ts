@@ -42,6 +42,17 @@ timeline:
     fault: {type: HostCrash, host: esx-1}
 `;
 
+/**
+ * Evaluated in the page: each canvas, named by its id or its chart, with whether anything is drawn on it
+ * (more than one colour: a blank canvas is one fill). Text, as the tests are type-checked without the DOM.
+ */
+const CANVAS_PIXELS = `[...document.querySelectorAll("canvas")].map((canvas) => {
+  const { data } = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height);
+  let drawn = false;
+  for (let i = 4; i < data.length && !drawn; i += 4) drawn = data[i] !== data[0] || data[i + 1] !== data[1] || data[i + 2] !== data[2] || data[i + 3] !== data[3];
+  return { id: canvas.id || canvas.closest("[data-chart]")?.getAttribute("data-chart") || "?", width: canvas.width, height: canvas.height, drawn };
+})`;
+
 /** The run's data as the report page reads it. */
 function embeddedRun(html: string): RunResult {
   const match = /<script type="application\/json" id="vireo-run">([^<]*)<\/script>/.exec(html);
@@ -105,14 +116,7 @@ test("opened offline in headless Chromium, the report draws every chart, shows h
     });
     await page.goto(`file://${file}`);
     await page.waitForSelector("body[data-drawn=true]", { timeout: 15_000 });
-    const canvases = await page.evaluate(() => [...document.querySelectorAll("canvas")].map((canvas) => {
-      const { data } = canvas.getContext("2d")!.getImageData(0, 0, canvas.width, canvas.height);
-      // Drawn: more than one colour (a blank canvas is one fill).
-      let colours = 0;
-      const first = [data[0], data[1], data[2], data[3]];
-      for (let i = 4; i < data.length && colours === 0; i += 4) if (data[i] !== first[0] || data[i + 1] !== first[1] || data[i + 2] !== first[2] || data[i + 3] !== first[3]) colours++;
-      return { id: canvas.id || canvas.closest("[data-chart]")?.getAttribute("data-chart") || "?", width: canvas.width, height: canvas.height, drawn: colours > 0 };
-    }));
+    const canvases = await page.evaluate(CANVAS_PIXELS) as { id: string; width: number; height: number; drawn: boolean }[];
     const ids = canvases.map((c) => c.id);
     for (const expected of ["heatmap", "gantt", "vms", "migrating"]) assert.ok(ids.includes(expected), `${name}: no ${expected} chart among ${ids.join(", ")}`);
     for (const canvas of canvases) assert.ok(canvas.width > 0 && canvas.height > 0 && canvas.drawn, `${name}: canvas ${canvas.id} is blank`);

@@ -37,7 +37,10 @@
   /** Time-axis steps a person counts in, seconds. */
   const TIME_STEPS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800];
 
-  function timeAxis(ctx, x0, width, y, duration, fmt) {
+  /** Ticks and labels under a chart; `area` is {x0, width, top, bottom, duration}. */
+  function timeAxis(ctx, area, fmt) {
+    const { x0, width, duration } = area;
+    const y = area.bottom + 2;
     ctx.fillStyle = css("--muted");
     ctx.textAlign = "center";
     const most = Math.max(2, Math.floor(width / 80));
@@ -50,7 +53,8 @@
     ctx.textAlign = "left";
   }
 
-  function stepLines(ctx, steps, x0, width, top, bottom, duration) {
+  function stepLines(ctx, steps, area) {
+    const { x0, width, top, bottom, duration } = area;
     ctx.strokeStyle = css("--accent");
     ctx.setLineDash([4, 3]);
     for (const s of steps) {
@@ -63,7 +67,9 @@
     ctx.setLineDash([]);
   }
 
-  function label(ctx, text, x, y, maxWidth) {
+  /** `text` at (x, y), cut with an ellipsis to `maxWidth`. */
+  function label(ctx, text, at) {
+    const { x, y, maxWidth } = at;
     let shown = text;
     while (shown.length > 3 && ctx.measureText(shown).width > maxWidth) shown = shown.slice(0, -2);
     if (shown !== text) shown = `${shown.slice(0, -1)}…`;
@@ -96,11 +102,11 @@
       ctx.fillStyle = css("--fg");
       if (row.cluster !== undefined) {
         ctx.font = "600 12px system-ui, sans-serif";
-        label(ctx, row.cluster === "" ? "(no cluster)" : `cluster ${row.cluster}`, 4, y + rowHeight / 2, LABEL_WIDTH - 8);
+        label(ctx, row.cluster === "" ? "(no cluster)" : `cluster ${row.cluster}`, { x: 4, y: y + rowHeight / 2, maxWidth: LABEL_WIDTH - 8 });
         ctx.font = "12px system-ui, sans-serif";
         return;
       }
-      label(ctx, row.host.name, 14, y + rowHeight / 2, LABEL_WIDTH - 20);
+      label(ctx, row.host.name, { x: 14, y: y + rowHeight / 2, maxWidth: LABEL_WIDTH - 20 });
       const values = row.host[metric];
       for (let i = 0; i < times.length; i++) {
         const state = row.host.state[i];
@@ -115,8 +121,9 @@
         }
       }
     });
-    stepLines(ctx, run.scenario.steps, LABEL_WIDTH, plotWidth, 0, rows.length * rowHeight, duration);
-    timeAxis(ctx, LABEL_WIDTH, plotWidth, rows.length * rowHeight + 2, duration, fmt);
+    const area = { x0: LABEL_WIDTH, width: plotWidth, top: 0, bottom: rows.length * rowHeight, duration };
+    stepLines(ctx, run.scenario.steps, area);
+    timeAxis(ctx, area, fmt);
     return (mx, my) => {
       const row = rows[Math.floor(my / rowHeight)];
       if (!row || !row.host || mx < LABEL_WIDTH) return "";
@@ -186,7 +193,7 @@
       ctx.fillStyle = css("--line");
       ctx.fillRect(LABEL_WIDTH, y + rowHeight - 1, plotWidth, 1);
       ctx.fillStyle = css("--fg");
-      label(ctx, g.vm, 4, y + rowHeight / 2, LABEL_WIDTH - 8);
+      label(ctx, g.vm, { x: 4, y: y + rowHeight / 2, maxWidth: LABEL_WIDTH - 8 });
       for (const a of g.waits) {
         const x = xOf(a.from);
         const w = Math.max(2, xOf(a.to) - x);
@@ -211,8 +218,9 @@
         boxes.push({ x, y, w, text: m.text });
       }
     });
-    stepLines(ctx, run.scenario.steps, LABEL_WIDTH, plotWidth, 0, Math.max(1, rows.length) * rowHeight, duration);
-    timeAxis(ctx, LABEL_WIDTH, plotWidth, Math.max(1, rows.length) * rowHeight + 2, duration, fmt);
+    const area = { x0: LABEL_WIDTH, width: plotWidth, top: 0, bottom: Math.max(1, rows.length) * rowHeight, duration };
+    stepLines(ctx, run.scenario.steps, area);
+    timeAxis(ctx, area, fmt);
     return (mx, my) => {
       const hit = boxes.find((b) => mx >= b.x - 2 && mx <= b.x + b.w + 2 && my >= b.y && my < b.y + rowHeight);
       return hit ? hit.text : "";

@@ -1,7 +1,8 @@
 // The fleet: each cluster with its hosts as tiles — phase by colour (and in words), CPU and memory
 // allocated and used as bars, the VMs on the host, maintenance and storage — under the cluster's failover
-// capacity, imbalance and VMs waiting. A large cluster starts collapsed, and an open one draws a page of
-// tiles at a time; a tile is drawn again only when its host or its VMs changed.
+// capacity, imbalance and VMs waiting. A large cluster starts collapsed, showing only its hosts that are
+// not ready; an open one draws a page of tiles at a time; a tile is drawn again only when its host or its
+// VMs changed.
 
 import { Component } from "./vendor/preact.mjs";
 import { useState } from "./vendor/hooks.mjs";
@@ -53,10 +54,24 @@ function ClusterSection({ name, cluster, hosts, model, onHost, onVm, selected })
       ${cluster ? html`<${ClusterFacts} cluster=${cluster} />` : html`<span class="facts">${plural(hosts.length, "host")}</span>`}
     </header>
     ${open ? html`<div class="tiles" id=${`${id}-hosts`}>
-      ${hosts.slice(0, shown).map((host) => html`<${HostTile} key=${host.n} host=${host} vms=${model.byHost.get(host.n)} onHost=${onHost} onVm=${onVm} selected=${selected} />`)}
+      ${hosts.slice(0, shown).map((host) => tile(host))}
       ${hosts.length > shown ? html`<button class="more" onClick=${() => setShown(shown + TILE_PAGE)}>Show ${Math.min(TILE_PAGE, hosts.length - shown)} more of ${hosts.length} hosts</button>` : null}
-    </div>` : null}
+    </div>` : html`<${Troubled} hosts=${hosts} tile=${tile} />`}
   </section>`;
+
+  function tile(host) {
+    return html`<${HostTile} key=${host.n} host=${host} vms=${model.byHost.get(host.n)} onHost=${onHost} onVm=${onVm} selected=${selected} />`;
+  }
+}
+
+/** A collapsed cluster still shows the hosts that are not Ready (or in maintenance): a drill stays visible. */
+function Troubled({ hosts, tile }) {
+  const troubled = hosts.filter((h) => h.p !== "Ready" && h.p !== "Maintenance");
+  if (troubled.length === 0) return null;
+  return html`<div class="tiles troubled" aria-label="hosts not ready">
+    ${troubled.slice(0, TILE_PAGE).map(tile)}
+    ${troubled.length > TILE_PAGE ? html`<p class="more">and ${troubled.length - TILE_PAGE} more hosts not ready</p>` : null}
+  </div>`;
 }
 
 function ClusterFacts({ cluster: c }) {

@@ -17,7 +17,7 @@ import { SimulatedHosts } from "../provider/sim/index.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
-import { createConsole, serveWithConsole } from "../observe/console.ts";
+import { consoleWhere, createConsole, serveWithConsole } from "../observe/console.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { serveSimEndpoint } from "./sim-endpoint.ts";
@@ -33,7 +33,7 @@ export const KUBE_RUN_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "where the in-process simulated world is kept (without --provider)" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
   "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz, /readyz and the console" },
-  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr)" },
+  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr when that is loopback)" },
   "kube-api-qps": { type: "string", default: "1000", help: "client-side rate limit on API requests per second" },
   "kube-api-burst": { type: "string", default: "2000", help: "client-side burst above the rate limit" },
   workers: { type: "string", default: "16", help: "concurrent reconciles (distinct objects only)" },
@@ -86,7 +86,7 @@ export async function runKube(argv: readonly string[]): Promise<number> {
       ready: () => (standby && !active) || synced,
     },
   }, fleetConsole);
-  log.info(`vireo ${VERSION}: API mode against ${client.server()}; metrics on http://${http.address}/metrics; console on http://${http.consoleAddress}/`);
+  log.info(`vireo ${VERSION}: API mode against ${client.server()}; metrics on http://${http.address}/metrics; ${consoleWhere(http)}`);
 
   const startWorking = async () => {
     active = true;

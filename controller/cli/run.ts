@@ -15,7 +15,7 @@ import { SimulatedHosts } from "../provider/sim/index.ts";
 import { PROVIDER_FLAGS, connectRemoteProvider } from "./provider-flags.ts";
 import { createLogger, type Logger } from "../observe/log.ts";
 import { ControllerMetrics, attachStoreGauges } from "../observe/metrics.ts";
-import { createConsole, serveWithConsole, type ServedWithConsole } from "../observe/console.ts";
+import { consoleWhere, createConsole, serveWithConsole, type ServedWithConsole } from "../observe/console.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { VERSION } from "./version.ts";
@@ -31,7 +31,7 @@ export const RUN_FLAGS: FlagSpec = {
   "state-dir": { type: "string", default: ".vireo", help: "where status and the simulated world are kept" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
   "metrics-addr": { type: "string", default: "127.0.0.1:8080", help: "address for /metrics, /healthz, /readyz and the console" },
-  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr)" },
+  "console-addr": { type: "string", default: "", help: "address of the read-only web console (default: at / on --metrics-addr when that is loopback)" },
   prune: { type: "boolean", default: true, help: "delete the objects of removed manifests (--no-prune keeps them)" },
   seed: { type: "string", default: "1", help: "seed of the simulated hosts' workloads" },
   workers: { type: "string", default: "2", help: "concurrent reconciles" },
@@ -106,7 +106,7 @@ function announce(
   const clusters = info.store.count("HostCluster");
   const vms = info.store.count("VirtualMachine");
   log.info(`vireo ${VERSION}: watching ${info.manifests}: ${hosts} hosts in ${clusters} clusters, ${vms} VMs`);
-  log.info(`state in ${info.stateDir}; metrics on http://${info.http.address}/metrics; console on http://${info.http.consoleAddress}/` + (info.timeScale !== 1 ? `; time runs ${info.timeScale}x` : ""));
+  log.info(`state in ${info.stateDir}; metrics on http://${info.http.address}/metrics; ${consoleWhere(info.http)}` + (info.timeScale !== 1 ? `; time runs ${info.timeScale}x` : ""));
   for (const e of info.errors) log.warn(`manifest error: ${e}`);
 }
 

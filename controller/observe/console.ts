@@ -10,7 +10,7 @@ import { EventRing, recordingInto } from "./console-events.ts";
 import { FleetFeed } from "./console-feed.ts";
 import type { ConsoleSources } from "./console-http.ts";
 import type { Registry } from "prom-client";
-import { serveConsole, serveObservability, type HealthChecks, type ObservabilityServer } from "./http.ts";
+import { parseListenAddress, serveConsole, serveObservability, type HealthChecks, type ObservabilityServer } from "./http.ts";
 
 export interface ConsoleOptions {
   store: ObjectStore;
@@ -49,29 +49,49 @@ export function createConsole(options: ConsoleOptions): ConsoleParts {
 }
 
 export interface ServedWithConsole extends ObservabilityServer {
-  /** Where the console is, "host:port": the metrics address, or --console-addr when given. */
-  consoleAddress: string;
+  /** Where the console is, "host:port"; undefined when it is not served (see serveWithConsole). */
+  consoleAddress: string | undefined;
 }
 
 /**
- * Serves /metrics, /healthz and /readyz on `addresses.metrics` with the console beside them, or the
- * console on a server of its own when `addresses.console` is set. close() ends the live streams and both.
+ * Serves /metrics, /healthz and /readyz on `addresses.metrics`, and the console: on `addresses.console`
+ * when given (beside /metrics when it is the same address), else beside /metrics when that address is
+ * loopback (the default), else not at all. The console shows every VM's names, labels and events, so
+ * serving it beyond the machine takes an explicit address. close() ends the live streams and the servers.
  */
 export async function serveWithConsole(
   addresses: { metrics: string; console: string },
   metrics: { registry: Registry; health: HealthChecks },
   parts: ConsoleParts,
 ): Promise<ServedWithConsole> {
-  const own = addresses.console !== "";
-  const http = await serveObservability(addresses.metrics, metrics.registry, metrics.health, own ? undefined : parts.sources);
-  const consoleHttp = own ? await serveConsole(addresses.console, parts.sources) : http;
+  const beside = addresses.console === "" ? isLoopback(addresses.metrics) : sameAddress(addresses.console, addresses.metrics);
+  const own = addresses.console !== "" && !beside;
+  const http = await serveObservability(addresses.metrics, metrics.registry, metrics.health, beside ? parts.sources : undefined);
+  const consoleHttp = own ? await serveConsole(addresses.console, parts.sources) : undefined;
   return {
     ...http,
-    consoleAddress: consoleHttp.address,
+    consoleAddress: beside ? http.address : consoleHttp?.address,
     close: async () => {
       parts.close();
-      if (consoleHttp !== http) await consoleHttp.close();
+      await consoleHttp?.close();
       await http.close();
     },
   };
+}
+
+/** Whether a listen address ("host:port") takes connections from this machine only. */
+export function isLoopback(address: string): boolean {
+  const { host } = parseListenAddress(address);
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** Two listen addresses that name the same port (port 0 asks for a new one each time). */
+function sameAddress(a: string, b: string): boolean {
+  const [x, y] = [parseListenAddress(a), parseListenAddress(b)];
+  return x.port !== 0 && x.port === y.port && x.host === y.host;
+}
+
+/** The log's words for where the console is. */
+export function consoleWhere(served: ServedWithConsole): string {
+  return served.consoleAddress ? `console on http://${served.consoleAddress}/` : "console off (--metrics-addr is not loopback; --console-addr serves it)";
 }

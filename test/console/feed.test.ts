@@ -10,7 +10,7 @@ import type { VireoObject, VirtualMachine, VirtualMachineStatus } from "../../co
 import { keyOf } from "../../controller/api/types.ts";
 import type { EventRecorder, StatusWriter } from "../../controller/engine/context.ts";
 import { ObjectStore } from "../../controller/sources/store.ts";
-import { createConsole, type ConsoleParts } from "../../controller/observe/console.ts";
+import { createConsole, isLoopback, serveWithConsole, type ConsoleParts } from "../../controller/observe/console.ts";
 import { EventRing } from "../../controller/observe/console-events.ts";
 import { FleetFeed, type FleetChanges, type FleetSnapshot } from "../../controller/observe/console-feed.ts";
 import { serveConsole } from "../../controller/observe/http.ts";
@@ -234,4 +234,28 @@ test("the server is read-only and locked down: only GET and HEAD, a CSP without 
     });
     assert.equal(status, 404, path);
   }
+});
+
+test("the console is served beside /metrics on a loopback address, on an address of its own when given one, and not at all beside a non-loopback /metrics", async (t) => {
+  const store = new ObjectStore();
+  const health = { live: () => true, ready: () => true };
+  const { Registry } = await import("prom-client");
+  const registry = new Registry();
+
+  const beside = await serveWithConsole({ metrics: "127.0.0.1:0", console: "" }, { registry, health }, createConsole({ store, now: () => T0, mode: "file" }));
+  t.after(() => beside.close());
+  assert.equal(beside.consoleAddress, beside.address);
+  assert.equal((await fetch(`http://${beside.address}/`)).status, 200);
+  assert.equal((await fetch(`http://${beside.address}/metrics`)).status, 200);
+
+  const apart = await serveWithConsole({ metrics: "127.0.0.1:0", console: "127.0.0.1:0" }, { registry, health }, createConsole({ store, now: () => T0, mode: "file" }));
+  t.after(() => apart.close());
+  assert.notEqual(apart.consoleAddress, apart.address);
+  assert.equal((await fetch(`http://${apart.address}/`)).status, 404, "not beside /metrics");
+  assert.equal((await fetch(`http://${apart.address}/metrics`)).status, 200);
+  assert.equal((await fetch(`http://${apart.consoleAddress}/`)).status, 200);
+  assert.equal((await fetch(`http://${apart.consoleAddress}/metrics`)).status, 404, "the console's server serves the console alone");
+
+  for (const address of ["127.0.0.1:8080", "127.1.2.3:80", "[::1]:8080", "localhost:8080"]) assert.equal(isLoopback(address), true, address);
+  for (const address of ["0.0.0.0:8080", ":8080", "10.0.0.5:8080", "[::]:8080"]) assert.equal(isLoopback(address), false, address);
 });

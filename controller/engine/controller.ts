@@ -6,6 +6,7 @@ import { KINDS, keyOf, LAB_LABEL, objectKey, vmId } from "../api/types.ts";
 import type { Clock, Timer } from "../core/clock.ts";
 import { ObservationCache } from "./observer.ts";
 import { WorkQueue } from "./workqueue.ts";
+import { defaultControllerRateLimiter } from "./ratelimit.ts";
 import { ReconcileRunner, type ReconcileOutcome, type ReconcileResult } from "./runner.ts";
 import type { HypervisorProvider } from "../provider/provider.ts";
 import type { ObjectStore, StoreEvent } from "../sources/store.ts";
@@ -49,6 +50,8 @@ export interface ControllerOptions {
   workers?: number;
   observeIntervalMs?: number;
   finalizers?: ReconcileContext["finalizers"];
+  /** The random source of the work queue's retry jitter: seeded, a run on a virtual clock repeats exactly. */
+  random?: () => number;
 }
 
 export class Controller {
@@ -70,6 +73,7 @@ export class Controller {
     this.replicationMetrics = new ReplicationRecorder(metrics);
     this.queue = new WorkQueue({
       clock: options.clock,
+      ...(options.random ? { rateLimiter: defaultControllerRateLimiter<string>(options.clock, { random: options.random }) } : {}),
       events: {
         onDepth: (n) => metrics.queueDepth.set(n),
         onAdd: () => metrics.queueAdds.inc(),

@@ -9,7 +9,7 @@ import { COPY_LABEL, keyOf, LAB_LABEL, LEASE_EXEMPT_LABEL, TIER_LABEL, vmId } fr
 import { findCondition, summarize, type ConditionInput } from "../api/conditions.ts";
 import { jsonEqual } from "../api/equal.ts";
 import { allocateAddresses, labNetworkProblem } from "../planners/labs/addresses.ts";
-import { copiesOf, labVirtualMachine, labVms, nicRequests, TEMPLATE_ANNOTATION, templateDigest, type LabVm } from "../planners/labs/expand.ts";
+import { copiesOf, labVirtualMachine, labVms, nicRequests, TEMPLATE_ANNOTATION, templateDigest, uplinkProblem, type LabVm } from "../planners/labs/expand.ts";
 import { leaseVerdict } from "../planners/labs/lease.ts";
 import { dependencyOrder, orderCopy, type TierVm } from "../planners/labs/order.ts";
 import type { ReconcileResult } from "./runner.ts";
@@ -31,7 +31,7 @@ export async function reconcileLab(ctx: ReconcileContext, key: string, namespace
   const wanted = labVms(lab);
   const problem = !Array.isArray(order)
     ? { reason: "DependencyCycle", message: `tiers depend on each other in a cycle: ${order.cycle.join(" → ")}` }
-    : labNetworkProblem(lab.spec.networks);
+    : labNetworkProblem(lab.spec.networks) ?? uplinkProblem(lab);
   const allocation = problem ? undefined : allocateAddresses({ lab: `${namespace}/${name}`, networks: lab.spec.networks, nics: nicRequests(wanted), previous: previous?.addresses ?? [] });
   const refusal = problem ?? (allocation && !allocation.ok ? { reason: allocation.reason, message: allocation.message } : undefined);
   if (refusal || !allocation?.ok) {

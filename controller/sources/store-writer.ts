@@ -11,7 +11,8 @@ import { withIdentity } from "./identity.ts";
 import { formatFieldErrors, validateManifest } from "../api/schema.ts";
 import type { ObjectStore } from "./store.ts";
 
-export function storeObjectWriter(store: ObjectStore, clock: Clock): ObjectWriter {
+/** `newUid` names each new object (a seeded one makes a virtual-clock run repeat exactly). */
+export function storeObjectWriter(store: ObjectStore, clock: Clock, newUid: () => string = randomUUID): ObjectWriter {
   return {
     async apply(object) {
       // Admitted as the API server would: validated and defaulted by its CRD, or refused with the field paths.
@@ -19,7 +20,7 @@ export function storeObjectWriter(store: ObjectStore, clock: Clock): ObjectWrite
       const admitted = validateManifest(manifest);
       if (!admitted.ok) throw new Error(`${object.kind} ${object.metadata.name} is invalid: ${formatFieldErrors(admitted.errors)}`);
       const previous = store.get(keyOf(admitted.object));
-      store.upsert(withIdentity(admitted.object, previous, clock.now(), randomUUID));
+      store.upsert(withIdentity(admitted.object, previous, clock.now(), newUid));
     },
     async delete(object) {
       store.delete(keyOf(object as VireoObject));

@@ -242,12 +242,13 @@ spec:
   }
 });
 
-test("isolated copies reuse no MAC and keep their addresses apart per copy; overlapping networks are refused, nothing made", async () => {
+test("isolated copies reuse no MAC and keep their addresses apart per copy; overlapping networks, or two on one uplink, are refused, nothing made", async () => {
   const isolated = "[{name: lab-net, cidr: 10.20.0.0/24, mode: Isolated, uplink: lab}]";
   const overlapping = "[{name: a, cidr: 10.30.0.0/16, mode: Isolated, uplink: lab}, {name: b, cidr: 10.30.5.0/24, mode: Bridged, uplink: lab}]";
   const s = await Scenario.start(labFleetYaml()
     + labYaml("iso", tierYaml("app", { replicas: 2 }), { copies: 2, networks: isolated })
-    + labYaml("overlap", tierYaml("app", { networks: ["a", "b"] }), { networks: overlapping }));
+    + labYaml("overlap", tierYaml("app", { networks: ["a", "b"] }), { networks: overlapping })
+    + labYaml("shared", tierYaml("app", { networks: ["front", "back"] }), { networks: "[{name: front, cidr: 10.40.0.0/24, mode: Isolated, uplink: lab}, {name: back, cidr: 10.41.0.0/24, mode: Isolated, uplink: lab}]" }));
   try {
     await s.until(() => labVmsOf(s, "iso").length === 4 && labVmsOf(s, "iso").every(isReady), 600_000);
     const addresses = lab(s, "iso").status!.addresses!;
@@ -259,6 +260,8 @@ test("isolated copies reuse no MAC and keep their addresses apart per copy; over
     assert.equal(new Set(addresses.map((a) => a.segment)).size, 2, "one segment per copy");
     assert.equal(condition(lab(s, "overlap"), "Stalled")?.reason, "OverlappingCIDRs");
     assert.equal(labVmsOf(s, "overlap").length, 0);
+    assert.equal(condition(lab(s, "shared"), "Stalled")?.reason, "SharedUplink");
+    assert.equal(labVmsOf(s, "shared").length, 0);
   } finally {
     await s.stop();
   }

@@ -108,3 +108,20 @@ export function labVirtualMachine(lab: Readonly<LabTopology>, vm: Readonly<LabVm
     },
   };
 }
+
+/**
+ * A tier whose networks ride on the same uplink would give its VMs two NICs on one host network, which a
+ * VirtualMachine cannot declare (its networks are keyed by name): refused with the reason.
+ */
+export function uplinkProblem(lab: Readonly<LabTopology>): { reason: string; message: string } | undefined {
+  for (const tier of lab.spec.tiers) {
+    const seen = new Map<string, string>();
+    for (const name of tier.networks) {
+      const uplink = lab.spec.networks.find((n) => n.name === name)?.uplink ?? name;
+      const other = seen.get(uplink);
+      if (other !== undefined) return { reason: "SharedUplink", message: `tier ${tier.name}: networks ${other} and ${name} both ride on uplink ${uplink}; give them different uplinks` };
+      seen.set(uplink, name);
+    }
+  }
+  return undefined;
+}

@@ -26,7 +26,7 @@ import { resolveTimings } from "./timings.ts";
 import type { SimTimings } from "./timings.ts";
 import { bootStorage, hostLeaseLost, reshapeStorage, worstPathsUp } from "./storage.ts";
 import { beginShutdown, finishBoot, isFrozen, powerOff, powerOn, validateVmConfig } from "./vms.ts";
-import { attachVm, copyHostConfig, copyVmConfig, detachVm, emptyWorld, isPoweredOn, isReachable } from "./world.ts";
+import { attachVm, copyHostConfig, copyVmConfig, detachVm, emptyWorld, isPoweredOn, isReachable, touch } from "./world.ts";
 import type { HostRecord, VmRecord, World } from "./world.ts";
 
 export { DEFAULT_SIM_TIMINGS, resolveTimings } from "./timings.ts";
@@ -74,6 +74,20 @@ export interface GroundTruth {
    * what the original wrote after the instance's start (lost with the failover), MiB, exact.
    */
   recoveries: { vm: string; instanceAt: number; stoppedWritingAt: number; lostMiB: number }[];
+}
+
+const PROFILES: ReadonlySet<string> = new Set(["Idle", "Steady", "Diurnal", "Bursty"]);
+
+/** What is wrong with a workload, naming the field, or undefined. */
+function workloadProblem(workload: unknown): string | undefined {
+  if (typeof workload !== "object" || workload === null) return "must be an object";
+  const w = workload as Record<string, unknown>;
+  if (typeof w["profile"] !== "string" || !PROFILES.has(w["profile"])) return `profile must be one of ${[...PROFILES].join(", ")}`;
+  if (typeof w["cpuPercent"] !== "number" || !(w["cpuPercent"] >= 0 && w["cpuPercent"] <= 100)) return "cpuPercent must be a number from 0 to 100";
+  for (const rate of ["dirtyRateMiBps", "diskWriteRateMiBps"]) {
+    if (w[rate] !== undefined && (typeof w[rate] !== "number" || !Number.isFinite(w[rate]) || w[rate] < 0)) return `${rate} must be a number ≥ 0`;
+  }
+  return undefined;
 }
 
 export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfBandChanges {
@@ -425,6 +439,21 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   async adminMove(id: string, host: string): Promise<void> {
     this.assertOpen();
     admin.adminMove(this.ctx, id, host);
+  }
+
+  /**
+   * The guest's own load changes (a daily peak, a burst): its CPU use, memory dirtying and disk writes follow
+   * the new workload from now. The writes up to now are booked at the old rate first.
+   */
+  async setGuestWorkload(id: string, workload: VmConfig["workload"]): Promise<void> {
+    this.assertOpen();
+    const problem = workloadProblem(workload);
+    if (problem) throw new ProviderError("Invalid", `workload of VM ${id}: ${problem}`);
+    const vm = faults.requireVm(this.world, id);
+    rebookReplicas(this.world, this.operationTime());
+    vm.config = { ...copyVmConfig(vm.config), workload: { ...workload } };
+    touch(this.world, vm);
+    this.changed();
   }
 
   async adminSetMemory(id: string, memoryMiB: number): Promise<void> {

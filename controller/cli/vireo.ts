@@ -3,6 +3,7 @@
 
 import { run } from "./run.ts";
 import { get } from "./get.ts";
+import { report } from "./report.ts";
 import { hostsim } from "./hostsim.ts";
 import { sim } from "./sim.ts";
 import { plan } from "./plan.ts";
@@ -18,6 +19,8 @@ Usage:
             [--provider URL --provider-token-file FILE]
   vireo run [--kubeconfig PATH] [--leader-elect] [--leader-election-namespace NS] [--metrics-addr HOST:PORT]
   vireo get vms|hosts|hostclusters|vmim|rp|labs|replications|errors [NAME] [-n NAMESPACE] [-o wide|json|yaml] [--state-dir DIR | --kubeconfig PATH]
+  vireo report usage [--expiring-within 24h] [--idle-cpu-percent 5] [--idle-for 24h] [--reclaim --dry-run] [-n NAMESPACE] [-o json|yaml]
+            [--state-dir DIR | --kubeconfig PATH]     (vireo report --help says how idle is judged)
   vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
   vireo plan (--manifests DIR [--state-dir DIR] | [--kubeconfig PATH]) [--provider URL --provider-token-file FILE] [-o table|json]
   vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)
@@ -41,6 +44,7 @@ async function main(argv: string[]): Promise<number> {
     case "balance": return balance(rest, (line) => console.log(line));
     case "simulate": return await simulate(rest, { out: (t) => console.log(t), err: (t) => console.error(t) });
     case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
+    case "report": return await report(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;
     case undefined:

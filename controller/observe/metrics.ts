@@ -6,6 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom
 import type { ObjectStore } from "../sources/store.ts";
 import { MIGRATION_REASONS } from "./migrations.ts";
 import { attachReplicationGauges } from "./replication.ts";
+import { attachLabGauges } from "./labs.ts";
 
 export class ControllerMetrics {
   readonly registry = new Registry();
@@ -124,6 +125,7 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
   attachHealthGauges(metrics, store);
   attachMigrationGauges(metrics, store);
   attachReplicationGauges(metrics, store, now);
+  attachLabGauges(metrics, store);
 }
 
 const HOST_DOWN_PHASES: ReadonlySet<string> = new Set(["NotResponding", "Isolated", "Partitioned", "Failed"]);

@@ -6,7 +6,9 @@
 // series are really in the scrape, not only their # HELP and # TYPE lines. It also live-migrates a VM
 // (`vireo migrate`), so the migration counter and histograms hold a real migration, and its clusters
 // balance (Manual, the default), so their imbalance series are there too. Four of its VMs replicate to
-// cluster dr, so the sync counters hold real syncs over the prod->dr link.
+// cluster dr, so the sync counters hold real syncs over the prod->dr link. Its two labs (examples/labs/)
+// give the owner and lab series real values: qa-team's five VMs, interop-team's twelve, two labs Running,
+// each with its next expiry.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -118,6 +120,13 @@ test("every metric the example fleet's file-mode process exposes is in docs/metr
   assert.ok(sample(text, "vireo_replication_synced_bytes_total", link)! >= 4 * 20 * 1024 ** 3, "the first full syncs shipped the whole disks");
   assert.equal(sample(text, "vireo_replication_vms", { state: "Error" }), 0);
   assert.equal(sample(text, "vireo_replica_failovers_total", { kind: "Automatic", result: "Started" }), 0);
+
+  // The labs, long Running by now: their VMs by owner, the example VMs without one, each lab's next expiry.
+  assert.equal(sample(text, "vireo_labs", { phase: "Running" }), 2, `both example labs run:\n${text.split("\n").filter((l) => l.includes("lab") || l.includes("owner")).join("\n")}`);
+  assert.equal(sample(text, "vireo_owner_vms", { owner: "qa-team" }), 5);
+  assert.equal(sample(text, "vireo_owner_vcpus", { owner: "interop-team" }), 16);
+  assert.equal(sample(text, "vireo_vms_without_owner", {}), 19);
+  for (const lab of ["shop-stack", "interop"]) assert.ok(sample(text, "vireo_lab_lease_expiry_timestamp_seconds", { namespace: "qa", lab, action: "Stop" })! > 0, `no next expiry for ${lab}`);
 
   const scraped = families(text);
   const documented = catalogue();

@@ -45,6 +45,8 @@ COPY --from=build /app/node_modules ./node_modules
 COPY package.json ./
 COPY controller ./controller
 COPY crds ./crds
+# The console's page, served by `vireo run` (its libraries are runtime dependencies, in node_modules).
+COPY console ./console
 
 # 65532 is the conventional "nonroot" UID/GID (distroless, many controllers); the chart runs it as such.
 USER 65532:65532

@@ -73,6 +73,8 @@ function objectsFromFiles(dir: string, stateDir: string): VireoObject[] {
       if (!objects.has(key)) objects.set(key, withIdentity(object, saved.get(key), Date.now(), () => `planned-${key}`));
     }
   }
+  // Objects Vireo made (a lab's VMs) have no manifest: they stand as the state directory keeps them.
+  for (const e of entries) if (!e.source && !objects.has(keyOf(e.object))) objects.set(keyOf(e.object), e.object);
   return [...objects.values()];
 }
 

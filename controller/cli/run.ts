@@ -7,6 +7,7 @@ import { RealClock } from "../core/clock.ts";
 import type { Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
 import { ObjectStore } from "../sources/store.ts";
+import { stateObjectWriter } from "../sources/store-writer.ts";
 import { FileSource } from "../sources/files/file-source.ts";
 import { LogEventRecorder, StateStatusWriter } from "../sources/files/file-status.ts";
 import { StateDirectory } from "../state/state-dir.ts";
@@ -69,6 +70,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const controller = new Controller({
     store, provider, clock, log, metrics,
     statusWriter: fleetConsole.statusWriter(new StateStatusWriter(state)),
+    objects: stateObjectWriter(store, state, clock),
     events: fleetConsole.events(new LogEventRecorder(log)),
     workers: Number(flags["workers"]),
   });

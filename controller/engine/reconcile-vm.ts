@@ -39,6 +39,14 @@ export async function reconcileVm(ctx: ReconcileContext, key: string, id: string
     vm = ctx.store.get(key) as VirtualMachine;
   }
 
+  // A lease that ran out with onExpiry Delete deletes the object in API mode (its finalizer then removes the
+  // VM from its host); a file-mode manifest is the person's to remove, so there the VM is only removed.
+  const lease = vmLease(vm);
+  if (ctx.finalizers && lease?.onExpiry === "Delete" && ctx.clock.now() >= lease.expiresAt) {
+    ctx.events.record(vm, "Normal", "LeaseExpired", `the lease expired at ${new Date(lease.expiresAt).toISOString()}: deleting the VM`);
+    await ctx.objects.delete(vm);
+    return;
+  }
   // Where the VM belongs this round: at home as declared, or away from its cluster on its replica, as recovered.
   const placed = new FleetView(ctx).place(vm);
   const here = placed.vm;

@@ -10,6 +10,7 @@ import type { ObjectWriter } from "../engine/context.ts";
 import { withIdentity } from "./identity.ts";
 import { formatFieldErrors, validateManifest } from "../api/schema.ts";
 import type { ObjectStore } from "./store.ts";
+import type { StateDirectory } from "../state/state-dir.ts";
 
 /** `newUid` names each new object (a seeded one makes a virtual-clock run repeat exactly). */
 export function storeObjectWriter(store: ObjectStore, clock: Clock, newUid: () => string = randomUUID): ObjectWriter {
@@ -24,6 +25,26 @@ export function storeObjectWriter(store: ObjectStore, clock: Clock, newUid: () =
     },
     async delete(object) {
       store.delete(keyOf(object as VireoObject));
+    },
+  };
+}
+
+/**
+ * The file mode's writer: the store's, and the state directory keeps each object Vireo made (with no
+ * manifest of its own), so it is restored with its identity and status after a restart and `vireo get`,
+ * `vireo plan` and `vireo report` see it.
+ */
+export function stateObjectWriter(store: ObjectStore, state: StateDirectory, clock: Clock): ObjectWriter {
+  const inStore = storeObjectWriter(store, clock);
+  return {
+    async apply(object) {
+      await inStore.apply(object);
+      const made = store.get(keyOf(object as VireoObject));
+      if (made) state.put(made);
+    },
+    async delete(object) {
+      await inStore.delete(object);
+      state.remove(keyOf(object as VireoObject));
     },
   };
 }

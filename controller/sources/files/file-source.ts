@@ -98,7 +98,11 @@ export class FileSource {
 
   private restore(): void {
     for (const { object, source } of this.options.state.stored()) {
-      if (!source) continue;
+      // An object Vireo made (a lab's VM) has no manifest: it comes back as it was, and its maker decides.
+      if (!source) {
+        this.options.store.upsert(object);
+        continue;
+      }
       let objects = this.filesObjects.get(source.file);
       if (!objects) {
         objects = new Map();

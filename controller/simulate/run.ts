@@ -1,7 +1,8 @@
 // One `vireo simulate` run: the scenario's fleet applied, the real controller started against the
 // simulated hosts on a virtual clock, the timeline's steps carried out at their times, the fleet sampled at
 // a fixed interval, and what happened summed up. Time jumps from timer to timer, so an hour of simulated
-// operation takes seconds; nothing reads the wall clock, and the only randomness is the seeded simulator's.
+// operation takes seconds; nothing reads the wall clock, and every random draw (the guests' load, the work
+// queue's retry jitter) comes from the run's seed.
 
 import { basename } from "node:path";
 import { keyOf } from "../api/types.ts";
@@ -16,7 +17,6 @@ import type { RunSummary } from "./results.ts";
 import { applyStep } from "./steps.ts";
 import type { RollingMaintenance } from "./steps.ts";
 import { SimulatedWorld } from "./world.ts";
-import { withSeededRandom } from "./seeded-random.ts";
 
 export interface RunHeader {
   name: string;
@@ -44,10 +44,6 @@ export interface RunOptions {
 
 export async function runScenario(scenario: Readonly<Scenario>, options: RunOptions = {}): Promise<RunResult> {
   const seed = options.seed ?? scenario.seed;
-  return withSeededRandom(seed, () => run(scenario, seed));
-}
-
-async function run(scenario: Readonly<Scenario>, seed: number): Promise<RunResult> {
   let now = (): number => scenario.startMs;
   const recorder = new RunRecorder(scenario.startMs, () => now());
   const world = new SimulatedWorld({ seed, startMs: scenario.startMs, statusWriter: recorder, events: recorder });
@@ -56,16 +52,19 @@ async function run(scenario: Readonly<Scenario>, seed: number): Promise<RunResul
   const rollouts: RollingMaintenance[] = [];
   const series = emptySeries();
   const initial = new Set<string>();
+  // A step on a timer makes its change when the timer fires; a step that failed fails the run at the next turn.
+  const failedSteps: unknown[] = [];
   try {
     world.apply(scenario.fleet);
     // Steps at the very start happen before the controller's first look, as if they were in the manifests.
     for (const step of scenario.steps) {
-      if (step.atMs === 0) applyStep(world, recorder, step, rollouts);
-      else world.clock.setTimer(step.atMs, () => applyStep(world, recorder, step, rollouts));
+      if (step.atMs === 0) await applyStep(world, recorder, step, rollouts);
+      else world.clock.setTimer(step.atMs, () => { applyStep(world, recorder, step, rollouts).catch((error: unknown) => { failedSteps.push(error); }); });
     }
     for (const kind of ["VirtualMachine", "LabTopology"] as const) for (const object of world.store.list(kind)) initial.add(keyOf(object));
     await world.start();
     const afterStep = async (): Promise<boolean> => {
+      if (failedSteps.length > 0) throw new Error("a step of the timeline failed", { cause: failedSteps[0] });
       await recorder.afterStep();
       let changed = false;
       for (const rollout of rollouts) if (!rollout.done && rollout.poll()) changed = true;
@@ -73,7 +72,7 @@ async function run(scenario: Readonly<Scenario>, seed: number): Promise<RunResul
     };
     for (const at of sampleTimes(scenario)) {
       await world.runUntil(scenario.startMs + at, afterStep);
-      sample(series, at / 1000, { observation: world.guests.observation(await world.sim.observe()), truth: world.sim.groundTruth(), store: world.store });
+      sample(series, at / 1000, { observation: await world.sim.observe(), truth: world.sim.groundTruth(), store: world.store });
     }
     await recorder.finish(world.sim);
     await settle(1);

@@ -11,7 +11,8 @@ import type { SimulatedWorld } from "./world.ts";
 import type { RunRecorder } from "./recorder.ts";
 import { describeDuration } from "./durations.ts";
 
-export function applyStep(world: SimulatedWorld, recorder: RunRecorder, step: Readonly<ScenarioStep>, rollouts: RollingMaintenance[]): void {
+/** Carries out a step; all of its effect is made before it first waits, so it happens at the step's time. */
+export async function applyStep(world: SimulatedWorld, recorder: RunRecorder, step: Readonly<ScenarioStep>, rollouts: RollingMaintenance[]): Promise<void> {
   recorder.step(step.index, step.summary, step.note);
   const action = step.action;
   switch (action.type) {
@@ -31,16 +32,22 @@ export function setMaintenance(world: SimulatedWorld, name: string, enabled: boo
   world.apply([{ ...manifest, spec: { ...host.spec, maintenance: enabled } } as VireoObject]);
 }
 
-/** The guests change what they do now, and their manifests say so, so a VM started later works the same way. */
-function changeWorkloads(world: SimulatedWorld, recorder: RunRecorder, action: Extract<StepAction, { type: "Workload" }>): void {
+/**
+ * The guests change what they do now — CPU use, memory dirtying and disk writes — and their manifests say
+ * so: a guest the hosts do not have yet (waiting for room, not yet started) gets it when Vireo starts it,
+ * and a guest restarted elsewhere keeps it.
+ */
+async function changeWorkloads(world: SimulatedWorld, recorder: RunRecorder, action: Extract<StepAction, { type: "Workload" }>): Promise<void> {
   const chosen = world.store.list("VirtualMachine").filter((vm) => (action.vms ? action.vms.includes(vmId(vm)) : matches(vm, action)));
+  if (chosen.length === 0) recorder.note("the workload change matched no VM");
+  const changes: Promise<boolean>[] = [];
   for (const vm of chosen) {
     const workload = { profile: "Steady" as const, cpuPercent: 20, ...vm.spec.workload, ...action.change };
-    world.guests.set(vmId(vm), workload);
     const { status: _status, ...manifest } = vm;
     world.apply([{ ...manifest, spec: { ...vm.spec, workload } } as VireoObject]);
+    changes.push(world.setGuestWorkload(vmId(vm), workload));
   }
-  if (chosen.length === 0) recorder.note("the workload change matched no VM");
+  await Promise.all(changes);
 }
 
 function matches(vm: Readonly<VirtualMachine>, action: Extract<StepAction, { type: "Workload" }>): boolean {

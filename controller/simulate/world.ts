@@ -4,15 +4,17 @@
 
 import type { VireoObject } from "../api/types.ts";
 import { keyOf } from "../api/types.ts";
-import { formatFieldErrors, validateManifest } from "../api/schema.ts";
 import { VirtualClock, settle } from "../core/clock.ts";
+import type { VmConfig } from "../core/observation.ts";
 import { Controller } from "../engine/controller.ts";
-import type { EventRecorder, ObjectWriter, StatusWriter } from "../engine/context.ts";
+import type { EventRecorder, StatusWriter } from "../engine/context.ts";
 import { silentLogger } from "../observe/log.ts";
 import { SimulatedHosts } from "../provider/sim/index.ts";
 import { withIdentity } from "../sources/identity.ts";
 import { ObjectStore } from "../sources/store.ts";
-import { GuestLoad } from "./guest-load.ts";
+import { storeObjectWriter } from "../sources/store-writer.ts";
+
+export type Workload = VmConfig["workload"];
 
 export interface WorldOptions {
   seed: number;
@@ -26,22 +28,23 @@ export class SimulatedWorld {
   readonly clock: VirtualClock;
   readonly store = new ObjectStore();
   readonly sim: SimulatedHosts;
-  readonly guests: GuestLoad;
   readonly controller: Controller;
   private uids = 0;
 
   constructor(options: WorldOptions) {
     this.clock = new VirtualClock(options.startMs);
     this.sim = new SimulatedHosts({ clock: this.clock, seed: options.seed });
-    this.guests = new GuestLoad(this.sim);
     this.controller = new Controller({
       store: this.store,
-      provider: this.guests.provider(),
+      provider: this.sim,
       statusWriter: options.statusWriter,
-      objects: this.objectWriter(),
+      // The objects the controller makes (a lab's VMs) are admitted as the file mode admits them, with counted uids.
+      objects: storeObjectWriter(this.store, this.clock, () => this.nextUid()),
       events: options.events,
       clock: this.clock,
       log: silentLogger(),
+      // The work queue's retry jitter, drawn from the run's seed.
+      random: mulberry32(options.seed),
     });
   }
 
@@ -51,6 +54,16 @@ export class SimulatedWorld {
       const previous = this.store.get(keyOf(object));
       this.store.upsert(withIdentity(object, previous, this.clock.now(), () => this.nextUid()));
     }
+  }
+
+  /**
+   * The guest of `id` works as `workload` from now, when the hosts have it (running, or off where it last
+   * ran). A guest they do not have yet gets its workload from its manifest when Vireo starts it.
+   */
+  async setGuestWorkload(id: string, workload: Readonly<Workload>): Promise<boolean> {
+    if (!this.sim.observeVm(id)) return false;
+    await this.sim.setGuestWorkload(id, { ...workload });
+    return true;
   }
 
   async start(): Promise<void> {
@@ -85,24 +98,21 @@ export class SimulatedWorld {
     await this.sim.close();
   }
 
-  /** The objects the controller makes (a lab's VMs), admitted into the store as the file mode admits them. */
-  private objectWriter(): ObjectWriter {
-    return {
-      apply: async (object) => {
-        const { status: _status, ...manifest } = object as VireoObject;
-        const admitted = validateManifest(manifest);
-        if (!admitted.ok) throw new Error(`${object.kind} ${object.metadata.name} is invalid: ${formatFieldErrors(admitted.errors)}`);
-        this.apply([admitted.object]);
-      },
-      delete: async (object) => {
-        this.store.delete(keyOf(object as VireoObject));
-      },
-    };
-  }
-
   /** A uid shaped like the API server's, numbered in the order objects arrive. */
   private nextUid(): string {
     this.uids++;
     return `00000000-0000-4000-8000-${this.uids.toString(16).padStart(12, "0")}`;
   }
+}
+
+/** A small, fast 32-bit generator with a good spread (Tommy Ettinger's mulberry32). */
+export function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }

@@ -3,7 +3,10 @@
 //     `chromium` (the console's browser tests drive it with playwright-core; no browser is downloaded),
 //     installed with apt-get when their commands are missing (as root, non-interactive);
 //   - kstatus (./kstatus, the library Flux's health checks use), built from the Go module proxy into
-//     ${XDG_CACHE_HOME:-$HOME/.cache}/vireo/kstatus/<cli-utils version>/ and reused from there.
+//     ${XDG_CACHE_HOME:-$HOME/.cache}/vireo/kstatus/<cli-utils version>/ and reused from there;
+//   - kube-score (./kube-score, the linter the deployment tests run on the chart and the manifests), built
+//     the same way into ${XDG_CACHE_HOME:-$HOME/.cache}/vireo/kube-score/<kube-score version>/.
+// Once built, a tool is never rebuilt nor fetched again: the tests run offline from the cache.
 
 import { spawn, spawnSync } from "node:child_process";
 import { constants as fsConstants } from "node:fs";
@@ -11,7 +14,27 @@ import { access, mkdir, readFile, rename, rm } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
 
-const KSTATUS_MODULE = join(import.meta.dirname, "kstatus");
+/** A command built from a Go module of its own under test/tools, cached by the version of what it builds. */
+interface GoTool {
+  name: string;
+  /** The directory of its go.mod. */
+  module: string;
+  /** The required module whose version names the cache directory. */
+  requirement: string;
+  /** What `go build` builds: "." or a package of the requirement. */
+  target: string;
+  /** -ldflags for a version the command prints, given the requirement's version. */
+  ldflags?: (version: string) => string;
+}
+
+const KSTATUS: GoTool = { name: "kstatus", module: join(import.meta.dirname, "kstatus"), requirement: "sigs.k8s.io/cli-utils", target: "." };
+const KUBE_SCORE: GoTool = {
+  name: "kube-score",
+  module: join(import.meta.dirname, "kube-score"),
+  requirement: "github.com/zegl/kube-score",
+  target: "github.com/zegl/kube-score/cmd/kube-score",
+  ldflags: (version) => `-X main.version=${version}`,
+};
 
 /** Debian package -> a command it installs. */
 export const DEBIAN_PACKAGES: Readonly<Record<string, string>> = { prometheus: "promtool", "lua5.1": "lua5.1", chromium: "chromium" };
@@ -47,10 +70,11 @@ export async function ensureDebianPackages(packages: Readonly<Record<string, str
   await run("apt-get", ["install", "-y", "-q", "--no-install-recommends", ...missing], { env });
 }
 
-async function cliUtilsVersion(): Promise<string> {
-  const gomod = await readFile(join(KSTATUS_MODULE, "go.mod"), "utf8");
-  const version = /^\s*(?:require\s+)?sigs\.k8s\.io\/cli-utils\s+(v\S+)/m.exec(gomod)?.[1];
-  if (!version) throw new Error(`cannot find the sigs.k8s.io/cli-utils requirement in ${join(KSTATUS_MODULE, "go.mod")}`);
+async function requiredVersion(tool: GoTool): Promise<string> {
+  const gomod = await readFile(join(tool.module, "go.mod"), "utf8");
+  const escaped = tool.requirement.replaceAll(".", "\\.");
+  const version = new RegExp(`^\\s*(?:require\\s+)?${escaped}\\s+(v\\S+)`, "m").exec(gomod)?.[1];
+  if (!version) throw new Error(`cannot find the ${tool.requirement} requirement in ${join(tool.module, "go.mod")}`);
   return version;
 }
 
@@ -64,20 +88,22 @@ async function executable(path: string): Promise<boolean> {
   }
 }
 
-/** The kstatus command, built into the cache when it is not there yet. */
-export async function ensureKstatus(): Promise<string> {
+/** The command of a Go tool, built into the cache when it is not there yet. */
+async function ensureGoTool(tool: GoTool): Promise<string> {
   const base = process.env["XDG_CACHE_HOME"] || join(homedir(), ".cache");
-  const dir = join(base, "vireo", "kstatus", await cliUtilsVersion());
-  const binary = join(dir, "kstatus");
+  const version = await requiredVersion(tool);
+  const dir = join(base, "vireo", tool.name, version);
+  const binary = join(dir, tool.name);
   if (await executable(binary)) return binary;
   const go = commandPath("go") ?? ((await executable("/usr/local/go/bin/go")) ? "/usr/local/go/bin/go" : undefined);
-  if (!go) throw new Error("the go toolchain is needed to build test/tools/kstatus, and `go` is not on PATH");
+  if (!go) throw new Error(`the go toolchain is needed to build test/tools/${tool.name}, and \`go\` is not on PATH`);
   await mkdir(dir, { recursive: true });
   // Build beside the target and rename: a concurrent build wastes time but never leaves half a binary.
-  const tmp = join(dir, `.kstatus.tmp-${process.pid}`);
-  log(`building kstatus (sigs.k8s.io/cli-utils ${await cliUtilsVersion()}) into ${dir}`);
+  const tmp = join(dir, `.${tool.name}.tmp-${process.pid}`);
+  log(`building ${tool.name} (${tool.requirement} ${version}) into ${dir}`);
+  const ldflags = tool.ldflags ? ["-ldflags", tool.ldflags(version)] : [];
   try {
-    await run(go, ["build", "-o", tmp, "."], { cwd: KSTATUS_MODULE, env: { ...process.env, CGO_ENABLED: "0" } });
+    await run(go, ["build", "-o", tmp, ...ldflags, tool.target], { cwd: tool.module, env: { ...process.env, CGO_ENABLED: "0" } });
     await rename(tmp, binary);
   } finally {
     await rm(tmp, { force: true });
@@ -85,9 +111,19 @@ export async function ensureKstatus(): Promise<string> {
   return binary;
 }
 
-/** Everything the observability and console tests need. */
+/** The kstatus command (./kstatus), built into the cache when it is not there yet. */
+export function ensureKstatus(): Promise<string> {
+  return ensureGoTool(KSTATUS);
+}
+
+/** The kube-score command (./kube-score), built into the cache when it is not there yet. */
+export function ensureKubeScore(): Promise<string> {
+  return ensureGoTool(KUBE_SCORE);
+}
+
+/** Everything the observability, console and deployment tests need. */
 export async function ensureObservabilityTools(): Promise<void> {
   await ensureDebianPackages();
-  const kstatus = await ensureKstatus();
-  log(`kstatus: ${kstatus}`);
+  log(`kstatus: ${await ensureKstatus()}`);
+  log(`kube-score: ${await ensureKubeScore()}`);
 }

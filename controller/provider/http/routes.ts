@@ -1,5 +1,6 @@
 // The routes of `vireo hostsim`'s API: each maps one HTTP request onto one call of the simulated hosts.
-// The HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
+// Their path parameters (`:host`, `:namespace`, `:name`) are parsed and checked by the router (router.ts)
+// before any of them runs; the HTTP plumbing around them (authentication, bodies, errors) is in server.ts.
 
 import type { SimulatedHosts } from "../sim/index.ts";
 import {
@@ -7,29 +8,8 @@ import {
   recoverBody, replicationBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody, syncReplicaBody,
 } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
-
-export interface RouteRequest {
-  params: string[];
-  query: URLSearchParams;
-  /** The parsed JSON body; undefined for routes that take none. */
-  body: unknown;
-  /** Aborted when the client goes away or the server closes: a long-poll then stops waiting. */
-  signal: AbortSignal;
-}
-
-export interface Reply {
-  status: number;
-  body?: unknown;
-  headers?: Record<string, string>;
-}
-
-export interface Route {
-  method: "GET" | "PUT" | "POST" | "DELETE";
-  /** Path segments; `:x` matches any one segment and is handed over in `params`. */
-  pattern: string[];
-  takesBody: boolean;
-  handle(request: RouteRequest): Promise<Reply> | Reply;
-}
+import { route } from "./router.ts";
+import type { Method, PathParams, Reply, Route, RouteRequest } from "./router.ts";
 
 export interface RouteContext {
   sim: SimulatedHosts;
@@ -39,10 +19,7 @@ export interface RouteContext {
 const NO_CONTENT: Reply = { status: 204 };
 
 export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
-  const vmId = (params: string[]) => `${params[0]}/${params[1]}`;
-  const route = (method: Route["method"], path: string, takesBody: boolean, handle: Route["handle"]): Route =>
-    ({ method, pattern: path.split("/").filter(Boolean), takesBody, handle });
-  const simAction = (method: Route["method"], path: string, act: (params: string[]) => void | Promise<void>): Route =>
+  const simAction = (method: Method, path: string, act: (params: PathParams) => void | Promise<void>): Route =>
     route(method, path, false, async ({ params }) => {
       await act(params);
       return NO_CONTENT;
@@ -51,12 +28,12 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
   return [
     route("GET", "/v1/observation", false, (request) => observation(sim, request)),
     route("GET", "/v1/clock", false, (): Reply => ({ status: 200, body: { now: sim.clock.now(), timeScale } satisfies ClockBody })),
-    route("PUT", "/v1/hosts/:name", true, async ({ params, body }) => {
-      await sim.registerHost(params[0]!, hostConfigBody(body));
+    route("PUT", "/v1/hosts/:host", true, async ({ params, body }) => {
+      await sim.registerHost(hostName(params), hostConfigBody(body));
       return NO_CONTENT;
     }),
-    route("DELETE", "/v1/hosts/:name", false, async ({ params }) => {
-      await sim.unregisterHost(params[0]!);
+    route("DELETE", "/v1/hosts/:host", false, async ({ params }) => {
+      await sim.unregisterHost(hostName(params));
       return NO_CONTENT;
     }),
     route("POST", "/v1/vms/:namespace/:name/start", true, async ({ params, body }) => {
@@ -104,15 +81,15 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     }),
 
     // Simulator-only: out-of-band events for drills and tests. The controller never calls these.
-    simAction("POST", "/v1/sim/hosts/:name/crash", ([name]) => sim.crashHost(name!)),
-    simAction("POST", "/v1/sim/hosts/:name/recover", ([name]) => sim.recoverHost(name!)),
-    simAction("POST", "/v1/sim/hosts/:name/isolate", ([name]) => sim.isolateHost(name!)),
-    simAction("POST", "/v1/sim/hosts/:name/heal", ([name]) => sim.healIsolation(name!)),
-    route("PUT", "/v1/sim/hosts/:name/slowdown", true, async ({ params, body }) => {
-      await sim.slowHost(params[0]!, slowdownBody(body).factor);
+    simAction("POST", "/v1/sim/hosts/:host/crash", (params) => sim.crashHost(hostName(params))),
+    simAction("POST", "/v1/sim/hosts/:host/recover", (params) => sim.recoverHost(hostName(params))),
+    simAction("POST", "/v1/sim/hosts/:host/isolate", (params) => sim.isolateHost(hostName(params))),
+    simAction("POST", "/v1/sim/hosts/:host/heal", (params) => sim.healIsolation(hostName(params))),
+    route("PUT", "/v1/sim/hosts/:host/slowdown", true, async ({ params, body }) => {
+      await sim.slowHost(hostName(params), slowdownBody(body).factor);
       return NO_CONTENT;
     }),
-    simAction("DELETE", "/v1/sim/hosts/:name/slowdown", ([name]) => sim.healSlowHost(name!)),
+    simAction("DELETE", "/v1/sim/hosts/:host/slowdown", (params) => sim.healSlowHost(hostName(params))),
     route("POST", "/v1/sim/partition", true, async ({ body }) => {
       const { hosts, storage } = partitionBody(body);
       await sim.partitionHosts(hosts, { storage });
@@ -122,9 +99,9 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
       await sim.healPartition(hostsBody(body).hosts);
       return NO_CONTENT;
     }),
-    route("PUT", "/v1/sim/hosts/:name/storage-paths", true, async ({ params, body }) => {
+    route("PUT", "/v1/sim/hosts/:host/storage-paths", true, async ({ params, body }) => {
       const paths = storagePathsBody(body);
-      await sim.setStoragePathsUp(params[0]!, paths.up, paths.datastore);
+      await sim.setStoragePathsUp(hostName(params), paths.up, paths.datastore);
       return NO_CONTENT;
     }),
     simAction("POST", "/v1/sim/vms/:namespace/:name/guest-shutdown", (params) => sim.guestShutdown(vmId(params))),
@@ -154,6 +131,16 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     route("GET", "/v1/sim/ground-truth", false, () => ({ status: 200, body: sim.groundTruth() })),
     route("GET", "/v1/sim/disk-locks", false, () => ({ status: 200, body: sim.diskLocks() })),
   ];
+}
+
+/** The host a route's `:host` names (the router checked it). */
+function hostName(params: PathParams): string {
+  return params.host!;
+}
+
+/** The VM a route's `:namespace/:name` names (the router checked both). */
+function vmId(params: PathParams): string {
+  return `${params.namespace!}/${params.name!}`;
 }
 
 /**

@@ -11,9 +11,11 @@ import type { Logger } from "../../observe/log.ts";
 import { parseListenAddress } from "../../observe/http.ts";
 import { ProviderError } from "../provider.ts";
 import type { SimulatedHosts } from "../sim/index.ts";
+import type { HostsimMetrics } from "./metrics.ts";
 import { hostsimRoutes } from "./routes.ts";
-import type { Reply, Route } from "./routes.ts";
-import { API_PREFIX, MAX_BODY_BYTES, PROVIDER_ERROR_STATUS, TIME_HEADER, TIME_SCALE_HEADER, WireError } from "./wire.ts";
+import { matchRoute, routePath } from "./router.ts";
+import type { Reply, Route } from "./router.ts";
+import { MAX_BODY_BYTES, PROVIDER_ERROR_STATUS, TIME_HEADER, TIME_SCALE_HEADER, WireError } from "./wire.ts";
 import type { ErrorBody } from "./wire.ts";
 
 export interface HostsimServerOptions {
@@ -25,6 +27,8 @@ export interface HostsimServerOptions {
   /** Serve without authentication; allowed on loopback addresses only. */
   insecureNoAuth?: boolean;
   log: Logger;
+  /** Counts every request by route and status; none when hostsim serves no /metrics. */
+  metrics?: HostsimMetrics;
 }
 
 /** The server cannot start as configured. */
@@ -89,7 +93,9 @@ export class HostsimServer {
   private serve(req: IncomingMessage, res: ServerResponse): void {
     const started = performance.now();
     res.on("finish", () => {
-      this.options.log.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Math.round(performance.now() - started) }, "hostsim request");
+      const seconds = (performance.now() - started) / 1000;
+      this.options.metrics?.observeRequest({ method: req.method, route: this.routeOf(req.url), status: res.statusCode, seconds });
+      this.options.log.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Math.round(seconds * 1000) }, "hostsim request");
     });
     this.answer(req, res).catch((error: unknown) => {
       // Only a failure to write the response itself lands here; the client is most likely gone.
@@ -116,6 +122,13 @@ export class HostsimServer {
     this.send(res, reply);
   }
 
+  /** The route pattern a request target names, for metrics: a bounded set, never the raw path. */
+  private routeOf(target: string | undefined): string {
+    if (!URL.canParse(target ?? "/", "http://hostsim")) return "unmatched";
+    const { pathname } = new URL(target ?? "/", "http://hostsim");
+    return UNAUTHENTICATED_PATHS.has(pathname) ? pathname : routePath(this.routes, pathname);
+  }
+
   private authorized(req: IncomingMessage): boolean {
     if (this.tokenDigest === undefined) return true;
     const match = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? "");
@@ -125,16 +138,8 @@ export class HostsimServer {
   }
 
   private async dispatch(req: IncomingMessage, res: ServerResponse, url: URL): Promise<Reply> {
-    const segments = pathSegments(url.pathname);
-    const matching = this.routes.filter((route) => matches(route.pattern, segments));
-    if (matching.length === 0) throw new WireError(404, "RouteNotFound", `no route ${url.pathname} (the API is under ${API_PREFIX}/)`);
-    const route = matching.find((r) => r.method === req.method);
-    if (!route) {
-      const allowed = matching.map((r) => r.method).join(", ");
-      throw new WireError(405, "MethodNotAllowed", `${req.method} is not allowed on ${url.pathname}; allowed: ${allowed}`, { allow: allowed });
-    }
+    const { route, params } = matchRoute(this.routes, req.method, url.pathname);
     const body = route.takesBody ? await readJsonBody(req) : undefined;
-    const params = route.pattern.flatMap((part, i) => (part.startsWith(":") ? [segments[i]!] : []));
     // The response closes before it is sent only when the client went away.
     const gone = new AbortController();
     const onClose = () => gone.abort();
@@ -171,20 +176,11 @@ export class HostsimServer {
   }
 }
 
+/** The paths answered without the token, each its own route in the metrics. */
+const UNAUTHENTICATED_PATHS: ReadonlySet<string> = new Set(["/healthz", "/livez", "/readyz"]);
+
 function digest(token: string): Buffer {
   return createHash("sha256").update(token, "utf8").digest();
-}
-
-function pathSegments(pathname: string): string[] {
-  try {
-    return pathname.split("/").filter(Boolean).map((segment) => decodeURIComponent(segment));
-  } catch (error) {
-    throw new WireError(400, "BadRequest", `the path ${pathname} is not valid percent-encoding: ${(error as Error).message}`);
-  }
-}
-
-function matches(pattern: string[], segments: string[]): boolean {
-  return pattern.length === segments.length && pattern.every((part, i) => part.startsWith(":") || part === segments[i]);
 }
 
 /** The request's JSON body, refused with 413 past MAX_BODY_BYTES and with 400 when it is not JSON. */

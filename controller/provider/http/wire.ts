@@ -8,6 +8,7 @@ import type { MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, Observation, VmConfig } from "../../core/observation.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
 import { copyReplicationSettings, replicationSettingsProblem } from "../sim/replication.ts";
+import { hostNameProblem, vmIdProblem } from "./names.ts";
 
 export const API_PREFIX = "/v1";
 /** Request bodies above this are refused with 413: the largest real one, a VM config, is a few KiB. */
@@ -151,7 +152,7 @@ const ISOLATION_RESPONSES: readonly string[] = ["LeavePoweredOn", "PowerOff", "S
 
 export function startBody(body: unknown): { host: string; config: VmConfig } {
   const fields = object(body, "body");
-  return { host: string(fields, "host", "body"), config: vmConfigBody(fields.config, "body.config") };
+  return { host: hostName(fields, "host", "body"), config: vmConfigBody(fields.config, "body.config") };
 }
 
 /** A VM's description, as `start` and `recover` take it. */
@@ -211,18 +212,18 @@ export function slowdownBody(body: unknown): { factor: number } {
 }
 
 export function hostsBody(body: unknown): { hosts: string[] } {
-  return { hosts: strings(object(body, "body"), "hosts", "body") };
+  return { hosts: hostNames(object(body, "body"), "hosts", "body") };
 }
 
 /** `POST /v1/sim/partition`: the hosts, and whether their storage is cut off from the observer too. */
 export function partitionBody(body: unknown): { hosts: string[]; storage: boolean } {
   const fields = object(body, "body");
   if (fields.storage !== undefined && typeof fields.storage !== "boolean") throw invalid("body.storage", "must be true or false");
-  return { hosts: strings(fields, "hosts", "body"), storage: fields.storage === true };
+  return { hosts: hostNames(fields, "hosts", "body"), storage: fields.storage === true };
 }
 
 export function moveBody(body: unknown): { host: string } {
-  return { host: string(object(body, "body"), "host", "body") };
+  return { host: hostName(object(body, "body"), "host", "body") };
 }
 
 export function memoryBody(body: unknown): { memoryMiB: number } {
@@ -236,23 +237,26 @@ export function networksBody(body: unknown): { networks: string[] } {
 export function createBody(body: unknown): { host: string; cpu: number; memoryMiB: number; networks?: string[] } {
   const fields = object(body, "body");
   return {
-    host: string(fields, "host", "body"),
+    host: hostName(fields, "host", "body"),
     cpu: number(fields, "cpu", "body"),
     memoryMiB: number(fields, "memoryMiB", "body"),
     ...(fields.networks !== undefined ? { networks: strings(fields, "networks", "body") } : {}),
   };
 }
 
-// Host names are those of Host objects: lowercase RFC 1123 subdomains, as Kubernetes checks object names.
-const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const MAX_SUBDOMAIN_LENGTH = 253;
-
 function hostName(fields: Fields, name: string, path: string): string {
   const value = string(fields, name, path);
-  if (value.length > MAX_SUBDOMAIN_LENGTH || !DNS1123_SUBDOMAIN.test(value)) {
-    throw invalid(`${path}.${name}`, `must be a host name (a lowercase RFC 1123 subdomain of at most ${MAX_SUBDOMAIN_LENGTH} characters), got ${JSON.stringify(value)}`);
-  }
+  const problem = hostNameProblem(value);
+  if (problem !== undefined) throw invalid(`${path}.${name}`, problem);
   return value;
+}
+
+function hostNames(fields: Fields, name: string, path: string): string[] {
+  return strings(fields, name, path).map((value, i) => {
+    const problem = hostNameProblem(value);
+    if (problem !== undefined) throw invalid(`${path}.${name}[${i}]`, problem);
+    return value;
+  });
 }
 
 function key(fields: Fields, path: string): string {
@@ -304,7 +308,8 @@ export function syncReplicaBody(body: unknown): { key: string } {
 export function recoverBody(body: unknown): { host: string; config: VmConfig; replicaOf: string; instanceAt?: number } {
   const fields = object(body, "body");
   const replicaOf = string(fields, "replicaOf", "body");
-  if (!isVmId(replicaOf)) throw invalid("body.replicaOf", `must be a VM id of the form namespace/name, got ${JSON.stringify(replicaOf)}`);
+  const problem = vmIdProblem(replicaOf);
+  if (problem !== undefined) throw invalid("body.replicaOf", problem);
   return {
     host: hostName(fields, "host", "body"),
     config: vmConfigBody(fields.config, "body.config"),

@@ -113,13 +113,14 @@ describe("hostsim server, in-process", () => {
     assert.equal(await refusal(client.removeVm("a/b/c")), "Invalid");
   });
 
-  it("carries VM names with characters that need escaping in a path", async (t) => {
+  it("refuses host and VM names the Kubernetes API would refuse, escaped or not, before the simulator sees them", async (t) => {
     const { sim, client } = await serve(t);
-    await client.registerHost("h 1", hostConfig());
-    await client.startVm("ns/web?x=1#top", "h 1", vmConfig());
-    assert.equal(sim.observeVm("ns/web?x=1#top")?.host, "h 1");
-    await client.removeVm("ns/web?x=1#top");
-    assert.equal(sim.observeVm("ns/web?x=1#top"), undefined);
+    assert.equal(await refusal(client.registerHost("h 1", hostConfig())), "Invalid");
+    await client.registerHost("h1", hostConfig());
+    assert.equal(await refusal(client.startVm("ns/web?x=1#top", "h1", vmConfig())), "Invalid");
+    assert.equal(await refusal(client.removeVm("ns/web?x=1#top")), "Invalid");
+    assert.deepEqual((await sim.observe()).hosts.map((h) => h.name), ["h1"]);
+    assert.equal((await sim.observe()).vms.length, 0);
   });
 
   it("answers a long-poll as soon as the world changes, with a higher revision", async (t) => {

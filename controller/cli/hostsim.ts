@@ -7,7 +7,10 @@ import { dirname } from "node:path";
 import { RealClock } from "../core/clock.ts";
 import { createLogger } from "../observe/log.ts";
 import type { Logger } from "../observe/log.ts";
+import { HostsimMetrics } from "../provider/http/metrics.ts";
 import { HostsimServer } from "../provider/http/server.ts";
+import { serveObservability } from "../observe/http.ts";
+import type { ObservabilityServer } from "../observe/http.ts";
 import { SimulatedHosts } from "../provider/sim/index.ts";
 import { writeFileAtomic } from "../state/atomic-write.ts";
 import { parseArgs, UsageError } from "./args.ts";
@@ -22,6 +25,7 @@ export const HOSTSIM_FLAGS: FlagSpec = {
   "insecure-no-auth": { type: "boolean", default: false, help: "serve without a token: loopback addresses only" },
   seed: { type: "string", default: "1", help: "seed of a new world's workloads (a saved world keeps its own)" },
   "time-scale": { type: "string", default: "1", help: "run simulated time this many times faster than real time" },
+  "metrics-addr": { type: "string", help: "address to serve /metrics, /healthz and /readyz on, without the token (port 0 picks a free one); none by default" },
 };
 
 /** How often the time is noted beside the state file, so a restart carries on from where time was. */
@@ -47,20 +51,28 @@ export async function hostsim(argv: readonly string[]): Promise<number> {
   const clockPath = `${statePath}.clock`;
   const clock = new RealClock(timeScale, resumeTime(statePath, clockPath));
   const sim = await SimulatedHosts.load({ clock, seed, statePath, onSaveError: (err) => log.error({ err }, "saving the simulated world failed") });
-  const server = new HostsimServer({ sim, timeScale, token, insecureNoAuth, log });
+  const metricsAddress = flags["metrics-addr"] as string | undefined;
+  const metrics = metricsAddress ? new HostsimMetrics(sim, { version: VERSION, processMetrics: true }) : undefined;
+  const server = new HostsimServer({ sim, timeScale, token, insecureNoAuth, log, metrics });
   let address: string;
+  let metricsServer: ObservabilityServer | undefined;
   try {
     address = await server.listen(flags["listen"] as string);
+    // Unauthenticated, as the controller's: counts only, and a scraper holding the token could power VMs off.
+    if (metrics && metricsAddress) metricsServer = await serveObservability(metricsAddress, metrics.registry, { live: () => true, ready: () => server.server.listening });
   } catch (error) {
+    await server.close();
     await sim.close();
     throw error;
   }
   const scaleNote = timeScale !== 1 ? `; time runs ${timeScale}x` : "";
   const authNote = token === undefined ? "; WITHOUT authentication" : "";
   log.info(`vireo hostsim ${VERSION}: listening on http://${address}; state in ${statePath}${scaleNote}${authNote}`);
+  if (metricsServer) log.info(`hostsim metrics on http://${metricsServer.address}/metrics`);
   const stopNotingTime = noteTimePeriodically(clockPath, clock, timeScale, log);
 
   await waitForSignal(log);
+  await metricsServer?.close();
   await server.close();
   await stopNotingTime();
   await sim.close();

@@ -7,7 +7,7 @@ import { lastSavedTime, noteTimePeriodically } from "./clock-file.ts";
 import { join, resolve } from "node:path";
 import { RealClock, type Clock } from "../core/clock.ts";
 import { Controller } from "../engine/controller.ts";
-import { LeaderElector } from "../engine/leader.ts";
+import type { LeaderElector } from "../engine/leader.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { KubeClient } from "../sources/kube/client.ts";
 import { KubeSource, finalizersVia } from "../sources/kube/kube-source.ts";
@@ -97,12 +97,14 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   };
   const progress = new ProgressReporter(store, log);
   let elector: LeaderElector | undefined;
+  // Loaded only to take part in an election: what a process never uses, it does not hold in memory.
+  const Elector = standby ? (await import("../engine/leader.ts")).LeaderElector : undefined;
   const lost = new Promise<void>((resolveLost) => {
     if (!standby) {
       startWorking().then(() => progress.start(), (error: unknown) => { log.error({ err: error }, "starting failed"); resolveLost(); });
       return;
     }
-    elector = new LeaderElector(client, { namespace: leaseNamespace(flags["leader-election-namespace"] as string | undefined), name: flags["leader-election-id"] as string }, new RealClock(), log, {
+    elector = new Elector!(client, { namespace: leaseNamespace(flags["leader-election-namespace"] as string | undefined), name: flags["leader-election-id"] as string }, new RealClock(), log, {
       onStartedLeading: () => { startWorking().then(() => progress.start(), (error: unknown) => { log.error({ err: error }, "starting failed"); resolveLost(); }); },
       onStoppedLeading: () => resolveLost(),
     }, metrics.registry);
@@ -113,10 +115,13 @@ export async function runKube(argv: readonly string[]): Promise<number> {
   const outcome = await Promise.race([waitForSignal(log).then(() => "signal" as const), lost.then(() => "lost" as const)]);
   progress.stop();
   source.stop();
+  // Reconciles waiting out an unreachable API server give up now, so stopping does not wait for them.
+  client.stopRetrying();
   await controller.stop();
   await elector?.stop();
   await close();
   await http.close();
+  client.close();
   if (outcome === "lost") {
     log.error("exiting: leadership lost or start failed; a restart rejoins as a standby");
     return 1;

@@ -2,21 +2,27 @@
 // list, then watch from the list's resourceVersion; re-watch when the server closes a watch; re-list when
 // the resourceVersion has expired (410 Gone); back off with jitter on errors; and restart a watch that
 // has gone quiet past a deadline — a half-open connection otherwise looks like a calm cluster forever.
+// While the server restarts, it is probed every few seconds, not after a backoff grown to half a minute,
+// and a Retry-After it sends is taken at its word: the informer is back within seconds of the server.
 
-import { Watch } from "@kubernetes/client-node";
 import type { Counter } from "prom-client";
 import type { VireoObject } from "../../api/types.ts";
 import { keyOf } from "../../api/types.ts";
 import type { Clock, Timer } from "../../core/clock.ts";
 import type { Logger } from "../../observe/log.ts";
 import type { KubeClient, ResourceInfo } from "./client.ts";
-import { describeApiError, pathOf, statusOf } from "./client.ts";
+import { describeApiError, isUnreachable, pathOf, retryAfterMs, statusOf } from "./client.ts";
+import type { WatchEvent } from "./transport.ts";
 
 export type WatchEventType = "ADDED" | "MODIFIED" | "DELETED";
 
 export interface InformerHandlers {
   upsert(object: VireoObject): void;
   delete(key: string): void;
+  /** The informer lost the server (a watch or list failed); its cache may now be behind. */
+  lost?(): void;
+  /** The informer listed again after losing the server: its cache is complete again. */
+  resynced?(): void;
 }
 
 export interface InformerOptions {
@@ -33,8 +39,11 @@ export interface InformerOptions {
 
 /** Bookmarks arrive about once a minute; a watch silent for longer than this is presumed dead. */
 export const DEFAULT_QUIET_DEADLINE_MS = 90_000;
+/** client-go's reflector backoff: 800 ms doubling to 30 s, for errors that waiting will not soon cure. */
 const BACKOFF_BASE_MS = 800;
 const BACKOFF_MAX_MS = 30_000;
+/** A server that is unreachable or unavailable is most likely restarting: probe it at least this often. */
+export const UNAVAILABLE_BACKOFF_MAX_MS = 2_000;
 
 type RestartReason = "closed" | "quiet" | "expired" | "error";
 
@@ -42,9 +51,10 @@ export class Informer {
   private readonly o: InformerOptions;
   private readonly random: () => number;
   private readonly quietDeadlineMs: number;
-  private readonly known = new Map<string, VireoObject>();
+  /** The resourceVersion of every object delivered: the store holds the objects themselves. */
+  private readonly known = new Map<string, string>();
   private resourceVersion = "";
-  private abort: AbortController | undefined;
+  private abort: (() => void) | undefined;
   private quietTimer: Timer | undefined;
   private retryTimer: Timer | undefined;
   private failures = 0;
@@ -58,8 +68,8 @@ export class Informer {
   }
 
   /**
-   * Lists (retrying with backoff while the API server cannot answer: it may be starting, or busy
-   * re-initializing its cache), then keeps watching. Resolves once the first list succeeded.
+   * Lists (retrying while the API server cannot answer: it may be starting, or busy re-initializing its
+   * cache), then keeps watching. Resolves once the first list succeeded.
    */
   async start(): Promise<void> {
     for (let attempt = 1; !this.stopped; attempt++) {
@@ -67,7 +77,7 @@ export class Informer {
         await this.list();
         break;
       } catch (error) {
-        const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (attempt - 1)) * (1 + this.random() * 0.2);
+        const delay = this.backoff(error, attempt);
         this.o.log.warn({ kind: this.o.resource.kind, attempt, retryInMs: Math.round(delay) }, `listing ${this.o.resource.plural} failed (${describeApiError(error)}); retrying`);
         await this.o.clock.sleep(delay);
       }
@@ -84,7 +94,7 @@ export class Informer {
     this.stopped = true;
     this.quietTimer?.cancel();
     this.retryTimer?.cancel();
-    this.abort?.abort();
+    this.abort?.();
   }
 
   private async list(): Promise<void> {
@@ -93,14 +103,14 @@ export class Informer {
       client.custom.listClusterCustomObject({ group: resource.group, version: resource.version, plural: resource.plural })) as { items: VireoObject[]; metadata: { resourceVersion: string } };
     const seen = new Set<string>();
     for (const item of list.items) {
-      const object = { ...item, kind: resource.kind } as VireoObject;
-      const key = keyOf(object);
+      item.kind = resource.kind;
+      const key = keyOf(item);
       seen.add(key);
-      if (this.known.get(key)?.metadata.resourceVersion === object.metadata.resourceVersion) continue;
-      this.known.set(key, object);
-      this.o.handlers.upsert(object);
+      if (this.known.get(key) === item.metadata.resourceVersion) continue;
+      this.known.set(key, item.metadata.resourceVersion ?? "");
+      this.o.handlers.upsert(item);
     }
-    for (const key of [...this.known.keys()]) {
+    for (const key of this.known.keys()) {
       if (seen.has(key)) continue;
       this.known.delete(key);
       this.o.handlers.delete(key);
@@ -111,42 +121,40 @@ export class Informer {
   private watch(): void {
     if (this.stopped) return;
     const { resource, client } = this.o;
-    const watch = new Watch(client.config);
-    // The client aborts a watch after 30 s without a line; bookmarks come about once a minute, so an idle
-    // but healthy watch would be torn down twice a minute. Vireo keeps its own, longer quiet deadline.
-    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = this.quietDeadlineMs + 10_000;
     const timeoutSeconds = Math.floor(300 + this.random() * 300); // spread re-watches, as client-go does
     let ended = false;
     const end = (reason: RestartReason, error?: unknown) => {
       if (ended) return;
       ended = true;
       this.quietTimer?.cancel();
+      this.abort?.();
       this.restart(reason, error);
     };
-    this.armQuietTimer(() => { this.abort?.abort(); end("quiet"); });
-    client.call("watch", resource.plural, () => watch.watch(
+    this.armQuietTimer(() => end("quiet"));
+    client.call("watch", resource.plural, () => client.transport.watch(
       pathOf(resource),
       { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
-      (type, object: VireoObject & { code?: number }) => {
-        this.armQuietTimer(() => { this.abort?.abort(); end("quiet"); });
-        this.failures = 0;
-        if (type === "ERROR") {
+      (event: WatchEvent) => {
+        this.armQuietTimer(() => end("quiet"));
+        this.recovered();
+        const object = event.object as unknown as VireoObject & { code?: number };
+        if (event.type === "ERROR") {
           end(object.code === 410 ? "expired" : "error", new Error(`watch error: ${JSON.stringify(object)}`));
           return;
         }
         if (object.metadata?.resourceVersion) this.resourceVersion = object.metadata.resourceVersion;
-        if (type === "BOOKMARK") return;
-        this.deliver(type as WatchEventType, { ...object, kind: resource.kind } as VireoObject);
+        if (event.type === "BOOKMARK") return;
+        object.kind = resource.kind;
+        this.deliver(event.type as WatchEventType, object);
       },
-      (error: unknown) => {
-        if (!error) end("closed");
+      (error?: unknown) => {
+        if (error === undefined) end("closed");
         else if (statusOf(error) === 410) end("expired", error);
-        else if ((error as { name?: string }).name === "TimeoutError") end("quiet", error);
         else end("error", error);
       },
     )).then(
-      (abort) => { this.abort = abort; if (ended || this.stopped) abort.abort(); },
-      (error: unknown) => end("error", error),
+      (abort) => { this.abort = abort; if (ended || this.stopped) abort(); },
+      (error: unknown) => end(statusOf(error) === 410 ? "expired" : "error", error),
     );
   }
 
@@ -157,7 +165,7 @@ export class Informer {
       this.o.handlers.delete(key);
       return;
     }
-    this.known.set(key, object);
+    this.known.set(key, object.metadata.resourceVersion ?? "");
     this.o.handlers.upsert(object);
   }
 
@@ -168,17 +176,40 @@ export class Informer {
       this.watch();
       return;
     }
-    this.failures++;
-    const delay = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (this.failures - 1)) * (1 + this.random() * 0.2);
-    this.o.log.warn({ kind: this.o.resource.kind, reason, retryInMs: Math.round(delay) }, `watch of ${this.o.resource.plural} ended (${error === undefined ? reason : describeApiError(error)}); restarting`);
+    if (this.failures++ === 0) this.o.handlers.lost?.();
+    const delay = this.backoff(error, this.failures);
+    // The first failure of an outage is worth a warning; the probes that follow are not.
+    const level = this.failures === 1 ? "warn" : "debug";
+    this.o.log[level]({ kind: this.o.resource.kind, reason, failures: this.failures, retryInMs: Math.round(delay) }, `watch of ${this.o.resource.plural} ended (${error === undefined ? reason : describeApiError(error)}); restarting`);
     this.retryTimer = this.o.clock.setTimer(delay, () => {
       // An expired resourceVersion needs a fresh list; after other errors the list also re-syncs
       // whatever changed while the watch was down.
       this.list().then(
-        () => this.watch(),
+        () => { this.recovered(); this.watch(); },
         (listError: unknown) => this.restart("error", listError),
       );
     });
+  }
+
+  /** After failures, a list or a watch event succeeded: the cache is current again. */
+  private recovered(): void {
+    if (this.failures === 0) return;
+    this.failures = 0;
+    this.o.handlers.resynced?.();
+  }
+
+  /**
+   * How long to wait before trying again: what the server asked for (Retry-After); a few seconds at most
+   * while it is unreachable or unavailable (restarting); client-go's growing backoff for anything else.
+   */
+  private backoff(error: unknown, failures: number): number {
+    const jitter = 1 + this.random() * 0.2;
+    const asked = retryAfterMs(error);
+    if (asked !== undefined) return asked * jitter;
+    const status = statusOf(error);
+    const unavailable = isUnreachable(error) || status === 429 || (status !== undefined && status >= 500);
+    const max = unavailable ? UNAVAILABLE_BACKOFF_MAX_MS : BACKOFF_MAX_MS;
+    return Math.min(max, BACKOFF_BASE_MS * 2 ** (failures - 1)) * jitter;
   }
 
   private armQuietTimer(onQuiet: () => void): void {

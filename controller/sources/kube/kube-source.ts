@@ -1,5 +1,6 @@
 // The API mode's source of desired state: an informer per Vireo kind feeding the one store, exactly
-// where the file mode's watcher feeds it. Finalizers and status go back through the same client.
+// where the file mode's watcher feeds it. Finalizers and status go back through the same client. When
+// the API server comes back after an outage, the source says so once every kind has been listed again.
 
 import { Counter, type Registry } from "prom-client";
 import type { Kind, VireoObject } from "../../api/types.ts";
@@ -26,8 +27,17 @@ export interface KubeSourceOptions {
 export class KubeSource {
   private readonly informers: Informer[];
   readonly watchRestarts: Counter<"kind" | "reason">;
+  private readonly log: Logger;
+  private readonly store: ObjectStore;
+  private readonly clock: Clock;
+  /** Informers that lost the server and have not listed again yet, and since when the first did. */
+  private readonly behind = new Set<Kind>();
+  private lostAt = 0;
 
   constructor(options: KubeSourceOptions) {
+    this.log = options.log;
+    this.store = options.store;
+    this.clock = options.clock;
     this.watchRestarts = new Counter({
       name: "vireo_watch_restarts_total",
       help: "Watches on the API server restarted, by kind and reason (closed, quiet, expired, error).",
@@ -43,6 +53,8 @@ export class KubeSource {
       handlers: {
         upsert: (o: VireoObject) => { if (!olderThanStored(options.store, o)) options.store.upsert(o); },
         delete: (key: string) => options.store.delete(key),
+        lost: () => this.lost(kind),
+        resynced: () => this.resynced(kind),
       },
       ...(options.quietDeadlineMs ? { quietDeadlineMs: options.quietDeadlineMs } : {}),
     }));
@@ -59,6 +71,19 @@ export class KubeSource {
 
   stop(): void {
     for (const informer of this.informers) informer.stop();
+  }
+
+  private lost(kind: Kind): void {
+    if (this.behind.size === 0) this.lostAt = this.clock.now();
+    this.behind.add(kind);
+  }
+
+  /** Once every informer has listed again, the store is complete again: said once, as at the start. */
+  private resynced(kind: Kind): void {
+    if (!this.behind.delete(kind) || this.behind.size > 0) return;
+    const s = this.store;
+    const outage = ((this.clock.now() - this.lostAt) / 1000).toFixed(1);
+    this.log.info({ outageSeconds: Number(outage) }, `synced again after losing the API server for ${outage} s: ${s.count("Host")} hosts in ${s.count("HostCluster")} clusters, ${s.count("VirtualMachine")} VMs`);
   }
 }
 

@@ -6,7 +6,6 @@
 // merge patches, another field set) are left alone. The server's answer goes into the store at once, so
 // the next reconcile sees it without waiting for the watch, as KubeStatusWriter does for status.
 
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { VireoObject } from "../../api/types.ts";
 import { keyOf } from "../../api/types.ts";
 import type { ObjectWriter } from "../../engine/context.ts";
@@ -14,8 +13,7 @@ import type { ObjectStore } from "../store.ts";
 import type { KubeClient, ResourceInfo } from "./client.ts";
 import { describeApiError, resourceOf, statusOf } from "./client.ts";
 import { ConflictError, FIELD_MANAGER } from "./writer.ts";
-
-const serverSideApply = setHeaderOptions("Content-Type", PatchStrategy.ServerSideApply);
+import { APPLY_PATCH } from "./apis.ts";
 
 /** What Vireo states of an object: identity, labels, annotations, owner references and spec — never status. */
 export function applyConfiguration(object: Readonly<VireoObject>): Record<string, unknown> {
@@ -47,8 +45,8 @@ export class KubeObjectWriter implements ObjectWriter {
       const result = await this.client.call("patch", r.plural, () => {
         const params = { group: r.group, version: r.version, plural: r.plural, name, body, fieldManager: FIELD_MANAGER, force: true };
         return r.namespaced
-          ? this.client.custom.patchNamespacedCustomObject({ ...params, namespace: namespace ?? "default" }, serverSideApply)
-          : this.client.custom.patchClusterCustomObject(params, serverSideApply);
+          ? this.client.custom.patchNamespacedCustomObject({ ...params, namespace: namespace ?? "default" }, APPLY_PATCH)
+          : this.client.custom.patchClusterCustomObject(params, APPLY_PATCH);
       });
       this.store.upsert({ ...(result as VireoObject), kind: object.kind } as VireoObject);
     } catch (error) {

@@ -4,7 +4,6 @@
 // A merge patch only removes what it sets to null, so the patch names, as null, every key the previous
 // status had and the new one leaves out: status on the server says what the planner says, no more.
 
-import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import type { VireoObject } from "../../api/types.ts";
 import { keyOf } from "../../api/types.ts";
 import type { EventRecorder, EventType, StatusWriter } from "../../engine/context.ts";
@@ -13,6 +12,7 @@ import type { Logger } from "../../observe/log.ts";
 import type { Clock } from "../../core/clock.ts";
 import type { KubeClient } from "./client.ts";
 import { resourceOf, statusOf } from "./client.ts";
+import { MERGE_PATCH } from "./apis.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";
 
 export const FINALIZER = "vireo.dev/cleanup";
@@ -20,9 +20,9 @@ export const FINALIZER = "vireo.dev/cleanup";
 const EVENT_QPS = 50;
 const EVENT_BURST = 100;
 const EVENT_BACKLOG = 1_000;
+/** Events remembered to count repeats, as client-go's recorder keeps an LRU of 4,096. */
+const RECENT_EVENTS = 5_000;
 export const FIELD_MANAGER = "vireo";
-
-const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type JsonObject = { [key: string]: Json };
@@ -97,10 +97,10 @@ export class KubeStatusWriter implements StatusWriter {
       const result = await this.client.call("patch", status ? `${r.plural}/status` : r.plural, () => {
         if (r.namespaced) {
           const params = { group: r.group, version: r.version, plural: r.plural, namespace: namespace!, name, body, fieldManager: FIELD_MANAGER };
-          return status ? this.client.custom.patchNamespacedCustomObjectStatus(params, mergePatch) : this.client.custom.patchNamespacedCustomObject(params, mergePatch);
+          return status ? this.client.custom.patchNamespacedCustomObjectStatus(params, MERGE_PATCH) : this.client.custom.patchNamespacedCustomObject(params, MERGE_PATCH);
         }
         const params = { group: r.group, version: r.version, plural: r.plural, name, body, fieldManager: FIELD_MANAGER };
-        return status ? this.client.custom.patchClusterCustomObjectStatus(params, mergePatch) : this.client.custom.patchClusterCustomObject(params, mergePatch);
+        return status ? this.client.custom.patchClusterCustomObjectStatus(params, MERGE_PATCH) : this.client.custom.patchClusterCustomObject(params, MERGE_PATCH);
       });
       return { ...(result as VireoObject), kind: object.kind } as VireoObject;
     } catch (error) {
@@ -173,7 +173,7 @@ export class KubeEventRecorder implements EventRecorder {
       previous.count++;
       previous.at = now;
       await this.client.call("patch", "events", () => this.client.core.patchNamespacedEvent(
-        { name: previous.name, namespace: previous.namespace, body: { count: previous.count, lastTimestamp: iso } }, mergePatch));
+        { name: previous.name, namespace: previous.namespace, body: { count: previous.count, lastTimestamp: iso } }, MERGE_PATCH));
       return;
     }
     const name = `${object.metadata.name}.${now.toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`;
@@ -190,11 +190,16 @@ export class KubeEventRecorder implements EventRecorder {
       },
     }));
     this.recent.set(dedupKey, { name, namespace, count: 1, at: now });
-    if (this.recent.size > 5_000) this.forgetOldest();
+    if (this.recent.size > RECENT_EVENTS) this.forgetOldest();
   }
 
+  /** Forgets events past the ten minutes, then, if still too many, the earliest recorded: the cache is bounded. */
   private forgetOldest(): void {
     const cutoff = this.clock.now() - 600_000;
     for (const [key, entry] of this.recent) if (entry.at < cutoff) this.recent.delete(key);
+    for (const key of this.recent.keys()) {
+      if (this.recent.size <= RECENT_EVENTS * 0.9) break;
+      this.recent.delete(key);
+    }
   }
 }

@@ -58,8 +58,7 @@ export async function hostsim(argv: readonly string[]): Promise<number> {
   let metricsServer: ObservabilityServer | undefined;
   try {
     address = await server.listen(flags["listen"] as string);
-    // Unauthenticated, as the controller's: counts only, and a scraper holding the token could power VMs off.
-    if (metrics && metricsAddress) metricsServer = await serveObservability(metricsAddress, metrics.registry, { live: () => true, ready: () => server.server.listening });
+    if (metrics && metricsAddress) metricsServer = await serveMetrics(metricsAddress, metrics, server);
   } catch (error) {
     await server.close();
     await sim.close();
@@ -78,6 +77,14 @@ export async function hostsim(argv: readonly string[]): Promise<number> {
   await sim.close();
   log.info("stopped; state saved");
   return 0;
+}
+
+/**
+ * /metrics, /healthz and /readyz on an address of their own, without the token, as the controller serves
+ * them: they hold counts only, and a scraper that held the token could power VMs off (docs/hostsim.md).
+ */
+function serveMetrics(address: string, metrics: HostsimMetrics, server: HostsimServer): Promise<ObservabilityServer> {
+  return serveObservability(address, metrics.registry, { live: () => true, ready: () => server.server.listening });
 }
 
 function readToken(path: string): string {

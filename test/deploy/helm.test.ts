@@ -244,6 +244,7 @@ function checkPods(objects: readonly KubeObject[]): void {
       }
       for (const kind of ["requests", "limits"] as const) {
         assert.ok(c.resources?.[kind]?.["cpu"] && c.resources[kind]["memory"], `${at}: cpu and memory ${kind}`);
+        assert.ok(c.resources[kind]["ephemeral-storage"], `${at}: ephemeral-storage ${kind}`);
       }
     }
   }
@@ -375,8 +376,8 @@ function deployFiles(chartDefault: readonly KubeObject[]): Map<string, KubeObjec
   const files = new Map<string, KubeObject[]>([
     ["namespace.yaml", [DEPLOY_NAMESPACE]],
     ["rbac.yaml", pick(["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"])],
-    ["controller.yaml", pick(["Service", "Deployment"], "controller")],
-    ["hostsim.yaml", pick(["PersistentVolumeClaim", "Service", "Deployment"], "hostsim")],
+    ["controller.yaml", pick(["Service", "Deployment", "PodDisruptionBudget", "NetworkPolicy"], "controller")],
+    ["hostsim.yaml", pick(["PersistentVolumeClaim", "Service", "Deployment", "NetworkPolicy"], "hostsim")],
   ]);
   const placed = [...files.values()].flat().length - 1;
   assert.equal(placed, objects.length, `every rendered object has a file: ${objects.map(key).join(", ")}`);
@@ -450,26 +451,33 @@ describe("the chart", () => {
     ok(await helm.run(["lint", "--strict", CHART, "--values", ALL_OPTIONS]), "helm lint --strict (all options)");
   });
 
-  test("with default values: two controller replicas with leader election, least-privilege RBAC, hardened pods", () => {
+  test("with default values: two controller replicas with leader election and a disruption budget, least-privilege RBAC, hardened pods, NetworkPolicies", () => {
     checkAll(chartDefault, DEFAULTS);
     const secret = only<KubeObject & { data: { token: string } }>(chartDefault, "Secret");
     assert.equal(secret.metadata.name, DEFAULTS.tokenSecret);
     assert.ok(Buffer.from(secret.data.token, "base64").length >= 32, "a generated token of at least 32 characters");
-    assert.equal(ofKind(chartDefault, "ServiceMonitor").length + ofKind(chartDefault, "PodDisruptionBudget").length + ofKind(chartDefault, "NetworkPolicy").length, 0, "optional objects are off");
+    assert.equal(ofKind(chartDefault, "ServiceMonitor").length, 0, "optional objects are off");
+    assert.equal(only<KubeObject & { spec: { minAvailable: number } }>(chartDefault, "PodDisruptionBudget").spec.minAvailable, 1, "two replicas: one stays through a drain");
+    assert.deepEqual(ofKind(chartDefault, "NetworkPolicy").map((o) => o.metadata.name).sort(), ["vireo-controller", "vireo-hostsim"]);
     const controller = only<Deployment>(chartDefault, "Deployment", "controller").spec.template.spec.containers[0]!;
     assert.deepEqual(controller.args, ["run", "--leader-elect", "--leader-election-namespace", "$(POD_NAMESPACE)", "--leader-election-id", "vireo-controller", "--provider", "http://vireo-hostsim:9440", "--provider-token-file", "/etc/vireo/hostsim-token/token", "--metrics-addr", "0.0.0.0:8080"]);
     const hostsim = only<Deployment>(chartDefault, "Deployment", "hostsim").spec.template.spec.containers[0]!;
-    assert.deepEqual(hostsim.args, ["hostsim", "--listen", "0.0.0.0:9440", "--state", "/data/world.json", "--token-file", "/etc/vireo/hostsim-token/token"]);
+    assert.deepEqual(hostsim.args, ["hostsim", "--listen", "0.0.0.0:9440", "--state", "/data/world.json", "--token-file", "/etc/vireo/hostsim-token/token", "--metrics-addr", "0.0.0.0:9441"]);
   });
 
   test("with every option on: the same guarantees, plus ServiceMonitor, PodDisruptionBudget, NetworkPolicy and an existing token Secret", () => {
     checkAll(chartAllOptions, { namespace: NAMESPACE, controllerReplicas: 3, tokenSecret: "vireo-hostsim-credentials", tokenKey: "bearer-token" });
     assert.equal(ofKind(chartAllOptions, "Secret").length, 0, "an existing Secret is used, none generated");
     const metrics = only<Service>(chartAllOptions, "Service", "controller");
-    const monitor = only<KubeObject & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; interval: string }[] } }>(chartAllOptions, "ServiceMonitor");
+    const monitor = only<KubeObject & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string; interval: string }[] } }>(chartAllOptions, "ServiceMonitor", "controller");
     assert.ok(selects(monitor.spec.selector.matchLabels, metrics.metadata.labels), "the ServiceMonitor selects the metrics Service");
     assert.deepEqual(monitor.spec.endpoints.map((e) => [e.port, e.interval]), [[metrics.spec.ports[0]!.name, "15s"]]);
     assert.equal(monitor.metadata.labels?.["release"], "prometheus");
+    const hostsimMonitor = ofKind<KubeObject & { spec: { selector: { matchLabels: Record<string, string> }; endpoints: { port: string }[] } }>(chartAllOptions, "ServiceMonitor").find((m) => m.metadata.labels?.["app.kubernetes.io/component"] === "hostsim");
+    const hostsimMetrics = ofKind<Service>(chartAllOptions, "Service").find((o) => o.spec.ports.some((p) => p.name === "metrics") && o.metadata.labels?.["app.kubernetes.io/component"] === "hostsim");
+    assert.ok(hostsimMonitor && hostsimMetrics, "hostsim's metrics have a Service and a ServiceMonitor");
+    assert.ok(selects(hostsimMonitor.spec.selector.matchLabels, hostsimMetrics.metadata.labels));
+    assert.deepEqual(hostsimMonitor.spec.endpoints.map((e) => e.port), ["metrics"]);
     const pdb = only<KubeObject & { spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } } }>(chartAllOptions, "PodDisruptionBudget");
     assert.equal(pdb.spec.minAvailable, 1);
     assert.ok(selects(pdb.spec.selector.matchLabels, only<Deployment>(chartAllOptions, "Deployment", "controller").spec.template.metadata.labels));
@@ -493,6 +501,13 @@ describe("the chart", () => {
     assert.match(noLeader.stderr, /needs controller\.leaderElection\.enabled/);
     const single = parseAll(ok(await helm.run(["template", RELEASE, CHART, "--set", "controller.leaderElection.enabled=false", "--set", "controller.replicas=1"]), "one replica without leader election"));
     assert.equal(ofKind(single, "Role").length, 0, "no Lease access without leader election");
+    assert.equal(ofKind(single, "PodDisruptionBudget").length, 0, "no disruption budget for one replica: it would block every drain");
+    const noApiServer = await helm.run(["template", RELEASE, CHART, "--set", "networkPolicy.controllerEgress.enabled=true"]);
+    assert.notEqual(noApiServer.code, 0);
+    assert.match(noApiServer.stderr, /needs networkPolicy\.controllerEgress\.apiServerCIDRs/);
+    const emptyPeer = await helm.run(["template", RELEASE, CHART, "--set", "networkPolicy.prometheusSelector.podSelector=null", "--set", "networkPolicy.prometheusSelector.namespaceSelector=null"]);
+    assert.notEqual(emptyPeer.code, 0, "an empty peer would let every pod in");
+    assert.match(emptyPeer.stderr, /prometheusSelector/);
     assert.ok(!only<Deployment>(single, "Deployment", "controller").spec.template.spec.containers[0]!.args?.includes("--leader-elect"));
   });
 });

@@ -567,12 +567,13 @@ describe("against a real API server", () => {
     ["manifests/deploy", () => kustomized],
   ] as const;
   for (const [name, objects] of renderings) {
-    test(`${name}: accepted by the API server (server-side dry run), within the restricted Pod Security Standard`, async () => {
+    test(`${name}: accepted by the API server (server-side dry run), NetworkPolicies and all, within the restricted Pod Security Standard`, async () => {
       const input = objects().map((o) => `---\n${dump(o, { lineWidth: -1, noRefs: true })}`).join("");
       const applied = await cp.kubectl(["apply", "--dry-run=server", "-f", "-"], { input });
       const out = ok(applied, `kubectl apply --dry-run=server of ${name}`);
       assert.doesNotMatch(applied.stderr, /would violate PodSecurity/, applied.stderr);
       for (const o of objects()) assert.match(out, new RegExp(`/${o.metadata.name} .*\\(server dry run\\)`), `${key(o)} applied`);
+      assert.ok(objects().filter((o) => o.kind === "NetworkPolicy").length >= 2, "the NetworkPolicies are among them");
     });
   }
 

@@ -9,6 +9,7 @@ import { benchMigration } from "./migration.ts";
 import { benchBalancing } from "./balancing.ts";
 import { benchReplication } from "./replication.ts";
 import { benchLabs } from "./labs.ts";
+import { benchSimulate } from "./simulate.ts";
 
 interface Benchmark {
   name: string;
@@ -24,6 +25,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "balancing", run: benchBalancing },
   { name: "replication", run: benchReplication },
   { name: "labs", run: benchLabs },
+  { name: "simulate", run: benchSimulate },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

@@ -10,6 +10,7 @@ import { benchBalancing } from "./balancing.ts";
 import { benchReplication } from "./replication.ts";
 import { benchLabs } from "./labs.ts";
 import { benchSimulate } from "./simulate.ts";
+import { benchFootprint } from "./footprint.ts";
 
 interface Benchmark {
   name: string;
@@ -26,6 +27,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "replication", run: benchReplication },
   { name: "labs", run: benchLabs },
   { name: "simulate", run: benchSimulate },
+  { name: "footprint", run: benchFootprint },
 ];
 
 async function main(names: readonly string[]): Promise<void> {

@@ -15,8 +15,6 @@ export interface ApiEndpoint {
   server: string;
   /** What to say before each request: TLS material and headers (a token that rotates is re-read). */
   authenticate(options: RequestOptions): Promise<void>;
-  /** What makes two endpoints share connections: the same server and the same TLS material. */
-  tlsKey: string;
 }
 
 interface NamedCluster { name: string; cluster: Record<string, unknown> }
@@ -111,10 +109,8 @@ function inCluster(): ApiEndpoint {
 type Tls = { ca: Buffer | undefined; cert: Buffer | undefined; key: Buffer | undefined; rejectUnauthorized: boolean; servername: string | undefined };
 
 function endpoint(server: string, tls: Tls, authorization: () => string | undefined): ApiEndpoint {
-  const material = [tls.ca, tls.cert, tls.key].map((b) => b?.toString("base64") ?? "").join("|");
   return {
     server: server.replace(/\/+$/, ""),
-    tlsKey: `${server}|${tls.rejectUnauthorized}|${tls.servername ?? ""}|${material}`,
     authenticate(options) {
       if (tls.ca) options.ca = tls.ca;
       if (tls.cert) options.cert = tls.cert;
@@ -167,7 +163,6 @@ function viaCredentialPlugin(files: readonly string[], server: string): ApiEndpo
   });
   return {
     server: server.replace(/\/+$/, ""),
-    tlsKey: `${server}|plugin|${files.join(delimiter)}`,
     async authenticate(options) {
       await (await config).applyToHTTPSOptions(options);
     },

@@ -7,7 +7,7 @@ import type { HostCluster } from "../../api/types.ts";
 import type { CandidateHost, ClusterSnapshot, PlacedVm } from "../../placement/index.ts";
 import type { ClusterSituation, HoldDown, HostFacts, StageState, VmFacts } from "../cluster/types.ts";
 import { ordinaryPlacementSnapshot } from "../ha/admission.ts";
-import { migrationSlots, takeSlot, type MigrationSlots } from "../migration/slots.ts";
+import { ASKED_UNREPORTED_MS, migrationSlots, takeSlot, type MigrationSlots } from "../migration/slots.ts";
 import type { MoveCost } from "./cost.ts";
 import { admissionGuard, type AdmissionGuard } from "./guards.ts";
 import { applyMove, loadModel, type Demand, type LoadModel } from "./load.ts";
@@ -115,6 +115,12 @@ function demandOf(f: Readonly<VmFacts> | undefined, vm: Readonly<PlacedVm>): Dem
 function migrationEnds(s: Readonly<ClusterSituation>, state: Readonly<StageState>, facts: ReadonlyMap<string, VmFacts>): Map<string, { source?: string; target: string }> {
   const ends = new Map<string, { source?: string; target: string }>();
   for (const m of s.migrations) if (m.phase === "PreCopy" || m.phase === "Switchover") ends.set(m.vm, { source: m.source, target: m.target });
+  // Moves asked for in an earlier round that the hosts have not reported yet are under way all the same.
+  for (const [vm, move] of s.memory.moves) {
+    if (ends.has(vm) || s.now - move.startedAt >= ASKED_UNREPORTED_MS || s.migrations.some((m) => m.vm === vm && m.key === move.key)) continue;
+    const source = facts.get(vm)?.instance?.host;
+    if (source !== move.target) ends.set(vm, { ...(source ? { source } : {}), target: move.target });
+  }
   for (const step of state.actions) {
     if (step.action.type !== "Migrate") continue;
     const source = facts.get(step.action.vm)?.instance?.host;

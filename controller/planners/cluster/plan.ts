@@ -19,6 +19,7 @@ import { clusterStatus } from "./status.ts";
 import { desiredPower } from "../run-strategy.ts";
 import { requestOf } from "../../placement/index.ts";
 import { placedVm } from "../ha/restart-order.ts";
+import { ASKED_UNREPORTED_MS } from "../migration/slots.ts";
 import type { ClusterPlan, ClusterSituation, PublishedVerdict, StageName, StageState, StageSummary, VmFacts } from "./types.ts";
 
 export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
@@ -83,6 +84,13 @@ function withMovesUnderWay(s: Readonly<ClusterSituation>): ClusterSituation["sna
     const f = m.phase === "PreCopy" || m.phase === "Switchover" ? s.vms.find((v) => v.id === m.vm) : undefined;
     return f ? [{ ...placedVm(requestOf(f.vm), m.target), id: `${m.vm}@${m.target}` }] : [];
   });
+  // A move the cluster asked for that the hosts have not reported yet is under way all the same: a later
+  // round must not send an anti-affine neighbour, or more than the room, to its target meanwhile.
+  for (const [vm, move] of s.memory.moves) {
+    if (s.now - move.startedAt >= ASKED_UNREPORTED_MS || s.migrations.some((m) => m.vm === vm && m.key === move.key)) continue;
+    const f = s.vms.find((v) => v.id === vm);
+    if (f && f.instance?.host !== move.target) shadows.push({ ...placedVm(requestOf(f.vm), move.target), id: `${vm}@${move.target}` });
+  }
   return shadows.length === 0 ? s.snapshot : { ...s.snapshot, placed: [...s.snapshot.placed, ...shadows] };
 }
 

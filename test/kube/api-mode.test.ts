@@ -128,7 +128,7 @@ test("after kube-apiserver restarts, Vireo is synced again within seconds of the
   await cp.startApiServer();
   // The server answers /readyz before its CRDs' storage is ready, and says "429 storage is (re)initializing,
   // Retry-After: 1" meanwhile: Vireo takes it at its word. A backoff grown while the server was down took 30 s.
-  await eventually(() => resyncs() > before.resyncs, 15_000, () => `not synced again 15 s after the API server was ready:\n${vireo.logs().slice(-3000)}`);
+  await eventually(() => resyncs() > before.resyncs, 20_000, () => `not synced again 20 s after the API server was ready:\n${vireo.logs().slice(-3000)}`);
   assert.equal(failedReconciles(), before.failed, `reconciles failed while the API server restarted:\n${vireo.logs().slice(-3000)}`);
   await kubectlOk(cp, ["apply", "-f", "-"], VM.replace("name: bad", "name: after-restart"));
   await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "after-restart", "-n", "shop", "--timeout=120s"]);

@@ -74,3 +74,17 @@ test("a token file's token is sent (re-read once a minute, as a projected token 
   const basic = write("b/config", "current-context: x\nclusters: [{name: c, cluster: {server: 'https://b'}}]\nusers: [{name: u, user: {username: admin, password: pw}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n");
   assert.deepEqual((await optionsOf(loadEndpoint(basic))).headers, { Authorization: `Basic ${Buffer.from("admin:pw").toString("base64")}` });
 });
+
+test("a user whose credential comes from an exec plugin gets the token the plugin prints", async () => {
+  const plugin = write("p/plugin.mjs", `process.stdout.write(JSON.stringify({ apiVersion: "client.authentication.k8s.io/v1", kind: "ExecCredential", status: { token: "from-plugin" } }));\n`);
+  const path = write("p/config", [
+    "apiVersion: v1", "kind: Config", "current-context: x",
+    "clusters: [{name: c, cluster: {server: 'https://p:6443', insecure-skip-tls-verify: true}}]",
+    `users: [{name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1, command: ${JSON.stringify(process.execPath)}, args: [${JSON.stringify(plugin)}], interactiveMode: Never}}}]`,
+    "contexts: [{name: x, context: {cluster: c, user: u}}]",
+  ].join("\n"));
+  const endpoint = loadEndpoint(path);
+  assert.equal(endpoint.server, "https://p:6443");
+  const headers = (await optionsOf(endpoint)).headers as Record<string, string>;
+  assert.equal(headers["Authorization"] ?? headers["authorization"], "Bearer from-plugin");
+});

@@ -10,6 +10,7 @@ import { benchBalancing } from "./balancing.ts";
 import { benchReplication } from "./replication.ts";
 import { benchLabs } from "./labs.ts";
 import { benchSimulate } from "./simulate.ts";
+import { benchConsole } from "./console.ts";
 import { benchFootprint } from "./footprint.ts";
 
 interface Benchmark {
@@ -27,6 +28,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "replication", run: benchReplication },
   { name: "labs", run: benchLabs },
   { name: "simulate", run: benchSimulate },
+  { name: "console", run: benchConsole },
   { name: "footprint", run: benchFootprint },
 ];
 

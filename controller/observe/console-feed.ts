@@ -6,6 +6,7 @@
 
 import { randomBytes } from "node:crypto";
 import type { ServerResponse } from "node:http";
+import { constants as zlib, createGzip } from "node:zlib";
 import { keyOf, type Host, type HostCluster, type VirtualMachine, type VirtualMachineMigration } from "../api/types.ts";
 import type { ObjectStore } from "../sources/store.ts";
 import type { ConsoleEvent, EventRing } from "./console-events.ts";
@@ -83,7 +84,7 @@ export class FleetFeed {
   private pendingEvents: ConsoleEvent[] = [];
   private seq = 0;
   private readonly backlog: Batch[] = [];
-  private readonly clients = new Set<ServerResponse>();
+  private readonly clients = new Set<Sink>();
   private timer: NodeJS.Timeout | undefined;
   private readonly keepalive: NodeJS.Timeout;
 
@@ -131,14 +132,20 @@ export class FleetFeed {
    * Streams batches to `res` from `since` on (the snapshot's seq, or the Last-Event-ID of a reconnect). A
    * stream of another epoch, or one the backlog no longer reaches, gets a `reset`: fetch a new snapshot.
    */
-  subscribe(res: ServerResponse, from: { epoch?: string; since?: number }): void {
-    res.writeHead(200, { "content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache, no-transform", "x-accel-buffering": "no" });
-    res.write("retry: 2000\n\n");
+  subscribe(res: ServerResponse, from: { epoch?: string; since?: number; gzip?: boolean }): void {
+    res.writeHead(200, {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+      ...(from.gzip ? { "content-encoding": "gzip", vary: "accept-encoding" } : {}),
+    });
+    const sink = sinkOf(res, from.gzip === true);
+    sink.write("retry: 2000\n\n");
     const replay = this.replayFrom(from);
-    if (!replay) res.write(`event: reset\ndata: ${JSON.stringify({ epoch: this.epoch, seq: this.seq })}\n\n`);
-    else for (const batch of replay) res.write(batch.text);
-    this.clients.add(res);
-    res.on("close", () => this.clients.delete(res));
+    if (!replay) sink.write(`event: reset\ndata: ${JSON.stringify({ epoch: this.epoch, seq: this.seq })}\n\n`);
+    else for (const batch of replay) sink.write(batch.text);
+    this.clients.add(sink);
+    res.on("close", () => this.clients.delete(sink));
   }
 
   /** Browsers connected now. */
@@ -150,7 +157,7 @@ export class FleetFeed {
     clearInterval(this.keepalive);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const res of this.clients) res.end();
+    for (const sink of this.clients) sink.end();
     this.clients.clear();
   }
 
@@ -191,7 +198,8 @@ export class FleetFeed {
     for (const key of this.dirty) this.collectKey(key, batch, migrationsOf);
     this.dirty.clear();
     for (const vm of migrationsOf) batch.detail(vm);
-    const events = this.pendingEvents;
+    // The page keeps the newest MAX_EVENTS_SHOWN events: older ones of a busy batch would be dropped on arrival.
+    const events = this.pendingEvents.slice(-MAX_EVENTS_SHOWN);
     this.pendingEvents = [];
     const labelSets = this.labelSetsSince(this.labelSetsSent);
     this.labelSetsSent = this.labelSets.sets.length;
@@ -233,13 +241,13 @@ export class FleetFeed {
   }
 
   private broadcast(text: string): void {
-    for (const res of this.clients) {
-      if (res.writableLength > MAX_BUFFERED_BYTES) {
-        this.clients.delete(res);
-        res.destroy();
+    for (const sink of this.clients) {
+      if (sink.buffered() > MAX_BUFFERED_BYTES) {
+        this.clients.delete(sink);
+        sink.destroy();
         continue;
       }
-      res.write(text);
+      sink.write(text);
     }
   }
 }
@@ -297,4 +305,32 @@ class BatchBuilder {
   private detailsOnly(): string[] {
     return [...this.details].filter((vm) => !this.rowsChanged.has(vm));
   }
+}
+
+/** The events the page keeps (console/model.js MAX_EVENTS): a batch never carries more. */
+const MAX_EVENTS_SHOWN = 2000;
+
+/** Where one browser's stream goes: the response itself, or a gzip stream flushed after every write. */
+interface Sink {
+  write(text: string): void;
+  /** Bytes written and not yet sent. */
+  buffered(): number;
+  end(): void;
+  destroy(): void;
+}
+
+/**
+ * A stream compressed for a browser that accepts it: each batch is flushed whole (a sync flush), so it
+ * arrives at once, and the compressor's window carries across batches, where most of their words repeat.
+ */
+function sinkOf(res: ServerResponse, gzip: boolean): Sink {
+  if (!gzip) return { write: (text) => res.write(text), buffered: () => res.writableLength, end: () => res.end(), destroy: () => res.destroy() };
+  const zipped = createGzip({ flush: zlib.Z_SYNC_FLUSH });
+  zipped.pipe(res);
+  return {
+    write: (text) => { zipped.write(text); },
+    buffered: () => res.writableLength + zipped.writableLength,
+    end: () => zipped.end(),
+    destroy: () => { zipped.destroy(); res.destroy(); },
+  };
 }

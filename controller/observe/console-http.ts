@@ -76,7 +76,7 @@ function handleApi(sources: ConsoleSources, req: IncomingMessage, res: ServerRes
     // A reconnecting EventSource says where it stopped in Last-Event-ID; a new one, in ?since=.
     const lastId = req.headers["last-event-id"];
     const since = Number(typeof lastId === "string" && lastId !== "" ? lastId : query.get("since") ?? Number.NaN);
-    sources.feed.subscribe(res, { epoch: query.get("epoch") ?? "", since });
+    sources.feed.subscribe(res, { epoch: query.get("epoch") ?? "", since, gzip: acceptsGzip(req) });
     return true;
   }
   const vm = /^\/api\/vms\/([^/]+)\/([^/]+)$/.exec(path);
@@ -106,7 +106,7 @@ function replyVm(sources: ConsoleSources, req: IncomingMessage, res: ServerRespo
 function replyJson(req: IncomingMessage, res: ServerResponse, body: unknown): boolean {
   const text = JSON.stringify(body);
   const headers = { "content-type": "application/json; charset=utf-8", "cache-control": "no-store", vary: "accept-encoding" };
-  const accepts = String(req.headers["accept-encoding"] ?? "").split(",").some((e) => e.trim().split(";")[0] === "gzip");
+  const accepts = acceptsGzip(req);
   if (!accepts || text.length < GZIP_MIN_BYTES) {
     res.writeHead(200, headers);
     res.end(req.method === "HEAD" ? undefined : text);
@@ -160,4 +160,9 @@ function fail(res: ServerResponse, error: unknown): void {
   }
   res.writeHead(500, { "content-type": "text/plain; charset=utf-8" });
   res.end(`${error instanceof Error ? error.message : String(error)}\n`);
+}
+
+/** Whether the browser takes a gzip-encoded response (every browser says so in Accept-Encoding). */
+function acceptsGzip(req: IncomingMessage): boolean {
+  return String(req.headers["accept-encoding"] ?? "").split(",").some((e) => e.trim().split(";")[0] === "gzip");
 }

@@ -48,6 +48,14 @@ export interface MigrationRecord {
 interface VmTruth {
   running: boolean;
   host: string;
+  /** The scan that last saw the VM on the hosts. */
+  scan: number;
+}
+
+interface CompareView {
+  up: ReadonlySet<string>;
+  sim: SimulatedHosts;
+  store: ObjectStore;
 }
 
 export class RunRecorder implements StatusWriter, EventRecorder {
@@ -57,10 +65,14 @@ export class RunRecorder implements StatusWriter, EventRecorder {
   private readonly startMs: number;
   private readonly now: () => number;
   private readonly states = new Map<string, string>();
-  private truth = new Map<string, VmTruth>();
+  private readonly truth = new Map<string, VmTruth>();
+  private scans = 0;
   private underWay = new Map<string, string>();
   private readonly open = new Map<string, Outage>();
-  private dirty = true;
+  /** The hosts changed since the last look: every VM is compared. */
+  private hostsChanged = true;
+  /** A status was written since: a VM down may be Ready again. */
+  private statusWritten = false;
   private world: { sim: SimulatedHosts; store: ObjectStore } | undefined;
 
   constructor(startMs: number, now: () => number) {
@@ -71,7 +83,7 @@ export class RunRecorder implements StatusWriter, EventRecorder {
   /** The hosts and store whose truth `afterStep` compares; told of every change the hosts make. */
   attach(sim: SimulatedHosts, store: ObjectStore): void {
     this.world = { sim, store };
-    sim.onChange(() => { this.dirty = true; });
+    sim.onChange(() => { this.hostsChanged = true; });
   }
 
   /** Seconds since the start of the run, to the millisecond. */
@@ -80,7 +92,7 @@ export class RunRecorder implements StatusWriter, EventRecorder {
   }
 
   async writeStatus(object: Readonly<VireoObject>, status: NonNullable<VireoObject["status"]>): Promise<void> {
-    this.dirty = true;
+    this.statusWritten = true;
     const key = keyOf(object as VireoObject);
     const state = objectState(object.kind, status);
     const text = JSON.stringify(state);
@@ -108,22 +120,46 @@ export class RunRecorder implements StatusWriter, EventRecorder {
 
   /** After every timer: compares what runs now on the hosts with what ran before, when anything changed. */
   async afterStep(): Promise<void> {
-    if (!this.dirty || !this.world) return;
-    this.dirty = false;
+    // A status alone can only make a VM that is down Ready again: with none down, there is nothing to compare.
+    const due = this.hostsChanged || (this.statusWritten && this.open.size > 0);
+    this.hostsChanged = false;
+    this.statusWritten = false;
+    if (!due || !this.world) return;
     const { sim, store } = this.world;
     const truth = sim.groundTruth();
     const up = new Set(truth.hosts.filter((h) => h.up).map((h) => h.name));
-    const next = new Map<string, VmTruth>();
-    for (const vm of truth.vms) next.set(vm.id, { running: vm.power === "Running" && up.has(vm.host), host: vm.host });
     const view = { up, sim, store };
-    for (const [id, now] of next) this.compare(id, { before: this.truth.get(id), now }, view);
-    for (const [id, before] of this.truth) if (!next.has(id)) this.compare(id, { before, now: { running: false, host: before.host } }, view);
-    this.truth = next;
+    // The previous truth is updated in place: with thousands of VMs this runs after every boot of the start-up.
+    const scan = ++this.scans;
+    for (const vm of truth.vms) this.look(vm.id, { running: vm.power === "Running" && up.has(vm.host), host: vm.host, scan }, view);
+    if (this.truth.size > truth.vms.length) this.forgetGone(scan, view);
     await this.followMigrations(sim, truth.migrations);
   }
 
+  /** One VM as the hosts have it now, compared only when it stopped running or is down. */
+  private look(id: string, now: VmTruth, view: CompareView): void {
+    const before = this.truth.get(id);
+    if ((before?.running === true && !now.running) || this.open.has(id)) this.compare(id, { before, now }, view);
+    if (!before) {
+      this.truth.set(id, now);
+      return;
+    }
+    before.running = now.running;
+    before.host = now.host;
+    before.scan = now.scan;
+  }
+
+  /** The VMs the hosts no longer have: no longer running. */
+  private forgetGone(scan: number, view: CompareView): void {
+    for (const [id, before] of this.truth) {
+      if (before.scan === scan) continue;
+      this.compare(id, { before, now: { running: false, host: before.host, scan } }, view);
+      this.truth.delete(id);
+    }
+  }
+
   /** Opens an outage when a VM stopped running unasked, and closes it once the VM runs and is Ready again. */
-  private compare(id: string, change: { before: VmTruth | undefined; now: VmTruth }, view: { up: ReadonlySet<string>; sim: SimulatedHosts; store: ObjectStore }): void {
+  private compare(id: string, change: { before: VmTruth | undefined; now: VmTruth }, view: CompareView): void {
     const { before, now } = change;
     const { up, sim, store } = view;
     const open = this.open.get(id);
@@ -136,12 +172,14 @@ export class RunRecorder implements StatusWriter, EventRecorder {
       this.records.push({ t: outage.downAt, kind: "outage", vm: id, host: before.host, cause });
       return;
     }
-    if (open && now.running && readyOf(store, id)) {
-      open.recoveredAt = this.t();
-      open.toHost = now.host;
-      this.open.delete(id);
-      this.records.push({ t: open.recoveredAt, kind: "recovered", vm: id, host: now.host, seconds: round3(open.recoveredAt - open.downAt) });
-    }
+    if (open && now.running && readyOf(store, id)) this.recovered(open, now.host);
+  }
+
+  private recovered(open: Outage, host: string): void {
+    open.recoveredAt = this.t();
+    open.toHost = host;
+    this.open.delete(open.vm);
+    this.records.push({ t: open.recoveredAt, kind: "recovered", vm: open.vm, host, seconds: round3(open.recoveredAt - open.downAt) });
   }
 
   /** Why a VM stopped running: its host failed, or what its host says ended it; undefined when it was stopped on purpose. */

@@ -8,7 +8,7 @@ import { dump } from "js-yaml";
 import type { Kind, VireoObject, VirtualMachine } from "../api/types.ts";
 import { readSnapshot, type ManifestError } from "../state/state-dir.ts";
 import { formatTable } from "./table.ts";
-import { isNamespaced, kindForResource } from "../api/schema.ts";
+import { isNamespaced, kindForResource } from "../api/crds.ts";
 import { formatManifestError } from "../sources/files/manifests.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
 import { RealClock } from "../core/clock.ts";

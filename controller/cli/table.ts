@@ -2,8 +2,8 @@
 // additionalPrinterColumns after NAME (and NAMESPACE first with -A), upper-case headers, columns
 // aligned as kubectl's tabwriter aligns them, AGE as kubectl words it, empty cells where a value is missing.
 import type { Kind, VireoObject } from "../api/types.ts";
-import { isNamespaced, printerColumns } from "../api/schema.ts";
-import type { PrinterColumn } from "../api/schema.ts";
+import { isNamespaced, printerColumns } from "../api/crds.ts";
+import type { PrinterColumn } from "../api/crds.ts";
 
 export interface TableOptions {
   /** `-o wide`: also the columns of priority above 0. */

@@ -1,14 +1,6 @@
 #!/usr/bin/env node
 // The `vireo` command.
 
-import { run } from "./run.ts";
-import { get } from "./get.ts";
-import { report } from "./report.ts";
-import { hostsim } from "./hostsim.ts";
-import { sim } from "./sim.ts";
-import { plan } from "./plan.ts";
-import { balance, migrate } from "./migrate.ts";
-import { simulate } from "./simulate.ts";
 import { UsageError } from "./args.ts";
 import { VERSION } from "./version.ts";
 
@@ -36,15 +28,16 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     // With --manifests, the file mode; otherwise the API mode (--kubeconfig, KUBECONFIG or in-cluster).
     // The API client is loaded only in API mode: it is most of the process's memory.
-    case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? run(rest) : (await import("./run-kube.ts")).runKube(rest);
-    case "hostsim": return hostsim(rest);
-    case "sim": return sim(rest, (line) => console.log(line));
-    case "plan": return plan(rest, (text) => console.log(text));
-    case "migrate": return migrate(rest, (line) => console.log(line));
-    case "balance": return balance(rest, (line) => console.log(line));
-    case "simulate": return await simulate(rest, { out: (t) => console.log(t), err: (t) => console.error(t) });
-    case "get": return await get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
-    case "report": return await report(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
+    // Each command loads only what it uses: a controller in API mode carries no file-mode code, and back.
+    case "run": return rest.some((a) => a === "--manifests" || a.startsWith("--manifests=")) ? (await import("./run.ts")).run(rest) : (await import("./run-kube.ts")).runKube(rest);
+    case "hostsim": return (await import("./hostsim.ts")).hostsim(rest);
+    case "sim": return (await import("./sim.ts")).sim(rest, (line) => console.log(line));
+    case "plan": return (await import("./plan.ts")).plan(rest, (text) => console.log(text));
+    case "migrate": return (await import("./migrate.ts")).migrate(rest, (line) => console.log(line));
+    case "balance": return (await import("./migrate.ts")).balance(rest, (line) => console.log(line));
+    case "simulate": return await (await import("./simulate.ts")).simulate(rest, { out: (t) => console.log(t), err: (t) => console.error(t) });
+    case "get": return await (await import("./get.ts")).get(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
+    case "report": return await (await import("./report.ts")).report(rest, { out: (t) => console.log(t), err: (t) => console.error(t) }, Date.now());
     case "version":
     case "--version": console.log(`vireo ${VERSION}`); return 0;
     case undefined:

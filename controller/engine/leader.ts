@@ -6,7 +6,7 @@
 
 import { hostname } from "node:os";
 import { randomBytes } from "node:crypto";
-import { V1MicroTime, type V1Lease } from "@kubernetes/client-node";
+import type { V1Lease } from "@kubernetes/client-node";
 import { Gauge, Counter, type Registry } from "prom-client";
 import type { Clock, Timer } from "../core/clock.ts";
 import type { Logger } from "../observe/log.ts";
@@ -169,8 +169,8 @@ export class LeaderElector {
         ...spec,
         holderIdentity: this.identity,
         leaseDurationSeconds: durationSeconds,
-        renewTime: new V1MicroTime(now),
-        acquireTime: mine && spec.acquireTime ? spec.acquireTime : new V1MicroTime(now),
+        renewTime: microTime(now),
+        acquireTime: mine && spec.acquireTime ? spec.acquireTime : microTime(now),
         leaseTransitions: (spec.leaseTransitions ?? 0) + (mine ? 0 : 1),
       },
     };
@@ -189,7 +189,7 @@ export class LeaderElector {
       apiVersion: "coordination.k8s.io/v1",
       kind: "Lease",
       metadata: { name: this.cfg.name, namespace: this.cfg.namespace },
-      spec: { holderIdentity: this.identity, leaseDurationSeconds: durationSeconds, acquireTime: new V1MicroTime(now), renewTime: new V1MicroTime(now), leaseTransitions: 0 },
+      spec: { holderIdentity: this.identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime(now), renewTime: microTime(now), leaseTransitions: 0 },
     };
     try {
       const created = await this.client.call("create", "leases", () => this.client.coordination.createNamespacedLease({ namespace: this.cfg.namespace, body }));
@@ -205,7 +205,7 @@ export class LeaderElector {
   private async release(): Promise<void> {
     const lease = this.observed?.lease;
     if (!lease || lease.spec?.holderIdentity !== this.identity) return;
-    const body: V1Lease = { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: new V1MicroTime(this.clock.now()) } };
+    const body: V1Lease = { ...lease, spec: { ...lease.spec, holderIdentity: "", leaseDurationSeconds: 1, renewTime: microTime(this.clock.now()) } };
     try {
       await this.client.call("update", "leases", () => this.client.coordination.replaceNamespacedLease({ name: this.cfg.name, namespace: this.cfg.namespace, body }));
       this.log.info({ identity: this.identity }, "released the leader lease");
@@ -213,4 +213,19 @@ export class LeaderElector {
       this.log.warn({ err: error }, "releasing the leader lease failed; a standby takes over when it expires");
     }
   }
+}
+
+/**
+ * A Lease's time as the API server's MicroTime: RFC 3339 with microseconds (JSON goes through toISOString).
+ * Written here rather than imported: the client library's class is only this, and importing it loads the
+ * whole library's models.
+ */
+class MicroTime extends Date {
+  override toISOString(): string {
+    return super.toISOString().slice(0, -1) + "000Z";
+  }
+}
+
+function microTime(ms: number): Date {
+  return new MicroTime(ms);
 }

@@ -8,7 +8,6 @@ import { keyOf } from "../api/types.ts";
 import type { Clock } from "../core/clock.ts";
 import type { ObjectWriter } from "../engine/context.ts";
 import { withIdentity } from "./identity.ts";
-import { formatFieldErrors, validateManifest } from "../api/schema.ts";
 import type { ObjectStore } from "./store.ts";
 import type { StateDirectory } from "../state/state-dir.ts";
 
@@ -18,6 +17,8 @@ export function storeObjectWriter(store: ObjectStore, clock: Clock, newUid: () =
     async apply(object) {
       // Admitted as the API server would: validated and defaulted by its CRD, or refused with the field paths.
       const { status: _status, ...manifest } = object as VireoObject;
+      // Loaded when first used: the API mode, whose API server admits objects, never carries the schemas.
+      const { formatFieldErrors, validateManifest } = await import("../api/schema.ts");
       const admitted = validateManifest(manifest);
       if (!admitted.ok) throw new Error(`${object.kind} ${object.metadata.name} is invalid: ${formatFieldErrors(admitted.errors)}`);
       const previous = store.get(keyOf(admitted.object));

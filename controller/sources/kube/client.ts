@@ -4,7 +4,7 @@
 import { Counter, type Registry } from "prom-client";
 import type { Kind } from "../../api/types.ts";
 import { GROUP, VERSION } from "../../api/types.ts";
-import { crdFor, isNamespaced } from "../../api/schema.ts";
+import { crdFor, isNamespaced } from "../../api/crds.ts";
 import type { Clock } from "../../core/clock.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";
 import { CoreEvents, CustomObjects, Leases } from "./apis.ts";

@@ -780,7 +780,7 @@ function printDrill(d: Drill): void {
   const baseline = (w: Window) => `${rate(w.batches * d.snapshotWireBytes, w)} (${rate(w.batches * d.snapshotBytes, w)} raw)`;
   const versus = (w: Window) => (w.bytes > 0 ? `${(w.batches * d.snapshotWireBytes / w.bytes).toFixed(1)}× / ${(w.batches * d.snapshotBytes / w.bytes).toFixed(1)}×` : "");
   const field = (name: string) => d.drill.fields.get(name) ?? { bytes: 0, count: 0 };
-  const share = (name: string) => `${kb(field(name).bytes)} (${Math.round((100 * field(name).bytes) / d.drill.bytes)} %)`;
+  const share = (name: string) => `${kb(field(name).bytes)} (${Math.round((100 * field(name).bytes) / d.drill.rawBytes)} % of the uncompressed stream)`;
   const lag = (m: Milestone) => `${ms(m.shown - m.written)}`;
   const split = (m: Milestone) => `write → batch in the browser ${ms(m.onWire - m.written)}, → drawn ${ms(m.shown - m.onWire)}`;
   console.log(`  3. a drill: rack ${clusterName(0)}-r0 (${RACK.length} hosts, ${d.vmsMoved.toLocaleString("en")} VMs) crashes; simulated time driven at ${DRILL_SCALE}× the wall; the stream read as the page's EventSource reads it`);

@@ -13,6 +13,7 @@ import { SimulatedHosts } from "../provider/sim/index.ts";
 import { withIdentity } from "../sources/identity.ts";
 import { ObjectStore } from "../sources/store.ts";
 import { storeObjectWriter } from "../sources/store-writer.ts";
+import { seededRandom } from "../core/random.ts";
 
 export type Workload = VmConfig["workload"];
 
@@ -44,7 +45,7 @@ export class SimulatedWorld {
       clock: this.clock,
       log: silentLogger(),
       // The work queue's retry jitter, drawn from the run's seed.
-      random: mulberry32(options.seed),
+      random: seededRandom(options.seed),
     });
   }
 
@@ -103,16 +104,4 @@ export class SimulatedWorld {
     this.uids++;
     return `00000000-0000-4000-8000-${this.uids.toString(16).padStart(12, "0")}`;
   }
-}
-
-/** A small, fast 32-bit generator with a good spread (Tommy Ettinger's mulberry32). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }

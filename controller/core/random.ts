@@ -1,0 +1,14 @@
+// A seeded random source, so a run on the virtual clock replays exactly from its seed: the simulated
+// runs draw their retry jitter from it, and the tests and benchmarks their random fleets.
+
+/** mulberry32: a small, fast 32-bit generator with a good spread. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

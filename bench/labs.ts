@@ -21,6 +21,7 @@ import { DEFAULT_SIM_TIMINGS } from "../controller/provider/sim/index.ts";
 import { parseManifestFile } from "../controller/sources/files/manifests.ts";
 import { Scenario } from "../test/support/scenario.ts";
 import { lab, labFleetYaml, labYaml, tierYaml } from "../test/support/labs.ts";
+import { timeObservations } from "./observe-time.ts";
 
 export async function benchLabs(): Promise<void> {
   await benchStart();
@@ -79,15 +80,7 @@ interface StartRun {
 
 async function startLabs(labs: number, hosts: number, ordered: boolean): Promise<StartRun> {
   const s = await Scenario.start(labFleetYaml(Array.from({ length: hosts }, (_, h) => ({ name: `esx-${String(h).padStart(3, "0")}`, hypervisor: "esx" }))));
-  let observeMs = 0;
-  const observe = s.sim.observe.bind(s.sim);
-  // The simulated hosts build an observation synchronously: timing the call times all of it.
-  s.sim.observe = () => {
-    const start = performance.now();
-    const observation = observe();
-    observeMs += performance.now() - start;
-    return observation;
-  };
+  const observations = timeObservations(s.sim);
   try {
     const yaml = labsYaml(labs, ordered);
     const reconcilesBefore = await reconcileCounts(s);
@@ -112,7 +105,7 @@ async function startLabs(labs: number, hosts: number, ordered: boolean): Promise
     const order = orderOf(s, appliedAt);
     const reconcilesAfter = await reconcileCounts(s);
     return {
-      labs, hosts, ordered, vms: s.vms().length, expansion, wallMs, cpuMs: cpuMs(used), observeMs,
+      labs, hosts, ordered, vms: s.vms().length, expansion, wallMs, cpuMs: cpuMs(used), observeMs: observations.ms(),
       simulatedMs: s.clock.now() - appliedAt,
       runningAfterMs: [...runningAt.values()].sort((a, b) => a - b),
       ...order,

@@ -26,6 +26,7 @@ import { rpoViolated, WRITE_RATE_MIBPS, type ReplicaObservation, type Replicatio
 import { DEFAULT_SIM_TIMINGS, SimulatedHosts } from "../controller/provider/sim/index.ts";
 import { hostConfig } from "../test/support/provider.ts";
 import { Scenario, clusterYaml, condition, hostYaml } from "../test/support/scenario.ts";
+import { timeObservations } from "./observe-time.ts";
 
 export async function benchReplication(): Promise<void> {
   await benchSiteLoss();
@@ -413,29 +414,21 @@ function linkClusterYaml(bandwidthMiBps: number): string {
 async function linkThroughController(vms: readonly LinkVm[], bandwidths: { fits: number; slow: number }): Promise<ControllerLink> {
   const setupStart = performance.now();
   const s = await Scenario.start(linkFleetYaml(vms, SEED_LINK_MIBPS));
-  let observeMs = 0;
-  const observe = s.sim.observe.bind(s.sim);
-  // The simulated hosts build an observation synchronously: timing the call times all of it.
-  s.sim.observe = () => {
-    const start = performance.now();
-    const observation = observe();
-    observeMs += performance.now() - start;
-    return observation;
-  };
+  const observations = timeObservations(s.sim);
   try {
     const replicated = () => s.vms().filter((vm) => condition(vm, "Replicated")?.status === "True").length;
     await s.until(() => replicated() === vms.length, 3_600_000, 10_000);
     s.apply(linkClusterYaml(bandwidths.fits));
     await s.advance(10_000);
     const setupWallMs = performance.now() - setupStart;
-    observeMs = 0;
+    observations.reset();
     const cpu = process.threadCpuUsage();
     const start = performance.now();
     await s.advance(CONTROLLER_STEADY_MS);
     const steadyWallMs = performance.now() - start;
     const used = process.threadCpuUsage(cpu);
     const linkTooSlow = () => s.vms().filter((vm) => condition(vm, "Replicated")?.reason === "LinkTooSlow").length;
-    const steady = { steadyWallMs, steadyCpuMs: (used.user + used.system) / 1000, observeMs, replicated: replicated(), violating: s.vms().filter((vm) => vm.status?.replication?.rpoViolated).length, linkTooSlowFits: linkTooSlow() };
+    const steady = { steadyWallMs, steadyCpuMs: (used.user + used.system) / 1000, observeMs: observations.ms(), replicated: replicated(), violating: s.vms().filter((vm) => vm.status?.replication?.rpoViolated).length, linkTooSlowFits: linkTooSlow() };
     s.apply(linkClusterYaml(bandwidths.slow));
     await s.advance(10_000);
     return { ...steady, linkTooSlow: linkTooSlow(), setupWallMs };

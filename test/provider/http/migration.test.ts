@@ -5,27 +5,14 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { VirtualClock } from "../../../controller/core/clock.ts";
-import { silentLogger } from "../../../controller/observe/log.ts";
-import { HttpProvider } from "../../../controller/provider/http/client.ts";
-import { HostsimServer } from "../../../controller/provider/http/server.ts";
-import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
-import { TOKEN } from "./hostsim-support.ts";
+import { serveInProcess, TOKEN } from "./hostsim-support.ts";
 import { guest, hostConfig, migrationOf, refusal, settings, underWay } from "../../support/migration.ts";
 
 async function serve(t: TestContext) {
-  const clock = new VirtualClock();
-  const sim = new SimulatedHosts({ clock, seed: 3 });
-  const server = new HostsimServer({ sim, timeScale: 1, token: TOKEN, log: silentLogger() });
-  const url = `http://${await server.listen("127.0.0.1:0")}`;
-  t.after(async () => {
-    await server.close();
-    await sim.close();
-  });
-  const client = new HttpProvider({ url, token: TOKEN });
-  for (const name of ["h1", "h2"]) await client.registerHost(name, hostConfig());
-  await client.registerHost("amd", hostConfig({ cpu: { cores: 16, vendor: "amd", features: ["avx2"], overcommitRatio: 4 } }));
-  return { clock, sim, url, client };
+  const served = await serveInProcess(t);
+  for (const name of ["h1", "h2"]) await served.client.registerHost(name, hostConfig());
+  await served.client.registerHost("amd", hostConfig({ cpu: { cores: 16, vendor: "amd", features: ["avx2"], overcommitRatio: 4 } }));
+  return served;
 }
 
 function post(url: string, path: string, body: unknown): Promise<Response> {

@@ -7,22 +7,13 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
 import { VirtualClock } from "../../../controller/core/clock.ts";
-import { silentLogger } from "../../../controller/observe/log.ts";
 import { hostsimRoutes } from "../../../controller/provider/http/routes.ts";
 import { route } from "../../../controller/provider/http/router.ts";
-import { HostsimServer } from "../../../controller/provider/http/server.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
-import { TOKEN, hostConfig, vmConfig } from "./hostsim-support.ts";
+import { hostConfig, serveInProcess, TOKEN, vmConfig } from "./hostsim-support.ts";
 
 async function serve(t: TestContext) {
-  const sim = new SimulatedHosts({ clock: new VirtualClock(), seed: 5 });
-  const server = new HostsimServer({ sim, timeScale: 1, token: TOKEN, log: silentLogger() });
-  const url = `http://${await server.listen("127.0.0.1:0")}`;
-  t.after(async () => {
-    await server.close();
-    await sim.close();
-  });
-  return { sim, url };
+  return serveInProcess(t, { seed: 5 });
 }
 
 async function call(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: { code?: string; message?: string } }> {

@@ -5,28 +5,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { TestContext } from "node:test";
-import { VirtualClock } from "../../../controller/core/clock.ts";
-import { silentLogger } from "../../../controller/observe/log.ts";
-import { HttpProvider } from "../../../controller/provider/http/client.ts";
-import { HostsimServer } from "../../../controller/provider/http/server.ts";
-import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
-import { TOKEN } from "./hostsim-support.ts";
+import { serveInProcess, TOKEN } from "./hostsim-support.ts";
 import { hostConfig, refusal } from "../../support/migration.ts";
 import { atSiteB, replicaOf, replication, siteAVm } from "../sim/replication-support.ts";
 
 async function serve(t: TestContext) {
-  const clock = new VirtualClock();
-  const sim = new SimulatedHosts({ clock, seed: 3 });
-  const server = new HostsimServer({ sim, timeScale: 1, token: TOKEN, log: silentLogger() });
-  const url = `http://${await server.listen("127.0.0.1:0")}`;
-  t.after(async () => {
-    await server.close();
-    await sim.close();
-  });
-  const client = new HttpProvider({ url, token: TOKEN });
-  for (const name of ["a1", "a2"]) await client.registerHost(name, hostConfig({ datastores: ["site-a", "a-local"] }));
-  await client.registerHost("b1", hostConfig({ datastores: ["site-b", "b-local"] }));
-  return { clock, sim, url, client };
+  const served = await serveInProcess(t);
+  for (const name of ["a1", "a2"]) await served.client.registerHost(name, hostConfig({ datastores: ["site-a", "a-local"] }));
+  await served.client.registerHost("b1", hostConfig({ datastores: ["site-b", "b-local"] }));
+  return served;
 }
 
 function send(url: string, method: string, path: string, body: unknown): Promise<Response> {

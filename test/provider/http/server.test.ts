@@ -12,18 +12,10 @@ import { HostsimAuthError, HttpProvider } from "../../../controller/provider/htt
 import { HostsimConfigError, HostsimServer } from "../../../controller/provider/http/server.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 import { ProviderError } from "../../../controller/provider/provider.ts";
-import { TOKEN, hostConfig, refusal, vmConfig } from "./hostsim-support.ts";
+import { hostConfig, refusal, serveInProcess, TOKEN, vmConfig } from "./hostsim-support.ts";
 
 async function serve(t: TestContext, options: { token?: string; insecureNoAuth?: boolean } = { token: TOKEN }) {
-  const clock = new VirtualClock();
-  const sim = new SimulatedHosts({ clock, seed: 3 });
-  const server = new HostsimServer({ sim, timeScale: 1, token: options.token, insecureNoAuth: options.insecureNoAuth ?? false, log: silentLogger() });
-  const url = `http://${await server.listen("127.0.0.1:0")}`;
-  t.after(async () => {
-    await server.close();
-    await sim.close();
-  });
-  return { clock, sim, server, url, client: new HttpProvider({ url, token: TOKEN }) };
+  return serveInProcess(t, options);
 }
 
 /** A request as any HTTP client would send it; `token: null` sends no Authorization header. */

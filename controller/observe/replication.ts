@@ -7,6 +7,7 @@
 import { Gauge } from "prom-client";
 import type { ReplicaObservation } from "../core/replication.ts";
 import type { ObjectStore } from "../sources/store.ts";
+import type { VmReplicationStatus } from "../api/types.ts";
 import type { ControllerMetrics } from "./metrics.ts";
 
 export const REPLICATION_STATES = ["Initializing", "Replicating", "Paused", "Error", "FailedOver"] as const;
@@ -59,12 +60,10 @@ export function attachReplicationGauges(metrics: ControllerMetrics, store: Objec
     registers,
     collect() {
       this.reset();
-      for (const vm of store.list("VirtualMachine")) {
-        const r = vm.status?.replication;
-        if (!r?.rpoViolated) continue;
+      for (const { labels, replication: r } of violating(store)) {
         const anchor = r.lastSyncTime && r.lastSyncDurationSeconds !== undefined ? Date.parse(r.lastSyncTime) - r.lastSyncDurationSeconds * 1000 : undefined;
         const lag = anchor !== undefined ? (now() - anchor) / 1000 : r.lagSeconds;
-        if (lag !== undefined) this.set({ namespace: vm.metadata.namespace ?? "default", name: vm.metadata.name, target_cluster: r.targetCluster }, Math.max(0, lag));
+        if (lag !== undefined) this.set(labels, Math.max(0, lag));
       }
     },
   });
@@ -75,10 +74,7 @@ export function attachReplicationGauges(metrics: ControllerMetrics, store: Objec
     registers,
     collect() {
       this.reset();
-      for (const vm of store.list("VirtualMachine")) {
-        const r = vm.status?.replication;
-        if (r?.rpoViolated) this.set({ namespace: vm.metadata.namespace ?? "default", name: vm.metadata.name, target_cluster: r.targetCluster }, r.rpoSeconds);
-      }
+      for (const { labels, replication } of violating(store)) this.set(labels, replication.rpoSeconds);
     },
   });
   new Gauge({
@@ -108,5 +104,14 @@ export function attachReplicationGauges(metrics: ControllerMetrics, store: Objec
         if (running) this.set({ namespace: plan.metadata.namespace ?? "default", plan: plan.metadata.name }, Math.max(0, now() - Date.parse(plan.status.startTime)) / 1000);
       }
     },
+  });
+}
+
+/** The VMs violating their RPO now, with the labels their series carry (bounded by what is wrong). */
+function violating(store: ObjectStore): { labels: { namespace: string; name: string; target_cluster: string }; replication: VmReplicationStatus }[] {
+  return store.list("VirtualMachine").flatMap((vm) => {
+    const replication = vm.status?.replication;
+    if (!replication?.rpoViolated) return [];
+    return [{ labels: { namespace: vm.metadata.namespace ?? "default", name: vm.metadata.name, target_cluster: replication.targetCluster }, replication }];
   });
 }

@@ -76,6 +76,10 @@ export interface LabelSelector {
 // ---------------------------------------------------------------- Host
 
 export type Hypervisor = "esx" | "hyperv" | "kvm" | "xen";
+/** A NIC's device model: VMware's, QEMU's, Hyper-V's synthetic (netvsc) and emulated (legacy), Xen's PV (netfront). */
+export type NicModel = "vmxnet3" | "e1000" | "e1000e" | "virtio" | "rtl8139" | "netvsc" | "legacy" | "netfront";
+/** The firmware a VM boots with. */
+export type Firmware = "BIOS" | "EFI" | "EFISecureBoot";
 export type CpuVendor = "intel" | "amd";
 
 export interface HostCpu {
@@ -158,6 +162,8 @@ export interface HostClusterSpec {
   migration: ClusterMigrationSettings;
   /** The replication link out of the cluster: the syncs of its VMs to one target cluster share one such link (one per pair of clusters). */
   replication: { bandwidthMiBps: number };
+  /** Fault tolerance's limits and logging link (BEHAVIOUR.md: 4 FT VMs, 8 FT vCPUs per host; 8 vCPUs per FT VM; 10 Gbit/s). */
+  faultTolerance: { maxVmsPerHost: number; maxVcpusPerHost: number; maxVcpusPerVm: number; loggingBandwidthMiBps: number };
 }
 
 export interface ClusterMigrationSettings {
@@ -254,6 +260,8 @@ export interface VmDisk {
 export interface VmNetwork {
   name: string;
   macAddress?: string;
+  /** The NIC's device model; absent, the platform's paravirtual one (vmxnet3, virtio, netvsc, netfront). */
+  model?: NicModel;
 }
 
 export interface HostAffinityTerm {
@@ -314,6 +322,8 @@ export interface VirtualMachineSpec {
   lease?: { ttl: string; onExpiry: "Stop" | "Delete" };
   /** Who the VM belongs to (a person or team), for usage reports and leases. */
   owner?: string;
+  /** The firmware it boots with; BIOS when absent. */
+  firmware?: Firmware;
 }
 
 /** One source network of the VM and the network of the target cluster its NICs join on recovery. */
@@ -361,6 +371,8 @@ export interface VirtualMachineStatus {
   monitoringResets?: { count: number; windowStart: string; last?: string };
   /** The VM's replica, as its target site reports it (vSphere Replication's status). */
   replication?: VmReplicationStatus;
+  /** Fault tolerance, for a VM an HAPolicy protects with FaultTolerance. */
+  faultTolerance?: VmFaultToleranceStatus;
   drift?: DriftStatus;
   conditions?: Condition[];
 }
@@ -399,6 +411,28 @@ export interface VmReplicaFailoverStatus {
   /** Writes lost: from the instance to when the original stopped writing, seconds and MiB. */
   dataLossSeconds: number;
   dataLossMiB: number;
+}
+
+/**
+ * Starting: the secondary is being made (a live copy). Protected: it runs in lockstep. NeedsSecondary: it
+ * has none and waits for one (after a switch-over or its host's failure, or for room). NotProtected: it
+ * cannot have one (`reason`: the limits, too few hosts, not running).
+ */
+export type FaultToleranceState = "Starting" | "Protected" | "NeedsSecondary" | "NotProtected";
+
+export interface VmFaultToleranceStatus {
+  state: FaultToleranceState;
+  reason?: string;
+  secondaryHost?: string;
+  /** How far the secondary trails the primary, ms. */
+  lagMs?: number;
+  /** How much the FT logging link slows the primary, percent. */
+  slowdownPercent?: number;
+  /** Times the secondary went live, and the last time. */
+  switchovers?: number;
+  lastSwitchover?: { from: string; to: string; time: string };
+  /** Since when the VM has been without a secondary, while it has none. */
+  unprotectedSince?: string;
 }
 
 export interface VmFailoverStatus {
@@ -521,12 +555,32 @@ export interface Fault {
 
 // ---------------------------------------------------------------- VirtualMachineMigration
 
-export type MigrationRequestPhase = "Pending" | "Scheduling" | "PreCopy" | "Switchover" | "Succeeded" | "Failed" | "Cancelled";
+export type MigrationRequestPhase = "Pending" | "Scheduling" | "PreCopy" | "Switchover" | "ShuttingDown" | "Converting" | "Starting" | "Succeeded" | "Failed" | "Cancelled";
 
 export interface VirtualMachineMigrationSpec {
   vmName: string;
   targetHost?: string;
+  /**
+   * A hypervisor type other than the VM's: a conversion (V2V), always cold, to a host of that type in the
+   * VM's cluster (`targetHost`, or placement's choice). A `targetHost` of another type is a conversion too.
+   */
+  targetHypervisor?: Hypervisor;
   mode: "Live" | "Cold";
+  /** A conversion: whether the NICs keep their MAC addresses (default) or get new ones. */
+  keepMacAddresses: boolean;
+}
+
+/** What a conversion's pre-check found: what cannot work (refused), and what will not survive the move. */
+export interface ConversionPreCheck {
+  from: Hypervisor;
+  to: Hypervisor;
+  /** Why the conversion cannot work; empty when it can. */
+  blockers: string[];
+  /** What changes or is lost on the way (a NIC model swapped, guest tools, a replica). */
+  warnings: string[];
+  /** The simulated conversion's time, from the disks' size and the rate, s. */
+  estimatedSeconds: number;
+  diskMiB: number;
 }
 
 /** What Vireo expects of a live migration before anything is copied. */
@@ -553,6 +607,9 @@ export interface VirtualMachineMigrationStatus {
   completionTime?: string;
   failureReason?: string;
   attempts?: number;
+  /** A conversion: the pre-check's findings, and how far the conversion got. */
+  preCheck?: ConversionPreCheck;
+  conversion?: { convertedMiB: number; totalMiB: number; startTime?: string; completionTime?: string };
   conditions?: Condition[];
 }
 

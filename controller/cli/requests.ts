@@ -29,7 +29,7 @@ export function migrationRequest(namespace: string, vm: string, options: { targe
     apiVersion: API_VERSION,
     kind: "VirtualMachineMigration",
     metadata: { name, namespace, ...(options.labels ? { labels: options.labels } : {}) },
-    spec: { vmName: vm, mode: options.mode, ...(options.targetHost ? { targetHost: options.targetHost } : {}) },
+    spec: { vmName: vm, mode: options.mode, keepMacAddresses: true, ...(options.targetHost ? { targetHost: options.targetHost } : {}) },
   };
   const checked = validateManifest(request);
   if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${e.path}: ${e.message}`).join("; "));

@@ -1,7 +1,9 @@
 // What hypervisor hosts report, and what a VM is made of on one: the language the provider speaks and the
 // planners read. A leaf module: the provider, the engine and the planners all import it downward.
 
-import type { CpuVendor, Hypervisor, IsolationResponse, VmExitReason } from "../api/types.ts";
+import type { CpuVendor, Firmware, Hypervisor, IsolationResponse, NicModel, VmExitReason } from "../api/types.ts";
+import type { ConversionObservation } from "./conversion.ts";
+import type { SecondaryObservation, SwitchoverObservation } from "./fault-tolerance.ts";
 import type { MigrationObservation } from "./migration.ts";
 import type { ReplicaObservation } from "./replication.ts";
 
@@ -25,7 +27,10 @@ export interface VmConfig {
   /** The CPU features the guest sees (the cluster's baseline intersected with the host's). */
   cpuFeatures: string[];
   disks: { name: string; sizeGiB: number; datastore: string }[];
-  nics: { network: string; macAddress: string }[];
+  /** Each NIC's network, MAC and device model (absent: the platform's paravirtual one). */
+  nics: { network: string; macAddress: string; model?: NicModel }[];
+  /** The firmware the VM boots with (absent: BIOS). */
+  firmware?: Firmware;
   /**
    * What the guest does: its CPU profile and share, and how fast it dirties memory (MiB/s; absent: the
    * profile's default, core/migration.ts), which decides how hard it is to migrate live; and how fast it
@@ -122,4 +127,10 @@ export interface Observation {
    * the heartbeats of the hosts that write only there are the last ones read before the cut.
    */
   unreachableDatastores?: string[];
+  /** Every fault-tolerant VM's secondary. Absent from providers without fault tolerance. */
+  secondaries?: SecondaryObservation[];
+  /** The last switch-over of each VM whose secondary went live. */
+  switchovers?: SwitchoverObservation[];
+  /** Conversions to another hypervisor type under way, and the last one of each VM once ended. */
+  conversions?: ConversionObservation[];
 }

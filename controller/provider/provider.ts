@@ -8,6 +8,8 @@
 import type { HostConfig, Observation, VmConfig, VmObservation } from "../core/observation.ts";
 import type { MigrationSettings } from "../core/migration.ts";
 import type { ReplicationSettings } from "../core/replication.ts";
+import type { FaultToleranceSettings } from "../core/fault-tolerance.ts";
+import type { ConversionSettings } from "../core/conversion.ts";
 
 export type ProviderErrorCode = "NotFound" | "Conflict" | "Invalid" | "Unavailable" | "LockHeld" | "InsufficientResources" | "Incompatible";
 
@@ -95,6 +97,30 @@ export interface HypervisorProvider {
    * Unavailable (the host does not answer or does not see the datastore) and InsufficientResources.
    */
   recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation>;
+  /**
+   * Gives the running VM a fault-tolerant secondary on `host` (vSphere FT, core/fault-tolerance.ts): a live
+   * copy over the FT logging link, then lockstep. The secondary holds the VM's CPU and memory on `host`.
+   * When the VM already has a secondary elsewhere, this moves it: the new one is made first and the old one
+   * dropped once the new one is in lockstep. A no-op when the secondary is on `host` already (copying or in
+   * lockstep). When the primary's host fails, the secondary goes live by itself within FT_GO_LIVE_MS, taking
+   * the disk locks; a primary that still runs keeps them, and the secondary is dropped instead (never two
+   * primaries). Observed in `Observation.secondaries` and `Observation.switchovers`. Refused with NotFound
+   * (no such VM or host), Conflict (the VM is not running, or `host` is the primary's), Incompatible (as
+   * migrateVm), Unavailable (a host does not answer) and InsufficientResources (`host` has no room).
+   */
+  protectVm(id: string, host: string, options: { key: string; settings: FaultToleranceSettings }): Promise<void>;
+  /** Drops the VM's secondary; the VM runs on unprotected. A no-op when it has none. */
+  unprotectVm(id: string): Promise<void>;
+  /**
+   * Converts the VM, which must be off, for `target`, a host of another hypervisor type (V2V): its disks
+   * are rewritten at `settings.rateMiBps`, and at the end it is registered, off, on `target` with `config`
+   * (the same disks and MACs, the target's devices). It cannot be powered on while it converts. A second
+   * call with the same key is a no-op. Observed in `Observation.conversions`. Refused with NotFound (no such
+   * VM or host), Conflict (the VM is on, or converts already under another key), Invalid (the target is of
+   * the VM's own hypervisor type, a rate that is not positive), Incompatible (the target does not see the
+   * VM's datastores or networks) and Unavailable (a host does not answer).
+   */
+  convertVm(id: string, target: string, config: VmConfig, settings: ConversionSettings): Promise<void>;
 }
 
 /**

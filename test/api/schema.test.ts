@@ -173,6 +173,7 @@ spec: {hostSelector: {matchLabels: {vireo.dev/cluster: lab}}}
       balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
       migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
       replication: { bandwidthMiBps: 100 },
+      faultTolerance: { maxVmsPerHost: 4, maxVcpusPerHost: 8, maxVcpusPerVm: 8, loggingBandwidthMiBps: 1192 },
     });
   });
 

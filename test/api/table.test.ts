@@ -75,8 +75,8 @@ describe("formatTable", () => {
 
   it("adds the priority columns with wide output, after AGE as kubectl orders them", () => {
     assert.equal(formatTable("VirtualMachine", [vm("shop", "db-1", "True")], { now: NOW, wide: true }), [
-      "NAME   PHASE     HOST     CPU   MEMORY   READY   AGE    CLUSTER   RUNSTRATEGY   RESTARTS   REPLICATION",
-      "db-1   Running   esx-01   4     16384    True    3m2s   prod      Always                   ",
+      "NAME   PHASE     HOST     CPU   MEMORY   READY   AGE    CLUSTER   RUNSTRATEGY   RESTARTS   REPLICATION   FT    SECONDARY",
+      "db-1   Running   esx-01   4     16384    True    3m2s   prod      Always                                       ",
       "",
     ].join("\n"));
   });
@@ -93,6 +93,7 @@ describe("formatTable", () => {
         balancing: { mode: "Manual", threshold: 3, intervalSeconds: 300, maxMigrationsPerHost: 2 },
         migration: { bandwidthMiBps: 128, downtimeLimitMs: 300, maxRounds: 30, noProgressTimeoutSeconds: 150, completionTimeoutPerGiBSeconds: 800, autoConverge: false, parallelMigrations: 5, parallelOutboundPerHost: 2 },
         replication: { bandwidthMiBps: 100 },
+        faultTolerance: { maxVmsPerHost: 4, maxVcpusPerHost: 8, maxVcpusPerVm: 8, loggingBandwidthMiBps: 1192 },
       },
       status: { hostsReady: 3, hostsTotal: 4, vmsTotal: 12 },
     };

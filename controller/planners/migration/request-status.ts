@@ -98,5 +98,8 @@ function messageOf(phase: MigrationRequestPhase, s: Readonly<VirtualMachineMigra
     case "Succeeded": return `running on ${s.targetHost}${s.downtimeMs !== undefined ? ` after ${s.downtimeMs} ms of downtime` : ""}`;
     case "Failed": return s.failureReason ?? "failed";
     case "Cancelled": return s.failureReason ?? "cancelled: the VM stays where it was";
+    case "ShuttingDown": return `shutting down on ${s.sourceHost} to convert it`;
+    case "Converting": return `converting for ${s.targetHost ?? "the target"}: ${s.conversion?.convertedMiB ?? 0} of ${s.conversion?.totalMiB ?? 0} MiB`;
+    case "Starting": return `starting on ${s.targetHost}`;
   }
 }

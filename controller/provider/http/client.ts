@@ -4,6 +4,8 @@
 
 import type { MigrationSettings } from "../../core/migration.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
+import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
+import type { ConversionSettings } from "../../core/conversion.ts";
 import type { DiskLockView, GroundTruth } from "../sim/index.ts";
 import { ProviderError } from "../provider.ts";
 import type { FaultInjector, HypervisorProvider, OutOfBandChanges } from "../provider.ts";
@@ -137,6 +139,18 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
   async recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation> {
     const body = { host, config, replicaOf: options.replicaOf, ...(options.instanceAt !== undefined ? { instanceAt: options.instanceAt } : {}) };
     return this.request<VmObservation>("POST", `/vms/${pathOf(id)}/recover`, { body });
+  }
+
+  async protectVm(id: string, host: string, options: { key: string; settings: FaultToleranceSettings }): Promise<void> {
+    await this.request("PUT", `/vms/${pathOf(id)}/secondary`, { body: { host, key: options.key, settings: options.settings } });
+  }
+
+  async unprotectVm(id: string): Promise<void> {
+    await this.request("DELETE", `/vms/${pathOf(id)}/secondary`);
+  }
+
+  async convertVm(id: string, target: string, config: VmConfig, settings: ConversionSettings): Promise<void> {
+    await this.request("POST", `/vms/${pathOf(id)}/convert`, { body: { target, config, settings } });
   }
 
   // ------------------------------------------------------------ simulator-only: faults and inspection

@@ -9,6 +9,8 @@ import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../pro
 import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
 import type { ReplicaState, ReplicationSettings } from "../../core/replication.ts";
+import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
+import type { ConversionSettings } from "../../core/conversion.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
 import type { SimContext } from "./faults.ts";
@@ -302,6 +304,21 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   async recoverVm(id: string, host: string, config: VmConfig, options: { replicaOf: string; instanceAt?: number }): Promise<VmObservation> {
     this.assertOpen();
     return recoverVm(this.ctx, id, { ...options, host, config });
+  }
+
+  async protectVm(id: string, host: string, options: { key: string; settings: FaultToleranceSettings }): Promise<void> {
+    this.assertOpen();
+    throw new ProviderError("Invalid", `fault tolerance for VM ${id} on ${host} (${options.key}) is not simulated yet`);
+  }
+
+  async unprotectVm(id: string): Promise<void> {
+    this.assertOpen();
+    throw new ProviderError("Invalid", `fault tolerance for VM ${id} is not simulated yet`);
+  }
+
+  async convertVm(id: string, target: string, config: VmConfig, settings: ConversionSettings): Promise<void> {
+    this.assertOpen();
+    throw new ProviderError("Invalid", `conversion of VM ${id} to ${target} (${config.cpu} vCPUs, ${settings.key}) is not simulated yet`);
   }
 
   async resetVm(id: string, key: string): Promise<void> {

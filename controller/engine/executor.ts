@@ -66,6 +66,15 @@ export async function executeReporting(ctx: ReconcileContext, action: Readonly<A
       case "SyncReplica":
         await ctx.provider.syncReplica(action.vm, action.key);
         break;
+      case "Protect":
+        await ctx.provider.protectVm(action.vm, action.host, { key: action.key, settings: action.settings });
+        break;
+      case "Unprotect":
+        await ctx.provider.unprotectVm(action.vm);
+        break;
+      case "Convert":
+        await ctx.provider.convertVm(action.vm, action.target, action.config, action.settings);
+        break;
     }
   } catch (error) {
     if (error instanceof ProviderError && isExpectedRefusal(action, error)) {
@@ -97,6 +106,11 @@ function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): bool
     case "Migrate": return error.code !== "Invalid";
     case "CancelMigration": return error.code === "NotFound" || error.code === "Unavailable";
     case "UnregisterHost": return error.code === "NotFound";
+    // The hosts say why (no room, a host down, the VM not running): the VM's fault tolerance status reports it.
+    case "Protect": return error.code !== "Invalid";
+    case "Unprotect": return error.code === "NotFound" || error.code === "Unavailable";
+    // The hosts say why (the VM still on, a host down, a datastore out of reach): the migration's status reports it.
+    case "Convert": return error.code !== "Invalid";
     case "RegisterHost": return false;
   }
 }

@@ -4,6 +4,8 @@
 import type { HostConfig, VmConfig } from "../core/observation.ts";
 import type { MigrationSettings } from "../core/migration.ts";
 import type { ReplicationSettings } from "../core/replication.ts";
+import type { FaultToleranceSettings } from "../core/fault-tolerance.ts";
+import type { ConversionSettings } from "../core/conversion.ts";
 
 export type Action =
   | { type: "RegisterHost"; host: string; config: HostConfig; reason: string }
@@ -21,7 +23,12 @@ export type Action =
   | { type: "Replicate"; vm: string; settings: ReplicationSettings; reason: string }
   | { type: "StopReplication"; vm: string; reason: string }
   /** A sync of the VM's replica now (a planned migration's final sync); `key` names it. */
-  | { type: "SyncReplica"; vm: string; key: string; reason: string };
+  | { type: "SyncReplica"; vm: string; key: string; reason: string }
+  /** Gives the VM a fault-tolerant secondary on `host`, or moves its secondary there (core/fault-tolerance.ts). */
+  | { type: "Protect"; vm: string; host: string; key: string; settings: FaultToleranceSettings; reason: string }
+  | { type: "Unprotect"; vm: string; reason: string }
+  /** Converts the VM, which is off, for `target`, a host of another hypervisor type (core/conversion.ts). */
+  | { type: "Convert"; vm: string; target: string; config: VmConfig; settings: ConversionSettings; reason: string };
 
 export type ActionType = Action["type"];
 
@@ -40,6 +47,9 @@ export function actionKey(action: Action): string {
     case "Replicate": return `Replicate/${action.vm}/${action.settings.targetDatastore}`;
     case "StopReplication": return `StopReplication/${action.vm}`;
     case "SyncReplica": return `SyncReplica/${action.vm}/${action.key}`;
+    case "Protect": return `Protect/${action.vm}@${action.host}`;
+    case "Unprotect": return `Unprotect/${action.vm}`;
+    case "Convert": return `Convert/${action.vm}/${action.settings.key}`;
   }
 }
 
@@ -57,5 +67,8 @@ export function describeAction(action: Action): string {
     case "Replicate": return `replicate ${action.vm} to datastore ${action.settings.targetDatastore}: ${action.reason}`;
     case "StopReplication": return `stop replicating ${action.vm}: ${action.reason}`;
     case "SyncReplica": return `sync the replica of ${action.vm}: ${action.reason}`;
+    case "Protect": return `make ${action.vm}'s fault-tolerant secondary on ${action.host}: ${action.reason}`;
+    case "Unprotect": return `drop ${action.vm}'s fault-tolerant secondary: ${action.reason}`;
+    case "Convert": return `convert ${action.vm} for ${action.target}: ${action.reason}`;
   }
 }

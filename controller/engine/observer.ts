@@ -6,6 +6,8 @@ import type { HypervisorProvider } from "../provider/provider.ts";
 import type { HostObservation, Observation, VmObservation } from "../core/observation.ts";
 import type { MigrationObservation } from "../core/migration.ts";
 import type { ReplicaObservation } from "../core/replication.ts";
+import type { SecondaryObservation, SwitchoverObservation } from "../core/fault-tolerance.ts";
+import type { ConversionObservation } from "../core/conversion.ts";
 import { jsonEqual } from "../api/equal.ts";
 
 export interface ObservationChanges {
@@ -24,6 +26,9 @@ export class ObservationCache {
   private vmsByHost = new Map<string, Set<string>>();
   private migrationsByVm = new Map<string, MigrationObservation>();
   private replicasByVm = new Map<string, ReplicaObservation>();
+  private secondariesByVm = new Map<string, SecondaryObservation>();
+  private switchoversByVm = new Map<string, SwitchoverObservation>();
+  private conversionsByVm = new Map<string, ConversionObservation>();
   private unreachable: ReadonlySet<string> = new Set();
   private observedAt = 0;
   private splitBrain = 0;
@@ -82,6 +87,33 @@ export class ObservationCache {
 
   replicas(): IterableIterator<ReplicaObservation> {
     return this.replicasByVm.values();
+  }
+
+  /** The VM's fault-tolerant secondary, as the hosts last reported it. */
+  secondary(vm: string): SecondaryObservation | undefined {
+    return this.secondariesByVm.get(vm);
+  }
+
+  secondaries(): IterableIterator<SecondaryObservation> {
+    return this.secondariesByVm.values();
+  }
+
+  /** The VM's last switch-over to its secondary. */
+  switchover(vm: string): SwitchoverObservation | undefined {
+    return this.switchoversByVm.get(vm);
+  }
+
+  switchovers(): IterableIterator<SwitchoverObservation> {
+    return this.switchoversByVm.values();
+  }
+
+  /** The VM's conversion to another hypervisor type under way, or its last one. */
+  conversion(vm: string): ConversionObservation | undefined {
+    return this.conversionsByVm.get(vm);
+  }
+
+  conversions(): IterableIterator<ConversionObservation> {
+    return this.conversionsByVm.values();
   }
 
   /** Datastores whose heartbeats the observer could not read at the last observation. */
@@ -166,6 +198,10 @@ export class ObservationCache {
     }
     for (const vm of this.replicasByVm.keys()) if (!replicas.has(vm)) changedVms.push(vm);
     this.replicasByVm = replicas;
+    // A secondary's state, a switch-over and a conversion's progress move their VM (status, the cluster's next round).
+    this.secondariesByVm = this.track(observation.secondaries, this.secondariesByVm, changedVms, secondaryChanged);
+    this.switchoversByVm = this.track(observation.switchovers, this.switchoversByVm, changedVms, (a, b) => !jsonEqual(a, b));
+    this.conversionsByVm = this.track(observation.conversions, this.conversionsByVm, changedVms, (a, b) => !jsonEqual(a, b));
     const unreachable = new Set(observation.unreachableDatastores ?? []);
     if (!jsonEqual([...this.unreachable].sort(), [...unreachable].sort())) for (const host of this.hostsByName.keys()) changedHosts.add(host);
     this.unreachable = unreachable;
@@ -174,6 +210,17 @@ export class ObservationCache {
     this.observedAt = observation.at;
     this.splitBrain = observation.splitBrainAttempts;
     return { vms: changedVms, hosts: [...changedHosts], initial };
+  }
+
+  /** The reports by VM, each VM whose report changed, appeared or vanished added to `changed`. */
+  private track<T extends { vm: string }>(reports: readonly T[] | undefined, before: ReadonlyMap<string, T>, changed: string[], differs: (a: T, b: T) => boolean): Map<string, T> {
+    const now = new Map((reports ?? []).map((r) => [r.vm, r]));
+    for (const [vm, report] of now) {
+      const old = before.get(vm);
+      if (!old || differs(old, report)) changed.push(vm);
+    }
+    for (const vm of before.keys()) if (!now.has(vm)) changed.push(vm);
+    return now;
   }
 
   private index(vm: VmObservation, before: VmObservation | undefined): void {
@@ -193,6 +240,12 @@ function replicaChanged(a: ReplicaObservation, b: ReplicaObservation): boolean {
   return a.state !== b.state || a.reason !== b.reason || a.syncing?.startedAt !== b.syncing?.startedAt
     || a.nextSyncAt !== b.nextSyncAt || !jsonEqual(a.lastSync ?? null, b.lastSync ?? null)
     || !jsonEqual(a.settings, b.settings) || !jsonEqual(a.recovery ?? null, b.recovery ?? null);
+}
+
+/** What of a secondary matters to decisions and status: not the copy's progress or the lag, which move with time alone. */
+function secondaryChanged(a: SecondaryObservation, b: SecondaryObservation): boolean {
+  return a.state !== b.state || a.host !== b.host || a.key !== b.key || a.reason !== b.reason || a.primaryHost !== b.primaryHost
+    || Math.round(a.slowdownPercent ?? 0) !== Math.round(b.slowdownPercent ?? 0);
 }
 
 function hostChanged(a: HostObservation, b: HostObservation): boolean {

@@ -23,7 +23,7 @@ const AIM_MS = 100;
 const PRIORITIES: readonly RestartPriority[] = ["Highest", "Medium", "Low"];
 
 function protection(priority: RestartPriority): Protection {
-  return { protected: true, priority, readyCondition: "ResourcesAllocated", readyTimeoutMs: 600_000, startAfter: [], startDelayMs: 0, isolationResponse: "LeavePoweredOn", conflicts: [], replicate: false };
+  return { protected: true, priority, readyCondition: "ResourcesAllocated", readyTimeoutMs: 600_000, startAfter: [], startDelayMs: 0, isolationResponse: "LeavePoweredOn", conflicts: [], replicate: false, faultTolerance: false };
 }
 
 function fleet(): { snapshot: ClusterSnapshot; vms: FailoverVm[] } {

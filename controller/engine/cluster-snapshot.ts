@@ -8,6 +8,7 @@ import { reachableDatastores } from "../planners/ha/storage.ts";
 import type { ReconcileContext } from "./context.ts";
 import { vmKeyOfId } from "./context.ts";
 import type { HostView } from "./views.ts";
+import { isLive, pairsApart, placedSecondary } from "../planners/ha/fault-tolerance.ts";
 
 export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members: HostView[]): ClusterSnapshot {
   const hosts: CandidateHost[] = [];
@@ -40,10 +41,21 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
       });
     }
   }
+  // Fault-tolerant secondaries hold their primary's reservation where they are, and keep the pair apart.
+  const pairs: { vm: string; primaryHost: string; secondaryHost: string }[] = [];
+  const memberNames = new Set(members.map((m) => m.name));
+  for (const secondary of ctx.observed.secondaries()) {
+    if (!isLive(secondary)) continue;
+    const primaryHost = ctx.observed.vm(secondary.vm)?.host ?? secondary.primaryHost;
+    if (!memberNames.has(secondary.host) && !memberNames.has(primaryHost)) continue;
+    if (memberNames.has(secondary.host)) placed.push(placedSecondary(secondary, secondary.vm.slice(0, secondary.vm.indexOf("/"))));
+    pairs.push({ vm: secondary.vm, primaryHost, secondaryHost: secondary.host });
+  }
   const baseline = cluster.spec.cpuBaseline;
   return {
     hosts,
     placed,
+    ...(pairs.length > 0 ? { apart: pairsApart(pairs) } : {}),
     strategy: cluster.spec.placement.strategy,
     ...(baseline ? { cpuBaseline: { ...(baseline.vendor ? { vendor: baseline.vendor } : {}), features: baseline.features } } : {}),
   };

@@ -18,6 +18,7 @@ import type { ReconcileResult } from "./runner.ts";
 import type { PublishedVerdict, RequestVerdict } from "../planners/cluster/types.ts";
 import type { RecoveryRecord, ReplicationNote } from "../planners/replication/status.ts";
 import type { SiteState } from "../planners/replication/site.ts";
+import type { FaultToleranceNote } from "../planners/ha/fault-tolerance.ts";
 
 /** Where status goes: a file under the state directory, or the API server's status subresource. */
 export interface StatusWriter {
@@ -78,6 +79,8 @@ export interface ReconcileContext {
     /** Each cluster's site state as of one observation (and number of hosts): engine/replication.ts. */
     sites: { at: number; hosts: number; states: Map<string, SiteState> };
   };
+  /** Each cluster's latest notes on its fault-tolerant VMs (by cluster, then VM id): their state and secondary's host. */
+  faultTolerance: { notes: Map<string, ReadonlyMap<string, FaultToleranceNote>> };
   enqueue(key: string): void;
   /** API mode: finalizers, so deleting an object waits until Vireo has removed it from the hosts. */
   finalizers?: Finalizers;

@@ -14,6 +14,7 @@ import type { Logger } from "../observe/log.ts";
 import { ControllerMetrics } from "../observe/metrics.ts";
 import { MigrationRecorder } from "../observe/migrations.ts";
 import { ReplicationRecorder } from "../observe/replication.ts";
+import { FaultToleranceRecorder } from "../observe/fault-tolerance.ts";
 import { MacRegistry } from "./macs.ts";
 import type { EventRecorder, ObjectWriter, ReconcileContext, StatusWriter } from "./context.ts";
 import { storeObjectWriter } from "../sources/store-writer.ts";
@@ -66,11 +67,13 @@ export class Controller {
   private observeFailures = 0;
   private readonly migrationMetrics: MigrationRecorder;
   private readonly replicationMetrics: ReplicationRecorder;
+  private readonly faultToleranceMetrics: FaultToleranceRecorder;
 
   constructor(options: ControllerOptions) {
     const metrics = options.metrics ?? new ControllerMetrics();
     this.migrationMetrics = new MigrationRecorder(metrics);
     this.replicationMetrics = new ReplicationRecorder(metrics);
+    this.faultToleranceMetrics = new FaultToleranceRecorder(metrics);
     this.queue = new WorkQueue({
       clock: options.clock,
       ...(options.random ? { rateLimiter: defaultControllerRateLimiter<string>(options.clock, { random: options.random }) } : {}),
@@ -94,6 +97,7 @@ export class Controller {
       verdicts: new Map(),
       requestVerdicts: new Map(),
       replication: { notes: new Map(), recoveries: new Map(), sites: { at: Number.NaN, hosts: 0, states: new Map() } },
+      faultTolerance: { notes: new Map() },
       ha: emptyHaState(),
       activeFaults: new Map(),
       ...(faultInjectorOf(options.provider) ? { faults: faultInjectorOf(options.provider)! } : {}),
@@ -159,6 +163,7 @@ export class Controller {
     // Migrations that ended since the last observation are counted here, once; the first one is the baseline.
     this.migrationMetrics.record(this.ctx.observed.migrations(), this.ctx.observed.at());
     this.replicationMetrics.record(this.ctx.observed.replicas());
+    this.faultToleranceMetrics.record(this.ctx.observed.switchovers());
     if (changes.initial) return;
     const requests = changes.vms.length > 0 ? this.requestsByVm() : new Map<string, string[]>();
     for (const id of changes.vms) {

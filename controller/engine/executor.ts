@@ -68,6 +68,7 @@ export async function executeReporting(ctx: ReconcileContext, action: Readonly<A
         break;
       case "Protect":
         await ctx.provider.protectVm(action.vm, action.host, { key: action.key, settings: action.settings });
+        ctx.observed.assumeSecondary(action.vm, action.host, action.key, ctx.clock.now());
         break;
       case "Unprotect":
         await ctx.provider.unprotectVm(action.vm);

@@ -145,6 +145,17 @@ export class ObservationCache {
     this.replicasByVm.set(vm, { vm, state: "Initializing", settings: { ...settings }, instances: [], writeRateMiBps: before?.writeRateMiBps ?? 0 });
   }
 
+  /**
+   * A secondary just asked for, until the next observation reports it: the next round counts its room and
+   * does not ask again elsewhere. A secondary in lockstep elsewhere stays what protects the VM meanwhile.
+   */
+  assumeSecondary(vm: string, host: string, key: string, at: number): void {
+    const before = this.secondariesByVm.get(vm);
+    const instance = this.vmsById.get(vm);
+    if (before?.host === host || before?.state === "Lockstep" || !instance) return;
+    this.secondariesByVm.set(vm, { vm, key, host, primaryHost: instance.host, state: "Copying", since: at, cpu: instance.config.cpu, memoryMiB: instance.config.memoryMiB });
+  }
+
   /** Records what the provider answered to an action, until the next observation confirms or replaces it. */
   assume(vm: VmObservation): void {
     const before = this.vmsById.get(vm.id);

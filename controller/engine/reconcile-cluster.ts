@@ -13,7 +13,6 @@ import type { ReconcileContext } from "./context.ts";
 import { clusterByName, hostKey, vmKeyOfId, wakeAt, writeStatusIfChanged } from "./context.ts";
 import { FleetView } from "./replication.ts";
 import type { ReplicaSite } from "../planners/replication/settings.ts";
-import type { ReplicationNote } from "../planners/replication/status.ts";
 import { snapshotOf } from "./cluster-snapshot.ts";
 import { executeReporting } from "./executor.ts";
 import { viewHost, type HostView } from "./views.ts";
@@ -36,7 +35,8 @@ export async function reconcileCluster(ctx: ReconcileContext, name: string): Pro
   recordMoves(ctx, name, plan);
   publishVerdicts(ctx, name, plan.verdicts);
   publishRequestVerdicts(ctx, name, plan.requestVerdicts);
-  publishReplicationNotes(ctx, name, plan.replication);
+  publishNotes(ctx, ctx.replication.notes, name, plan.replication);
+  publishNotes(ctx, ctx.faultTolerance.notes, name, plan.faultTolerance);
 
   ctx.metrics.vmsAwaitingCapacity.set({ cluster: name }, plan.status.vmsAwaitingCapacity ?? 0);
   if (plan.status.failoverCapacity) ctx.metrics.tolerableHostFailures.set({ cluster: name }, plan.status.failoverCapacity.tolerates);
@@ -67,12 +67,14 @@ export function gatherCluster(ctx: ReconcileContext, cluster: HostCluster): Clus
     const id = vmId(vm);
     const instance = ctx.observed.vm(id);
     const replica = ctx.observed.replica(id);
+    const secondary = ctx.observed.secondary(id);
     const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
     return {
       vm, declared, role, plans, id, networks,
       ...(instance ? { instance } : {}),
       ...(instanceHost ? { instanceHost } : {}),
       ...(replica ? { replica } : {}),
+      ...(secondary ? { secondary } : {}),
       // Protection is the declared VM's (its replication included), in the cluster it is in now.
       protection: protectionOf(declared, policies, cluster),
     };
@@ -141,9 +143,12 @@ function recordOutcome(ctx: ReconcileContext, vm: VirtualMachine, step: ClusterA
     const action = step.action;
     if (error !== undefined) {
       if (action.type === "Migrate") ctx.events.record(vm, "Warning", "MigrationRefused", `${action.reason}: the hosts refused the migration to ${action.target}: ${error}`);
+      if (action.type === "Protect") ctx.events.record(vm, "Warning", "SecondaryRefused", `the hosts refused its fault-tolerant secondary on ${action.host}: ${error}`);
     } else if (action.type === "Stop") ctx.events.record(vm, "Normal", "Stopping", action.reason);
     else if (action.type === "Replicate") ctx.events.record(vm, "Normal", "ReplicationConfigured", `${action.reason}: replicating to datastore ${action.settings.targetDatastore} every ${action.settings.rpoMs / 2000} s at most`);
     else if (action.type === "Migrate") ctx.events.record(vm, "Normal", "Migrating", `migrating live to host ${action.target}: ${action.reason}`);
+    else if (action.type === "Protect") ctx.events.record(vm, "Normal", "SecondaryStarting", `making its fault-tolerant secondary on host ${action.host}: ${action.reason}`);
+    else if (action.type === "Unprotect") ctx.events.record(vm, "Normal", "SecondaryRemoved", `dropping its fault-tolerant secondary: ${action.reason}`);
     return;
   }
   if (step.stage !== "restarts") return;
@@ -230,10 +235,10 @@ function publishVerdicts(ctx: ReconcileContext, cluster: string, verdicts: Reado
   }
 }
 
-/** The round's replication notes replace the last round's; each VM whose note changed is told. */
-function publishReplicationNotes(ctx: ReconcileContext, cluster: string, notes: ReadonlyMap<string, ReplicationNote>): void {
-  const before = ctx.replication.notes.get(cluster) ?? new Map<string, ReplicationNote>();
-  ctx.replication.notes.set(cluster, notes);
+/** The round's notes (replication, fault tolerance) replace the last round's; each VM whose note changed is told. */
+function publishNotes<T>(ctx: ReconcileContext, byCluster: Map<string, ReadonlyMap<string, T>>, cluster: string, notes: ReadonlyMap<string, T>): void {
+  const before = byCluster.get(cluster) ?? new Map<string, T>();
+  byCluster.set(cluster, notes);
   for (const id of new Set([...before.keys(), ...notes.keys()])) {
     if (!jsonEqual(before.get(id) ?? null, notes.get(id) ?? null)) ctx.enqueue(vmKeyOfId(id));
   }
@@ -245,5 +250,6 @@ function forgetCluster(ctx: ReconcileContext, name: string): void {
   const verdicts = ctx.verdicts.get(name);
   ctx.verdicts.delete(name);
   ctx.replication.notes.delete(name);
+  ctx.faultTolerance.notes.delete(name);
   for (const id of verdicts?.keys() ?? []) ctx.enqueue(vmKeyOfId(id));
 }

@@ -24,6 +24,7 @@ import { execute } from "./executor.ts";
 import { viewHost } from "./views.ts";
 import { clustersOfVm, FleetView } from "./replication.ts";
 import { replicationView, rpoBreachAt } from "../planners/replication/status.ts";
+import { faultToleranceView } from "../planners/ha/fault-tolerance.ts";
 
 export async function reconcileVm(ctx: ReconcileContext, key: string, id: string): Promise<ReconcileResult | void> {
   let vm = ctx.store.get(key) as VirtualMachine | undefined;
@@ -97,6 +98,7 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, plac
   const replica = ctx.observed.replica(id);
   const replication = replicationView(placed.declared, replica, ctx.replication.notes.get(vm.spec.placement.cluster)?.get(id), ctx.replication.recoveries.get(id), ctx.clock.now());
   const protection = protectionOf(placed.declared, ctx.store.list("HAPolicy"), cluster);
+  const faultTolerance = faultToleranceView(vm.status?.faultTolerance, ctx.faultTolerance.notes.get(vm.spec.placement.cluster)?.get(id), ctx.observed.secondary(id), ctx.observed.switchover(id), ctx.clock.now());
   const record = ctx.ha.failovers.get(id);
   const verdict = verdictOf(ctx, vm);
   return {
@@ -111,6 +113,7 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, plac
     ...(lease ? { lease } : {}),
     ...(replication.status ? { replication: { status: replication.status, ...(replication.condition ? { condition: replication.condition } : {}) } } : {}),
     ...(verdict ? { verdict } : {}),
+    ...(faultTolerance ? { faultTolerance } : {}),
     ha: {
       protected: protection.protected,
       ...(record ? { lastFailover: failoverStatus(record) } : {}),

@@ -5,11 +5,11 @@
 import { byCodeUnits } from "../api/selectors.ts";
 import { allocate, emptyAllocation, type Allocation } from "./capacity.ts";
 import { preferredHostWeights, type PreferenceCache } from "./host-affinity.ts";
-import { staticVerdict, type VerdictCache } from "./host-filters.ts";
+import { staticVerdict, type StaticVerdict, type VerdictCache } from "./host-filters.ts";
 import { hostTable, type HostTable } from "./hosts.ts";
 import { unschedulableMessage } from "./messages.ts";
 import { bestHost, rankedHosts, rejectionCounts, scratchFor, type RequestInState, type Scratch } from "./scoring.ts";
-import type { BatchPlan, ClusterSnapshot, HostFit, Placement, Unschedulable, VmRequest } from "./types.ts";
+import type { BatchPlan, ClusterSnapshot, HostExclusion, HostFit, Placement, Unschedulable, VmRequest } from "./types.ts";
 import { assertUniqueIds, decisionOrder } from "./order.ts";
 import { countVm, emptyAffinityIndex, registerHolders, registerRules, vmRules, type AffinityIndex } from "./vm-affinity.ts";
 
@@ -92,13 +92,25 @@ function orderIn<T extends Readonly<VmRequest>>(batch: Pick<Batch, "snapshot" | 
 }
 
 function judge(batch: Batch, request: Readonly<VmRequest>): RequestInState {
+  const shared = staticVerdict(batch.table, batch.snapshot.cpuBaseline, request, batch.verdicts);
+  const excluded = batch.snapshot.apart?.get(request.id);
   return {
     table: batch.table,
     allocation: batch.allocation,
     strategy: batch.snapshot.strategy,
     request,
-    verdict: staticVerdict(batch.table, batch.snapshot.cpuBaseline, request, batch.verdicts),
+    verdict: excluded ? withExclusions(batch.table, shared, excluded) : shared,
     hostPreferences: preferredHostWeights(batch.table, request.placement, batch.preferences),
     rules: vmRules(batch.affinity, request),
   };
+}
+
+/** The shared verdict of the request's shape, with the hosts this one VM may not go to rejected too. */
+function withExclusions(table: HostTable, verdict: StaticVerdict, excluded: readonly HostExclusion[]): StaticVerdict {
+  const reasons = [...verdict.reasons];
+  for (const { host, reason } of excluded) {
+    const index = table.indexByName.get(host);
+    if (index !== undefined && reasons[index] === undefined) reasons[index] = reason;
+  }
+  return { reasons, eligible: verdict.eligible.filter((index) => reasons[index] === undefined) };
 }

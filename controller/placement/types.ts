@@ -56,6 +56,16 @@ export interface ClusterSnapshot {
   placed: readonly PlacedVm[];
   strategy: PlacementStrategy;
   cpuBaseline?: CpuBaseline;
+  /**
+   * Hosts a VM may not go to, by request id, and why: a fault-tolerant VM and its secondary never share a
+   * host (planners/ha/fault-tolerance.ts).
+   */
+  apart?: ReadonlyMap<string, readonly HostExclusion[]>;
+}
+
+export interface HostExclusion {
+  host: string;
+  reason: string;
 }
 
 export interface Placement {

@@ -34,6 +34,8 @@ export interface VmSituation {
   lease?: { expiresAt: number; onExpiry: "Stop" | "Delete" };
   /** Its replication, as its status reports it, and the Replicated condition. */
   replication?: { status: NonNullable<VirtualMachineStatus["replication"]>; condition?: ConditionInput };
+  /** Its fault tolerance, as its status reports it, and the FaultTolerant condition. */
+  faultTolerance?: { status: NonNullable<VirtualMachineStatus["faultTolerance"]>; condition: ConditionInput };
   /** HA's side: whether the VM is protected, its last failover, its VM monitoring settings. */
   ha?: {
     protected?: boolean;
@@ -310,6 +312,7 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
   const drift = s.recovering ? undefined : driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
   if (drift) status.drift = drift;
   if (s.replication) status.replication = s.replication.status;
+  if (s.faultTolerance) status.faultTolerance = s.faultTolerance.status;
   status.conditions = summarize(previous.conditions as Condition[] | undefined, {
     ready: p.ready,
     reason: p.reason ?? p.phase,
@@ -320,6 +323,7 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
       driftedCondition(drift, driftResponse(p, actions)),
       baselinePending(s),
       s.replication?.condition,
+      s.faultTolerance?.condition,
     ],
   }, new Date(s.now).toISOString(), generation);
   return status;

@@ -178,7 +178,7 @@ const cases: Case[] = [
       const web = s.vms.find((f) => f.id === "default/web")!;
       assert.deepEqual(start.config, { ...desiredConfig(web.vm, web.networks, s.cluster, []), isolationResponse: "LeavePoweredOn" });
       assert.match(start.reason, /^placement \(score [\d.]+\)$/);
-      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["evacuation", 0, 0], ["migrations", 0, 0], ["balancing", 0, 0], ["replication", 0, 0]]);
+      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["faultTolerance", 0, 0], ["evacuation", 0, 0], ["migrations", 0, 0], ["balancing", 0, 0], ["replication", 0, 0]]);
     },
   },
   {

@@ -8,6 +8,7 @@ import { placeBatch } from "../../placement/index.ts";
 import type { VmRequest } from "../../placement/index.ts";
 import { ordinaryPlacementSnapshot, planAdmission } from "../ha/admission.ts";
 import type { ClusterSituation, StageState, VmFacts } from "./types.ts";
+import { limitsOf, primaryOf, secondaryId, secondaryRequest, whyNeverFaultTolerant } from "../ha/fault-tolerance.ts";
 
 /** The VMs the stage lets through to placement, in their batch order. */
 export function admissionStage(s: Readonly<ClusterSituation>, state: StageState, waiting: readonly VmFacts[]): VmFacts[] {
@@ -18,16 +19,29 @@ export function admissionStage(s: Readonly<ClusterSituation>, state: StageState,
     policy: ha.admissionControl,
     snapshot: state.snapshot,
     protectedVms: protectedRequests(s),
-    powerOns: candidates.map((f) => ({ request: requestOf(f.vm), priority: f.protection.priority, protected: f.protection.protected })),
+    // A fault-tolerant VM powers on with its secondary: admission control counts both reservations (vSphere FT).
+    powerOns: candidates.flatMap((f) => {
+      const primary = { request: requestOf(f.vm), priority: f.protection.priority, protected: f.protection.protected };
+      return withSecondary(s, f) ? [primary, { request: secondaryRequest(f.vm), priority: f.protection.priority, protected: false }] : [primary];
+    }),
     hostCount: s.hosts.filter((h) => h.host?.spec.maintenance === false).length,
     // Every restart still to come (fenced, ordered, retried or short of room) needs room a power-on must not take.
     restartsAwaitingCapacity: [...state.verdicts.values()].filter((v) => v.kind === "Waiting").length,
   });
   for (const refusal of plan.refused) {
-    state.verdicts.set(refusal.vm, { kind: "NotAdmitted", message: refusal.message, ownReason: refusal.ownReason, ...(refusal.behind ? { behind: refusal.behind } : {}) });
+    const primary = primaryOf(refusal.vm);
+    const vm = primary ?? refusal.vm;
+    if (primary !== undefined && state.verdicts.get(vm)?.kind === "NotAdmitted") continue;
+    const message = primary !== undefined ? `${refusal.message} (counting its fault-tolerant secondary's reservation)` : refusal.message;
+    state.verdicts.set(vm, { kind: "NotAdmitted", message, ownReason: refusal.ownReason, ...(refusal.behind ? { behind: primaryOf(refusal.behind) ?? refusal.behind } : {}) });
   }
   const admitted = new Set(plan.admitted);
-  return candidates.filter((f) => admitted.has(f.id));
+  return candidates.filter((f) => admitted.has(f.id) && (!withSecondary(s, f) || admitted.has(secondaryId(f.id))));
+}
+
+/** Whether the VM powers on with a secondary to reserve room for: fault tolerance it may have. */
+function withSecondary(s: Readonly<ClusterSituation>, f: Readonly<VmFacts>): boolean {
+  return f.protection.faultTolerance && whyNeverFaultTolerant(f.vm, limitsOf(s.cluster)) === undefined;
 }
 
 /**

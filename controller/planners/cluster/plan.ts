@@ -2,7 +2,7 @@
 // of stages in a fixed order, each seeing the capacity the stages before it took (docs/decisions/0007):
 //
 //   HA restarts (and recoveries from replicas) → admission control → placement of waiting VMs
-//   → maintenance evacuation → requested migrations → balancing → replication
+//   → fault-tolerant secondaries → maintenance evacuation → requested migrations → balancing → replication
 //
 // Pure: the same situation gives the same plan. The engine gathers the situation, executes the plan's
 // actions, records their outcomes, and publishes the verdicts for the VMs' own reconciles.
@@ -14,6 +14,8 @@ import { migrationsStage } from "./migrations.ts";
 import { placementStage } from "./placement.ts";
 import { restartStage } from "./restarts.ts";
 import { replicationStage } from "./replication.ts";
+import { faultToleranceStage } from "./fault-tolerance.ts";
+import type { FaultToleranceNote } from "../ha/fault-tolerance.ts";
 import type { ReplicationNote } from "../replication/status.ts";
 import { clusterStatus } from "./status.ts";
 import { desiredPower } from "../run-strategy.ts";
@@ -42,6 +44,8 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
     measure("admission", () => { admitted = admissionStage(s, state, s.vms.filter((f) => !state.handled.has(f.id) && waitsForHost(f))); });
     measure("placement", () => placementStage(s, state, admitted));
   }
+  let faultTolerance = new Map<string, FaultToleranceNote>();
+  if (!registering) measure("faultTolerance", () => { faultTolerance = faultToleranceStage(s, state); });
   // VMs migrating now stay where the hosts put them until the migration ends: no stage moves them again.
   for (const m of s.migrations) {
     if (m.phase !== "PreCopy" && m.phase !== "Switchover") continue;
@@ -72,6 +76,7 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
     ...(balancing.report ? { balancing: balancing.report } : {}),
     ...(balancing.holdDowns ? { holdDowns: balancing.holdDowns } : {}),
     replication,
+    faultTolerance,
   };
 }
 

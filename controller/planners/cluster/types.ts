@@ -12,6 +12,8 @@ import type { FailoverReason, RestartAttempts } from "../ha/failover.ts";
 import type { Protection } from "../ha/protection.ts";
 import type { WaitReason } from "../ha/restart-order.ts";
 import type { ReplicaObservation } from "../../core/replication.ts";
+import type { SecondaryObservation } from "../../core/fault-tolerance.ts";
+import type { FaultToleranceNote } from "../ha/fault-tolerance.ts";
 import type { PlanFacts, ReplicaRole } from "../replication/role.ts";
 import type { ReplicaSite } from "../replication/settings.ts";
 import type { SiteState } from "../replication/site.ts";
@@ -55,6 +57,8 @@ export interface VmFacts {
   protection: Protection;
   /** The MACs of the VM's networks, as assigned. */
   networks: readonly VmStatusNetwork[];
+  /** Its fault-tolerant secondary, as the hosts report it. */
+  secondary?: SecondaryObservation;
 }
 
 /** What HA remembers of a failover between rounds: for the VM's status and the recovery time. */
@@ -165,7 +169,8 @@ export type ClusterAction =
   | { stage: "restarts"; action: Extract<Action, { type: "Start" | "Recover" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string }; recovery?: RecoveryRecord }
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
   | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> }
-  | { stage: "replication"; action: Extract<Action, { type: "Replicate" | "StopReplication" }> };
+  | { stage: "replication"; action: Extract<Action, { type: "Replicate" | "StopReplication" }> }
+  | { stage: "faultTolerance"; action: Extract<Action, { type: "Protect" | "Unprotect" }> };
 
 /** A balancing move, recommended (Manual) or made (Automatic): as the HostCluster's status lists it. */
 export type Recommendation = BalancingRecommendation;
@@ -232,6 +237,8 @@ export interface ClusterPlan {
   holdDowns?: ReadonlyMap<string, HoldDown>;
   /** By VM id: what replication each replicated VM of the cluster should do, and whether its link keeps up. */
   replication: Map<string, ReplicationNote>;
+  /** By VM id: each fault-tolerant VM's state, and its secondary's host. */
+  faultTolerance: Map<string, FaultToleranceNote>;
 }
 
 export interface StageSummary {
@@ -240,7 +247,7 @@ export interface StageSummary {
   verdicts: number;
 }
 
-export type StageName = "restarts" | "admission" | "placement" | "evacuation" | "migrations" | "balancing" | "replication";
+export type StageName = "restarts" | "admission" | "placement" | "faultTolerance" | "evacuation" | "migrations" | "balancing" | "replication";
 
 /** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
 export interface StageState {

@@ -45,6 +45,11 @@ export interface Protection {
   conflicts: string[];
   /** protection Replicate: once its cluster is lost, the VM recovers from its replica in the target cluster. */
   replicate: boolean;
+  /**
+   * protection FaultTolerance: the VM keeps a secondary in lockstep on another host (planners/ha/fault-tolerance.ts).
+   * HA restarts it too, should it lose its host without a secondary ready to go live.
+   */
+  faultTolerance: boolean;
 }
 
 export function policyKey(policy: Readonly<HAPolicy>): string {
@@ -80,6 +85,7 @@ export function protectionOf(vm: Readonly<VirtualMachine>, policies: readonly Re
     isolationResponse: spec?.isolationResponse ?? "LeavePoweredOn",
     conflicts: matching.filter((p) => p !== winner).map(policyKey).sort(byCodeUnits),
     replicate: spec?.protection === "Replicate" && vm.spec.replication !== undefined,
+    faultTolerance: false,
   };
   if (winner) base.policy = policyKey(winner);
   const monitoring = spec?.vmMonitoring;
@@ -92,14 +98,13 @@ export function protectionOf(vm: Readonly<VirtualMachine>, policies: readonly Re
     };
   }
   const unprotected = whyUnprotected(vm, spec, cluster);
-  return unprotected ? { ...base, reason: unprotected } : { ...base, protected: true };
+  return unprotected ? { ...base, reason: unprotected } : { ...base, protected: true, faultTolerance: spec?.protection === "FaultTolerance" };
 }
 
 function whyUnprotected(vm: Readonly<VirtualMachine>, spec: Readonly<HAPolicy["spec"]> | undefined, cluster: Readonly<HostCluster> | undefined): string | undefined {
   if (!cluster) return `HostCluster ${vm.spec.placement.cluster} does not exist`;
   if (!cluster.spec.ha.enabled) return `HA is disabled in cluster ${cluster.metadata.name}`;
   if (spec?.restartPriority === "Disabled") return "restartPriority is Disabled";
-  if (spec?.protection === "FaultTolerance") return "protection FaultTolerance is not implemented; Restart and Replicate are";
   if (spec?.protection === "Replicate" && !vm.spec.replication) return "protection Replicate needs spec.replication: the VM has no replica to recover from";
   if (vm.spec.runStrategy !== "Always" && vm.spec.runStrategy !== "RerunOnFailure") return `runStrategy ${vm.spec.runStrategy} does not restart the VM after a failure`;
   return undefined;

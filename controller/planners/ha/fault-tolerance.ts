@@ -1,0 +1,176 @@
+// Fault tolerance's rules (vSphere FT; BEHAVIOUR.md, Replication and fault tolerance): which VMs may have a
+// secondary, where a secondary may go, and what a VM's fault tolerance state is. Pure.
+//
+// - A VM larger than `maxVcpusPerVm` is refused protection, with the reason.
+// - A host holds at most `maxVmsPerHost` FT VMs and `maxVcpusPerHost` of their vCPUs, primaries and
+//   secondaries counted alike, as vSphere counts them.
+// - A secondary never shares its primary's host (placement's `apart`, by construction), and goes to
+//   another rack when a host of another rack can take it (a rack's loss then costs one of the two only).
+
+import type { FaultToleranceState, HostCluster, VirtualMachine, VmFaultToleranceStatus } from "../../api/types.ts";
+import type { ConditionInput } from "../../api/conditions.ts";
+import { vmId } from "../../api/types.ts";
+import type { SecondaryObservation, SwitchoverObservation } from "../../core/fault-tolerance.ts";
+import { DEFAULT_FT_LIMITS, DEFAULT_FT_LOGGING_MIBPS } from "../../core/fault-tolerance.ts";
+import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
+import type { HostExclusion, PlacedVm, VmRequest } from "../../placement/types.ts";
+import { requestOf } from "../../placement/index.ts";
+import { migrationSettingsOf } from "../migration/settings.ts";
+
+/** The label that names a host's rack, and the one that names its zone: a secondary prefers another. */
+export const RACK_LABEL = "topology.vireo.dev/rack";
+export const ZONE_LABEL = "topology.kubernetes.io/zone";
+
+/** How a secondary is named among the VMs holding resources on a host: the primary's id and this. */
+export const SECONDARY_SUFFIX = "#secondary";
+
+export function secondaryId(vm: string): string {
+  return `${vm}${SECONDARY_SUFFIX}`;
+}
+
+/** The primary's id of a secondary's placement id, or undefined for any other VM. */
+export function primaryOf(placedId: string): string | undefined {
+  return placedId.endsWith(SECONDARY_SUFFIX) ? placedId.slice(0, -SECONDARY_SUFFIX.length) : undefined;
+}
+
+export interface FaultToleranceLimits {
+  maxVmsPerHost: number;
+  maxVcpusPerHost: number;
+  maxVcpusPerVm: number;
+}
+
+export function limitsOf(cluster: Readonly<HostCluster>): FaultToleranceLimits {
+  const ft = cluster.spec.faultTolerance as Partial<HostCluster["spec"]["faultTolerance"]> | undefined;
+  return {
+    maxVmsPerHost: ft?.maxVmsPerHost ?? DEFAULT_FT_LIMITS.maxVmsPerHost,
+    maxVcpusPerHost: ft?.maxVcpusPerHost ?? DEFAULT_FT_LIMITS.maxVcpusPerHost,
+    maxVcpusPerVm: ft?.maxVcpusPerVm ?? DEFAULT_FT_LIMITS.maxVcpusPerVm,
+  };
+}
+
+/** How the VM's secondary is made (the cluster's migration settings, over the logging link) and kept. */
+export function faultToleranceSettingsOf(cluster: Readonly<HostCluster>, vm: Readonly<VirtualMachine>): FaultToleranceSettings {
+  const logging = (cluster.spec.faultTolerance as Partial<HostCluster["spec"]["faultTolerance"]> | undefined)?.loggingBandwidthMiBps ?? DEFAULT_FT_LOGGING_MIBPS;
+  return { loggingBandwidthMiBps: logging, copy: { ...migrationSettingsOf(cluster, vm), bandwidthMiBps: logging } };
+}
+
+/** Why the VM may not have a secondary whatever the hosts (its size), or undefined. */
+export function whyNeverFaultTolerant(vm: Readonly<VirtualMachine>, limits: Readonly<FaultToleranceLimits>): string | undefined {
+  if (vm.spec.cpu > limits.maxVcpusPerVm) return `it has ${vm.spec.cpu} vCPUs; fault tolerance allows at most ${limits.maxVcpusPerVm} per VM (spec.faultTolerance.maxVcpusPerVm of its cluster)`;
+  if (vm.spec.cpu > limits.maxVcpusPerHost) return `it has ${vm.spec.cpu} vCPUs; a host holds at most ${limits.maxVcpusPerHost} vCPUs of FT VMs`;
+  return undefined;
+}
+
+/** The FT VMs and their vCPUs on each host: primaries and secondaries alike. */
+export type FaultToleranceLoad = Map<string, { vms: number; vcpus: number }>;
+
+export function addLoad(load: FaultToleranceLoad, host: string, vcpus: number): void {
+  const now = load.get(host) ?? { vms: 0, vcpus: 0 };
+  load.set(host, { vms: now.vms + 1, vcpus: now.vcpus + vcpus });
+}
+
+/** Why `host` cannot take one more FT VM of `vcpus` ("at the FT limit of 4 VMs per host"), or undefined when it can. */
+export function limitReached(load: ReadonlyMap<string, { vms: number; vcpus: number }>, host: string, vcpus: number, limits: Readonly<FaultToleranceLimits>): string | undefined {
+  const now = load.get(host) ?? { vms: 0, vcpus: 0 };
+  if (now.vms + 1 > limits.maxVmsPerHost) return `at the FT limit of ${limits.maxVmsPerHost} VMs per host`;
+  if (now.vcpus + vcpus > limits.maxVcpusPerHost) return `at the FT limit of ${limits.maxVcpusPerHost} vCPUs per host`;
+  return undefined;
+}
+
+/** A secondary that holds resources and protects (or will): one being made, or one in lockstep. */
+export function isLive(secondary: Readonly<SecondaryObservation> | undefined): secondary is SecondaryObservation {
+  return secondary !== undefined && secondary.state !== "Failed";
+}
+
+/** The secondary as placement sees it: the primary's size on its host, matching no one's rules. */
+export function placedSecondary(secondary: Readonly<SecondaryObservation>, namespace: string): PlacedVm {
+  return { id: secondaryId(secondary.vm), namespace, labels: {}, host: secondary.host, cpu: secondary.cpu, memoryMiB: secondary.memoryMiB };
+}
+
+/**
+ * The request a new secondary is placed by: the VM's size, CPU features, datastores, networks and required
+ * host affinity; no VM (anti-)affinity, which binds the primary, not its shadow.
+ */
+export function secondaryRequest(vm: Readonly<VirtualMachine>): VmRequest {
+  const request = requestOf(vm);
+  const required = vm.spec.placement.hostAffinity?.required;
+  return {
+    ...request,
+    id: secondaryId(vmId(vm)),
+    labels: {},
+    placement: { cluster: vm.spec.placement.cluster, ...(vm.spec.placement.hypervisor ? { hypervisor: vm.spec.placement.hypervisor } : {}), ...(required ? { hostAffinity: { required } } : {}) },
+  };
+}
+
+/** Each FT pair kept apart, both ways: the primary never goes to its secondary's host, nor the reverse. */
+export function pairsApart(pairs: readonly { vm: string; primaryHost: string; secondaryHost: string }[]): Map<string, HostExclusion[]> {
+  const apart = new Map<string, HostExclusion[]>();
+  for (const pair of pairs) {
+    apart.set(pair.vm, [{ host: pair.secondaryHost, reason: "holds its fault-tolerant secondary" }]);
+    apart.set(secondaryId(pair.vm), [{ host: pair.primaryHost, reason: "runs its fault-tolerant primary" }]);
+  }
+  return apart;
+}
+
+/**
+ * The host for a secondary among those that fit (best first): the first in another rack (or zone) than the
+ * primary's, else the first. Hosts without the label count as a rack of their own.
+ */
+export function preferOtherRack(fits: readonly string[], primaryLabels: Readonly<Record<string, string>>, labelsOf: (host: string) => Readonly<Record<string, string>> | undefined): string | undefined {
+  for (const key of [RACK_LABEL, ZONE_LABEL]) {
+    const mine = primaryLabels[key];
+    if (mine === undefined) continue;
+    const other = fits.find((host) => labelsOf(host)?.[key] !== mine);
+    if (other !== undefined) return other;
+  }
+  return fits[0];
+}
+
+/** One VM's fault tolerance, as its cluster's round found it: what its status says. */
+export interface FaultToleranceNote {
+  state: FaultToleranceState;
+  reason?: string;
+  secondaryHost?: string;
+}
+
+export interface FaultToleranceView {
+  status: VmFaultToleranceStatus;
+  condition: ConditionInput;
+}
+
+/**
+ * The VM's fault tolerance as its status tells it: the round's note, the secondary as the hosts report it
+ * (lag, slowdown), the switch-overs so far (counted once each, from the last one the hosts report), and
+ * since when it has been without a secondary in lockstep. Undefined for a VM without fault tolerance.
+ */
+export function faultToleranceView(
+  previous: Readonly<VmFaultToleranceStatus> | undefined,
+  note: Readonly<FaultToleranceNote> | undefined,
+  secondary: Readonly<SecondaryObservation> | undefined,
+  switchover: Readonly<SwitchoverObservation> | undefined,
+  now: number,
+): FaultToleranceView | undefined {
+  if (!note) return undefined;
+  const status: VmFaultToleranceStatus = { state: note.state };
+  if (note.reason) status.reason = note.reason;
+  const host = note.secondaryHost ?? (isLive(secondary) ? secondary.host : undefined);
+  if (host) status.secondaryHost = host;
+  if (note.state === "Protected" && secondary?.state === "Lockstep") {
+    if (secondary.lagMs !== undefined) status.lagMs = Math.round(secondary.lagMs);
+    if (secondary.slowdownPercent !== undefined) status.slowdownPercent = Math.round(secondary.slowdownPercent);
+  }
+  let switchovers = previous?.switchovers ?? 0;
+  let last = previous?.lastSwitchover;
+  if (switchover && (!last || Date.parse(last.time) < switchover.at)) {
+    switchovers += 1;
+    last = { from: switchover.from, to: switchover.to, time: new Date(switchover.at).toISOString() };
+  }
+  if (switchovers > 0) status.switchovers = switchovers;
+  if (last) status.lastSwitchover = { ...last };
+  if (note.state !== "Protected") status.unprotectedSince = previous?.state !== "Protected" && previous?.unprotectedSince ? previous.unprotectedSince : new Date(now).toISOString();
+  const slowed = status.slowdownPercent !== undefined && status.slowdownPercent > 0 ? `; the FT logging link slows the primary ${status.slowdownPercent} %` : "";
+  const message = note.state === "Protected"
+    ? `its secondary runs in lockstep on host ${host}${status.lagMs !== undefined ? `, ${status.lagMs} ms behind` : ""}${slowed}${note.reason ? ` (${note.reason})` : ""}`
+    : note.reason ?? note.state;
+  return { status, condition: { type: "FaultTolerant", status: note.state === "Protected", reason: note.state, message } };
+}

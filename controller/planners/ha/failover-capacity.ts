@@ -7,6 +7,7 @@
 import { byCodeUnits } from "../../api/selectors.ts";
 import { placeBatch } from "../../placement/index.ts";
 import type { CandidateHost, ClusterSnapshot, VmRequest } from "../../placement/index.ts";
+import { primaryOf } from "./fault-tolerance.ts";
 
 /** A host failed in a what-if: placement reads it as unavailable. */
 const FAILED_IN_WHAT_IF = "failed (what-if)";
@@ -54,7 +55,9 @@ export function failureSets(snapshot: Readonly<ClusterSnapshot>, protectedVms: R
 /** The protected VMs of `failed` that find no host once those hosts are gone. */
 export function unplaceableAfter(snapshot: Readonly<ClusterSnapshot>, protectedVms: ReadonlyMap<string, Readonly<VmRequest>>, failed: readonly string[]): string[] {
   const down = new Set(failed);
-  const requests = snapshot.placed.filter((vm) => down.has(vm.host)).map((vm) => protectedVms.get(vm.id)).filter((r): r is Readonly<VmRequest> => r !== undefined);
+  // A fault-tolerant VM whose secondary survives goes live there by itself: it needs no room of anyone.
+  const goLive = new Set(snapshot.placed.filter((vm) => !down.has(vm.host)).map((vm) => primaryOf(vm.id)).filter((id) => id !== undefined));
+  const requests = snapshot.placed.filter((vm) => down.has(vm.host) && !goLive.has(vm.id)).map((vm) => protectedVms.get(vm.id)).filter((r): r is Readonly<VmRequest> => r !== undefined);
   if (requests.length === 0) return [];
   const hosts: CandidateHost[] = snapshot.hosts.map((h) => down.has(h.name) ? { ...h, unavailable: FAILED_IN_WHAT_IF } : h);
   return placeBatch({ ...snapshot, hosts }, requests).unschedulable.map((u) => u.vm).sort(byCodeUnits);

@@ -30,7 +30,9 @@ export function secondaryId(vm: string): string {
 
 /** The primary's id of a secondary's placement id, or undefined for any other VM. */
 export function primaryOf(placedId: string): string | undefined {
-  return placedId.endsWith(SECONDARY_SUFFIX) ? placedId.slice(0, -SECONDARY_SUFFIX.length) : undefined;
+  // A secondary asked for this round is placed as `<id>#secondary@<host>` beside the one it replaces.
+  const at = placedId.indexOf(SECONDARY_SUFFIX);
+  return at > 0 && (at + SECONDARY_SUFFIX.length === placedId.length || placedId[at + SECONDARY_SUFFIX.length] === "@") ? placedId.slice(0, at) : undefined;
 }
 
 export interface FaultToleranceLimits {

@@ -8,6 +8,7 @@ import { requestOf } from "../../placement/index.ts";
 import type { ClusterSituation, HoldDown, StageState, VmFacts } from "../cluster/types.ts";
 import { PRIORITY_RANK } from "../ha/protection.ts";
 import { desiredPower } from "../run-strategy.ts";
+import { secondaryId, secondaryRequest } from "../ha/fault-tolerance.ts";
 import { heldDown } from "./hold-down.ts";
 import type { Demand } from "./load.ts";
 
@@ -49,6 +50,26 @@ export function movableVms(s: Readonly<ClusterSituation>, state: Readonly<StageS
       host: instance.host,
       demand: { cpu: instance.cpuUsage, memoryMiB: instance.config.memoryMiB },
       request: { ...requestOf(f.vm), cpu: instance.config.cpu, memoryMiB: instance.config.memoryMiB },
+      rank: PRIORITY_RANK[f.protection.priority],
+      ...(heldDown(record, s.now) ? { heldUntil: record!.until } : {}),
+    });
+  }
+  // A fault-tolerant secondary in lockstep moves like a VM (its move is a new secondary made first, then the
+  // old one dropped), never onto its primary's host: placement keeps the pair apart.
+  const protecting = new Set(state.actions.filter((a) => a.stage === "faultTolerance").map((a) => a.action.vm));
+  for (const f of s.vms) {
+    const secondary = f.secondary;
+    if (secondary?.state !== "Lockstep" || !hosts.has(secondary.host) || !f.protection.faultTolerance) continue;
+    if (protecting.has(f.id) || whyStays(f, state, migrating, requested) !== undefined) continue;
+    const id = secondaryId(f.id);
+    const record = holdDowns.get(id);
+    movable.set(id, {
+      facts: f,
+      id,
+      host: secondary.host,
+      // With fast checkpointing a secondary executes nothing: it holds memory, and next to no CPU.
+      demand: { cpu: 0, memoryMiB: secondary.memoryMiB },
+      request: { ...secondaryRequest(f.vm), cpu: secondary.cpu, memoryMiB: secondary.memoryMiB },
       rank: PRIORITY_RANK[f.protection.priority],
       ...(heldDown(record, s.now) ? { heldUntil: record!.until } : {}),
     });

@@ -14,6 +14,8 @@ import { moveReason, recommendationOf } from "../balancing/recommendations.ts";
 import { approvedMove, nextMove, type PlannedMove, type SearchLimits } from "../balancing/search.ts";
 import { balancingWorld, recordMove, type BalancingWorld } from "../balancing/world.ts";
 import { moveLive } from "./moves.ts";
+import { moveSecondary } from "./fault-tolerance.ts";
+import { primaryOf } from "../ha/fault-tolerance.ts";
 import type { BalancingReport, ClusterSituation, HoldDown, HostFacts, StageState } from "./types.ts";
 
 /** Recommendations listed at most (and moves looked for in one Manual pass). */
@@ -131,6 +133,11 @@ function applyApproved(pass: Pass, approved: readonly string[]): number {
 function migrate(pass: Pass, move: Readonly<PlannedMove>, reason: string): void {
   const { s, state, holdDowns } = pass;
   const id = move.mover.id;
+  if (primaryOf(id) !== undefined) {
+    moveSecondary(s, state, move.mover.facts, move.to, `balancing: ${reason}`);
+    holdDowns.set(id, holdDownAfterMove(holdDowns.get(id), s.now));
+    return;
+  }
   const key = `balance/${id}/${s.now}`;
   moveLive(s, state, move.mover.facts, move.to, "balancing", key, reason);
   state.moves.set(id, { stage: "balancing", key, target: move.to, startedAt: s.now, failures: 0 });

@@ -121,3 +121,13 @@ function makeSecondary(s: Readonly<ClusterSituation>, state: StageState, f: Read
 function unprotect(state: StageState, f: Readonly<VmFacts>, reason: string): void {
   state.actions.push({ stage: "faultTolerance", action: { type: "Unprotect", vm: f.id, reason } });
 }
+
+/**
+ * Balancing's move of a secondary: a new one made on `to` (the old one dropped by the hosts once the new is
+ * in lockstep), counted there at once.
+ */
+export function moveSecondary(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>, to: string, reason: string): void {
+  state.actions.push({ stage: "balancing", action: { type: "Protect", vm: f.id, host: to, key: `ft:${f.id}@${to}`, settings: faultToleranceSettingsOf(s.cluster, f.vm), reason } });
+  const namespace = f.vm.metadata.namespace ?? "default";
+  state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, { id: `${secondaryId(f.id)}@${to}`, namespace, labels: {}, host: to, cpu: f.vm.spec.cpu, memoryMiB: f.vm.spec.memoryMiB }] };
+}

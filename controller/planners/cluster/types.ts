@@ -170,7 +170,7 @@ export type ClusterAction =
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
   | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> }
   | { stage: "replication"; action: Extract<Action, { type: "Replicate" | "StopReplication" }> }
-  | { stage: "faultTolerance"; action: Extract<Action, { type: "Protect" | "Unprotect" }> };
+  | { stage: "faultTolerance" | "balancing"; action: Extract<Action, { type: "Protect" | "Unprotect" }> };
 
 /** A balancing move, recommended (Manual) or made (Automatic): as the HostCluster's status lists it. */
 export type Recommendation = BalancingRecommendation;

@@ -9,6 +9,8 @@ import { requireHost, requireVm } from "./faults.ts";
 import type { SimContext } from "./faults.ts";
 import { checkHostCanRun, checkRoom } from "./hosts.ts";
 import { acquireLocks, lockHeldElsewhere, releaseLocks } from "./locks.ts";
+import { refuseWhileConverting } from "./conversion.ts";
+import { refuseMoveOfProtected } from "./fault-tolerance.ts";
 import { refuseWhileMigrating } from "./migrations.ts";
 import { allocatedOn } from "./observation.ts";
 import { powerOff, powerOn } from "./vms.ts";
@@ -46,6 +48,7 @@ export function adminPowerOff(ctx: SimContext, id: string): void {
 export function adminPowerOn(ctx: SimContext, id: string): void {
   const { vm, host } = vmOnReachableHost(ctx, id);
   if (isPoweredOn(vm.power)) return;
+  refuseWhileConverting(ctx.world, id, "be powered on");
   checkHostCanRun(host, id, vm.config);
   const lock = lockHeldElsewhere(ctx.world, id, vm.config, host.name, ctx.now(), ctx.timings);
   if (lock) throw new ProviderError("LockHeld", `VM ${id}: disk ${lock.disk} is locked by host ${lock.host}`);
@@ -64,6 +67,8 @@ export function adminMove(ctx: SimContext, id: string, target: string): void {
   const to = reachableHost(ctx, target);
   if (vm.host === target) return;
   refuseWhileMigrating(ctx.world, id, "be moved by hand");
+  refuseWhileConverting(ctx.world, id, "be moved by hand");
+  refuseMoveOfProtected(ctx.world, id, target);
   checkHostCanRun(to, id, vm.config);
   const on = isPoweredOn(vm.power);
   if (on) checkRoom(to, allocatedOn(ctx.world, target), id, vm.config);

@@ -9,7 +9,7 @@ import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../pro
 import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
 import type { ReplicaState, ReplicationSettings } from "../../core/replication.ts";
-import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
+import type { FaultToleranceSettings, SecondaryState } from "../../core/fault-tolerance.ts";
 import type { ConversionSettings } from "../../core/conversion.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
@@ -18,6 +18,9 @@ import { capacityOf, checkHostCanRun, checkRoom, isolationResponseDueAt, storage
 import { lockExpiresAt, lockHeldElsewhere, lockKeysOf, lockLastRenewal, pruneDeadLocks, releaseLocks } from "./locks.ts";
 import { migrationsUnderWay } from "./migration-hosts.ts";
 import { advanceMigration, beginMigration, cancelMigration, endBrokenMigrations, forgetMigration, nextMigrationEvent } from "./migrations.ts";
+import { advanceSecondary, nextSecondaryEvent, protectVm, settleSecondaries, unprotectVm } from "./fault-tolerance.ts";
+import { beginConversion, endBrokenConversions, finishConversion, forgetConversion, nextConversionEnd, refuseWhileConverting } from "./conversion.ts";
+import { secondaryHosts } from "./secondaries.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
 import { recoverVm } from "./recovery.ts";
@@ -40,6 +43,8 @@ export { cpuDemand } from "./usage.ts";
 const MAX_MIGRATION_EVENTS_PER_TURN = 1000;
 /** Replication events (a sync beginning or ending) handled in one turn; the rest go on at the next. */
 const MAX_REPLICATION_EVENTS_PER_TURN = 10_000;
+/** Fault-tolerance events (a copy's round, a go-live) and conversion ends handled in one turn. */
+const MAX_FT_EVENTS_PER_TURN = 1000;
 
 export interface SimOptions {
   clock: Clock;
@@ -76,6 +81,14 @@ export interface GroundTruth {
    * what the original wrote after the instance's start (lost with the failover), MiB, exact.
    */
   recoveries: { vm: string; instanceAt: number; stoppedWritingAt: number; lostMiB: number }[];
+  /** Every secondary, with the one a move replaces: where it is and its state. */
+  secondaries: { vm: string; host: string; state: SecondaryState }[];
+  /** The last switch-over of each VM whose secondary went live; a switch-over loses nothing. */
+  switchovers: { vm: string; from: string; to: string; primaryLostAt: number; at: number; lostMiB: 0 }[];
+  /** Secondaries that tried to go live and lost the disk locks to a primary that still ran. */
+  goLiveRefused: number;
+  /** Secondaries that went live while their primary's host still ran the VM: the check that no VM ever runs twice, always 0. */
+  twoPrimaries: number;
 }
 
 const PROFILES: ReadonlySet<string> = new Set(["Idle", "Steady", "Diurnal", "Bursty"]);
@@ -107,6 +120,10 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   private migrationTimer: { due: number; timer: Timer } | undefined;
   /** One timer for the earliest replication event: syncs share links, so theirs too happen in time order. */
   private replicationTimer: { due: number; timer: Timer } | undefined;
+  /** One timer for the earliest fault-tolerance event: copies share the logging links, as migrations share theirs. */
+  private secondaryTimer: { due: number; timer: Timer } | undefined;
+  /** One timer for the earliest end of a conversion. */
+  private conversionTimer: { due: number; timer: Timer } | undefined;
   private readonly writer: StateWriter | undefined;
   private readonly changeListeners = new Set<() => void>();
   private closed = false;
@@ -234,6 +251,10 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     if (registered > 0) throw new ProviderError("Conflict", `host ${name} still has ${registered} VM(s) registered`);
     const incoming = migrationsUnderWay(this.world).find((m) => m.target === name);
     if (incoming) throw new ProviderError("Conflict", `host ${name} is the target of VM ${incoming.vm}'s migration`);
+    const secondary = [...this.world.secondaries.values()].find((rec) => secondaryHosts(rec).includes(name));
+    if (secondary) throw new ProviderError("Conflict", `host ${name} runs VM ${secondary.vm}'s secondary`);
+    const conversion = [...this.world.conversions.values()].find((c) => c.phase === "Converting" && c.target === name);
+    if (conversion) throw new ProviderError("Conflict", `host ${name} is the target of VM ${conversion.vm}'s conversion`);
     this.fenceTimers.get(name)?.cancel();
     this.fenceTimers.delete(name);
     this.isolationTimers.get(name)?.cancel();
@@ -250,6 +271,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     const host = faults.requireHost(world, hostName);
     if (!isReachable(host)) throw new ProviderError("Unavailable", `host ${hostName} is not responding`);
     const now = this.clock.now();
+    refuseWhileConverting(world, id, "be powered on");
     const existing = world.vms.get(id);
     if (existing?.host === hostName) {
       if (existing.power === "Starting" || existing.power === "Running") return reportVm(world, existing, now, timings);
@@ -308,17 +330,17 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
 
   async protectVm(id: string, host: string, options: { key: string; settings: FaultToleranceSettings }): Promise<void> {
     this.assertOpen();
-    throw new ProviderError("Invalid", `fault tolerance for VM ${id} on ${host} (${options.key}) is not simulated yet`);
+    if (protectVm(this.ctx, id, host, options)) this.changed();
   }
 
   async unprotectVm(id: string): Promise<void> {
     this.assertOpen();
-    throw new ProviderError("Invalid", `fault tolerance for VM ${id} is not simulated yet`);
+    if (unprotectVm(this.ctx, id)) this.changed();
   }
 
   async convertVm(id: string, target: string, config: VmConfig, settings: ConversionSettings): Promise<void> {
     this.assertOpen();
-    throw new ProviderError("Invalid", `conversion of VM ${id} to ${target} (${config.cpu} vCPUs, ${settings.key}) is not simulated yet`);
+    if (beginConversion(this.ctx, id, target, { config, settings })) this.changed();
   }
 
   async resetVm(id: string, key: string): Promise<void> {
@@ -371,6 +393,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.transitionTimers.delete(id);
     detachVm(this.world, vm);
     forgetMigration(this.world, id, this.clock.now());
+    forgetConversion(this.world, id);
     this.changed();
   }
 
@@ -523,6 +546,13 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
         };
       }),
       recoveries: this.world.recoveries.map((r) => ({ vm: r.vm, instanceAt: r.instanceAt, stoppedWritingAt: r.stoppedWritingAt, lostMiB: r.lostMiB })),
+      secondaries: [...this.world.secondaries.values()].flatMap((rec) => [
+        { vm: rec.vm, host: rec.host, state: rec.state },
+        ...(rec.replacing ? [{ vm: rec.vm, host: rec.replacing.host, state: "Lockstep" as const }] : []),
+      ]),
+      switchovers: [...this.world.switchovers.values()].map((s) => ({ vm: s.vm, from: s.from, to: s.to, primaryLostAt: s.primaryLostAt, at: s.at, lostMiB: 0 as const })),
+      goLiveRefused: this.world.goLiveRefused,
+      twoPrimaries: this.world.twoPrimaries,
     };
   }
 
@@ -541,6 +571,10 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.migrationTimer = undefined;
     this.replicationTimer?.timer.cancel();
     this.replicationTimer = undefined;
+    this.secondaryTimer?.timer.cancel();
+    this.secondaryTimer = undefined;
+    this.conversionTimer?.timer.cancel();
+    this.conversionTimer = undefined;
     this.transitionTimers.clear();
     this.fenceTimers.clear();
     this.isolationTimers.clear();
@@ -648,6 +682,57 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.syncMigrationTimer();
   }
 
+  /** Arms the fault-tolerance timer for the earliest event of any secondary, or cancels it. */
+  private syncSecondaryTimer(): void {
+    const next = this.closed ? undefined : nextSecondaryEvent(this.world);
+    if (next?.due === this.secondaryTimer?.due) return;
+    this.secondaryTimer?.timer.cancel();
+    this.secondaryTimer = undefined;
+    if (!next) return;
+    const due = next.due;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.secondariesDue(due));
+    this.secondaryTimer = { due, timer };
+  }
+
+  /** Every fault-tolerance event due by now happens, each at its own time, in time order, as migrations' do. */
+  private secondariesDue(due: number): void {
+    if (this.secondaryTimer?.due !== due) return;
+    this.secondaryTimer = undefined;
+    const until = Math.max(due, this.clock.now());
+    for (let events = 0; events < MAX_FT_EVENTS_PER_TURN; events++) {
+      const next = nextSecondaryEvent(this.world);
+      if (!next || next.due > until) break;
+      advanceSecondary(this.ctx, next.id, next.due);
+      this.changed();
+    }
+    this.syncSecondaryTimer();
+  }
+
+  private syncConversionTimer(): void {
+    const next = this.closed ? undefined : nextConversionEnd(this.world);
+    if (next?.due === this.conversionTimer?.due) return;
+    this.conversionTimer?.timer.cancel();
+    this.conversionTimer = undefined;
+    if (!next) return;
+    const due = next.due;
+    const timer = this.clock.setTimer(Math.max(0, due - this.clock.now()), () => this.conversionsDue(due));
+    this.conversionTimer = { due, timer };
+  }
+
+  /** Every conversion whose time is up ends, each at its own time. */
+  private conversionsDue(due: number): void {
+    if (this.conversionTimer?.due !== due) return;
+    this.conversionTimer = undefined;
+    const until = Math.max(due, this.clock.now());
+    for (let events = 0; events < MAX_FT_EVENTS_PER_TURN; events++) {
+      const next = nextConversionEnd(this.world);
+      if (!next || next.due > until) break;
+      finishConversion(this.world, next.id, next.due);
+      this.changed();
+    }
+    this.syncConversionTimer();
+  }
+
   /** Arms the replication timer for the earliest replication event, or cancels it. */
   private syncReplicationTimer(): void {
     const due = this.closed ? undefined : nextReplicationEventAt(this.world);
@@ -684,6 +769,8 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
       this.syncIsolation(host);
     }
     this.syncMigrationTimer();
+    this.syncSecondaryTimer();
+    this.syncConversionTimer();
     // Syncs that fell due while nothing ran happen now, each at its own time, before anything else can
     // change the world: the writes they ship were booked as the world was saved.
     if (this.runReplicationEvents(this.clock.now(), true) > 0) this.published();
@@ -706,6 +793,11 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     // Whatever changed may have broken a migration (a host down, the VM stopped): it ends before anyone looks.
     endBrokenMigrations(this.ctx);
     this.syncMigrationTimer();
+    // So does a secondary or a conversion: a copy that lost its link, a go-live that fell due, a source that failed.
+    settleSecondaries(this.ctx);
+    this.syncSecondaryTimer();
+    endBrokenConversions(this.world, this.operationTime());
+    this.syncConversionTimer();
     // Replication events overdue (a late timer) happen first, at their own times, as the world was; then
     // every replica books what its VM wrote up to the change, and what is due at once (a first sync, one
     // asked for, one the change made possible) begins now.

@@ -28,7 +28,7 @@ function refuseRequest(vm: VmRecord, source: HostRecord, target: HostRecord, und
 }
 
 /** The target must answer, reach the VM's disks, and have room beside what it holds already. */
-function refuseTarget(world: World, vm: VmRecord, target: HostRecord): void {
+export function refuseTarget(world: World, vm: VmRecord, target: HostRecord): void {
   if (!isReachable(target)) throw new ProviderError("Unavailable", `host ${target.name} is not responding`);
   for (const disk of vm.config.disks) {
     if (allPathsDownSince(target, disk.datastore) !== undefined) {

@@ -8,6 +8,7 @@ import { dirtyRateOf, migrationSettingsProblem } from "../../core/migration.ts";
 import { ProviderError } from "../provider.ts";
 import type { SimContext } from "./faults.ts";
 import { requireHost, requireVm } from "./faults.ts";
+import { refuseMoveOfProtected } from "./fault-tolerance.ts";
 import { refuseMigration } from "./migration-checks.ts";
 import { linkShare, migrationOf, migrationsUnderWay } from "./migration-hosts.ts";
 import { acquireLocks, releaseLocks } from "./locks.ts";
@@ -33,6 +34,7 @@ export function beginMigration(ctx: SimContext, id: string, targetName: string, 
   const vm = requireVm(world, id);
   if (world.migrations.get(id)?.key === request.key) return false;
   const target = requireHost(world, targetName);
+  refuseMoveOfProtected(world, id, targetName);
   refuseMigration(world, vm, target, migrationOf(world, id));
   const now = ctx.now();
   const m = firstRound({

@@ -8,16 +8,27 @@ import { emptyTally, hostObservation } from "./hosts.ts";
 import type { HostTally, Resources } from "./hosts.ts";
 import { migrationsUnderWay, reservedOn } from "./migration-hosts.ts";
 import { replicaObservation } from "./replication.ts";
+import { conversionObservation } from "./conversion.ts";
+import { heldBySecondaries, lockstepLoad, secondaryObservation, switchoverObservation } from "./secondaries.ts";
+import type { LockstepFigures } from "./secondaries.ts";
 import { datastoreHeartbeatCutAt, unreachableDatastores } from "./storage.ts";
 import type { SimTimings } from "./timings.ts";
 import { addToTally, vmObservation } from "./vms.ts";
 import { copyHostObservation, copyVmObservation, isPoweredOn, vmsOnHost } from "./world.ts";
 import type { HostRecord, MigrationRecord, VmRecord, World } from "./world.ts";
 
-export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTimings): VmObservation {
+/** The VM's report; `load` (secondaries.ts), when the caller has it for many VMs, saves working it out again. */
+export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTimings, load: ReadonlyMap<string, LockstepFigures> = lockstepLoad(world)): VmObservation {
   const host = hostOf(world, vm);
   if (host.crashedAt !== undefined) return copyVmObservation(lastReportOf(vm));
-  return vmObservation(vm, host, now, world.seed, timings);
+  return slowedByLogging(vmObservation(vm, host, now, world.seed, timings), load);
+}
+
+/** A primary that its saturated FT logging link slows runs that much less of the time (secondaries.ts). */
+function slowedByLogging(report: VmObservation, load: ReadonlyMap<string, LockstepFigures>): VmObservation {
+  const slowdown = load.get(report.id)?.slowdown ?? 0;
+  if (slowdown > 0) report.cpuUsage *= 1 - slowdown;
+  return report;
 }
 
 /**
@@ -26,7 +37,8 @@ export function reportVm(world: World, vm: VmRecord, now: number, timings: SimTi
  */
 export function liveHostReport(world: World, host: HostRecord, now: number, timings: SimTimings, asWritten = false): HostObservation {
   const tally = emptyTally();
-  for (const vm of vmsOnHost(world, host.name)) addToTally(tally, vmObservation(vm, host, now, world.seed, timings));
+  const load = lockstepLoad(world);
+  for (const vm of vmsOnHost(world, host.name)) addToTally(tally, slowedByLogging(vmObservation(vm, host, now, world.seed, timings), load));
   addIncomingMigrations(world, host.name, tally);
   return hostObservation(host, tally, now, timings, asWritten ? undefined : datastoreHeartbeatCutAt(host, unreachableDatastores(world.hosts.values())));
 }
@@ -45,8 +57,9 @@ function crashedHostReport(host: HostRecord, unreachable: ReadonlyMap<string, nu
 export function observeWorld(world: World, now: number, timings: SimTimings): Observation {
   const tallies = new Map<string, HostTally>();
   const vms: VmObservation[] = [];
+  const load = lockstepLoad(world);
   for (const vm of world.vms.values()) {
-    const report = reportVm(world, vm, now, timings);
+    const report = reportVm(world, vm, now, timings, load);
     vms.push(report);
     let tally = tallies.get(vm.host);
     if (!tally) {
@@ -63,12 +76,24 @@ export function observeWorld(world: World, now: number, timings: SimTimings): Ob
   }
   const migrations = [...world.migrations.values()].map(migrationObservation);
   const replicas = [...world.replicas.values()].map((replica) => replicaObservation(world, replica, now));
-  return { at: now, hosts, vms, splitBrainAttempts: world.splitBrainAttempts, migrations, replicas, unreachableDatastores: [...unreachable.keys()].sort() };
+  return {
+    at: now,
+    hosts,
+    vms,
+    splitBrainAttempts: world.splitBrainAttempts,
+    migrations,
+    replicas,
+    unreachableDatastores: [...unreachable.keys()].sort(),
+    secondaries: [...world.secondaries.values()].map((rec) => secondaryObservation(rec, load, now)),
+    switchovers: [...world.switchovers.values()].map(switchoverObservation),
+    conversions: [...world.conversions.values()].map((c) => conversionObservation(c, now)),
+  };
 }
 
 /**
  * A migration's target holds the VM's vCPUs and memory from the start, and the memory copied so far is
- * in use there; the VM itself is the source's until it switches over.
+ * in use there; the VM itself is the source's until it switches over. A secondary's host holds the same
+ * for it (secondaries.ts).
  */
 function addIncomingMigrations(world: World, host: string, tally: HostTally): HostTally {
   for (const m of migrationsUnderWay(world)) {
@@ -77,6 +102,11 @@ function addIncomingMigrations(world: World, host: string, tally: HostTally): Ho
     tally.allocated.memoryMiB += m.memoryMiB;
     tally.usedMemoryMiB += Math.min(m.memoryMiB, Math.round(m.transferredMiB));
   }
+  if (world.secondaries.size === 0) return tally;
+  const held = heldBySecondaries(world, host);
+  tally.allocated.cpu += held.cpu;
+  tally.allocated.memoryMiB += held.memoryMiB;
+  tally.usedMemoryMiB += held.usedMemoryMiB;
   return tally;
 }
 
@@ -105,9 +135,15 @@ function thousandths(n: number): number {
   return Math.round(n * 1000) / 1000;
 }
 
-/** vCPUs and memory the host has handed to its powered-on VMs and holds for VMs migrating to it, in truth. */
+/**
+ * vCPUs and memory the host has handed to its powered-on VMs and holds for VMs migrating to it and for
+ * secondaries, in truth.
+ */
 export function allocatedOn(world: World, host: string): Resources {
   const allocated = reservedOn(world, host);
+  const held = heldBySecondaries(world, host);
+  allocated.cpu += held.cpu;
+  allocated.memoryMiB += held.memoryMiB;
   for (const vm of vmsOnHost(world, host)) {
     if (!isPoweredOn(vm.power)) continue;
     allocated.cpu += vm.config.cpu;

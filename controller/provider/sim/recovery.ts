@@ -5,6 +5,7 @@
 
 import type { VmConfig, VmObservation } from "../../core/observation.ts";
 import { ProviderError } from "../provider.ts";
+import { refuseWhileConverting } from "./conversion.ts";
 import { fenceIfDue, requireHost } from "./faults.ts";
 import type { SimContext } from "./faults.ts";
 import { checkHostCanRun, checkRoom } from "./hosts.ts";
@@ -37,7 +38,10 @@ export function recoverVm(ctx: SimContext, id: string, request: RecoveryRequest)
   const instance = requireInstance(replica, request);
   if (!failover && existing) throw new ProviderError("Conflict", `VM ${id} already exists on host ${existing.host}: a test copy needs an id of its own`);
   checkTarget(host, id, config, replica);
-  if (failover && existing) refuseWhileOriginalMayRun(ctx, existing, hostName);
+  if (failover && existing) {
+    refuseWhileConverting(world, id, "fail over");
+    refuseWhileOriginalMayRun(ctx, existing, hostName);
+  }
   checkRoom(host, allocatedOn(world, hostName), id, config);
 
   if (failover) promoteReplica(world, replica, { instance, host: hostName }, now);

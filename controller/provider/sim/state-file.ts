@@ -3,6 +3,8 @@
 
 import type { MigrationPhase } from "../../core/migration.ts";
 import { migrationSettingsProblem } from "../../core/migration.ts";
+import { conversionSettingsProblem } from "./conversion.ts";
+import { faultToleranceSettingsProblem } from "./fault-tolerance.ts";
 import type { VmPowerState } from "../../core/observation.ts";
 import { validateHostConfig } from "./hosts.ts";
 import { indexReplicas, replicationSettingsProblem } from "./replication.ts";
@@ -10,15 +12,17 @@ import type { SimTimings } from "./timings.ts";
 import { resolveTimings } from "./timings.ts";
 import { validateVmConfig } from "./vms.ts";
 import { attachVm, emptyWorld } from "./world.ts";
-import type { DiskLock, HostRecord, MigrationRecord, RecoveryRecord, ReplicaRecord, ReplicationLink, VmRecord, World } from "./world.ts";
+import type {
+  ConversionRecord, DiskLock, HostRecord, MigrationRecord, RecoveryRecord, ReplicaRecord, ReplicationLink, SecondaryRecord, SwitchoverRecord, VmRecord, World,
+} from "./world.ts";
 
 export const STATE_FORMAT = "vireo-simulated-hosts";
 /**
- * 2 added live migrations, 3 replication (replicas, links, recoveries); an older file is a world without
- * them and loads as it is.
+ * 2 added live migrations, 3 replication (replicas, links, recoveries), 4 fault tolerance (secondaries,
+ * switch-overs) and conversions; an older file is a world without them and loads as it is.
  */
-export const STATE_VERSION = 3;
-const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3];
+export const STATE_VERSION = 4;
+const READABLE_VERSIONS: readonly unknown[] = [1, 2, 3, 4];
 
 interface WorldFile {
   format: typeof STATE_FORMAT;
@@ -35,6 +39,11 @@ interface WorldFile {
   replicas: ReplicaRecord[];
   links: ReplicationLink[];
   recoveries: RecoveryRecord[];
+  secondaries: SecondaryRecord[];
+  switchovers: SwitchoverRecord[];
+  conversions: ConversionRecord[];
+  goLiveRefused: number;
+  twoPrimaries: number;
 }
 
 /** The state file cannot be read back into a world. */
@@ -63,6 +72,11 @@ export function serializeWorld(world: World, timings: SimTimings, savedAt: numbe
     replicas: [...world.replicas.values()],
     links: [...world.links.values()],
     recoveries: world.recoveries,
+    secondaries: [...world.secondaries.values()],
+    switchovers: [...world.switchovers.values()],
+    conversions: [...world.conversions.values()],
+    goLiveRefused: world.goLiveRefused,
+    twoPrimaries: world.twoPrimaries,
   };
   return `${JSON.stringify(file)}\n`;
 }
@@ -131,7 +145,8 @@ function restore(data: unknown): RestoredWorld {
       world.migrations.set(m.vm, m);
     });
   }
-  if (file.version === 3) restoreReplication(file, world);
+  if (file.version === 3 || file.version === 4) restoreReplication(file, world);
+  if (file.version === 4) restoreFaultTolerance(file, world);
   return { world, timings };
 }
 
@@ -201,15 +216,21 @@ const MIGRATION_FIGURES = [
 function migrationRecord(entry: unknown, where: string, world: World): MigrationRecord {
   const fields = object(entry, where);
   const m = fields as unknown as MigrationRecord;
+  checkCopy(fields, where);
+  checkMigrationPlace(m, where, world);
+  return m;
+}
+
+/** The figures and settings of a live copy: a migration's, or the copy that makes a secondary. */
+function checkCopy(fields: Fields, where: string): void {
   for (const name of ["vm", "key", "source", "target"]) string(fields, name, where);
+  const m = fields as unknown as MigrationRecord;
   if (!MIGRATION_PHASES.includes(m.phase)) throw new RecordError(`${where}.phase ${JSON.stringify(m.phase)} is not a migration phase`);
   const settings = migrationSettingsProblem(fields.settings);
   if (settings !== undefined) throw new RecordError(`${where}.settings.${settings}`);
   for (const name of MIGRATION_FIGURES) number(fields, name, where);
   for (const name of ["endedAt", "switchoverEndsAt", "downtimeMs"]) optionalNumber(fields, name, where);
   if (m.bandwidthMiBps <= 0) throw new RecordError(`${where}.bandwidthMiBps must be positive`);
-  checkMigrationPlace(m, where, world);
-  return m;
 }
 
 function checkMigrationPlace(m: MigrationRecord, where: string, world: World): void {
@@ -282,6 +303,86 @@ function syncRecord(entry: unknown, where: string, world: World): void {
   for (const name of ["startedAt", "totalMiB", "writtenMiB", "sentMiB", "bookedAt", "bandwidthMiBps", "endsAt"]) number(syncing, name, where);
   if (typeof syncing.full !== "boolean") throw new RecordError(`${where}.full must be true or false`);
   if (!world.links.has(string(syncing, "link", where))) throw new RecordError(`${where}: sync over unknown link ${String(syncing.link)}`);
+}
+
+function restoreFaultTolerance(file: Fields, world: World): void {
+  world.goLiveRefused = number(file, "goLiveRefused", "the document");
+  world.twoPrimaries = number(file, "twoPrimaries", "the document");
+  list(file, "secondaries").forEach((entry, i) => {
+    const rec = secondaryRecord(entry, `secondaries[${i}]`, world);
+    if (world.secondaries.has(rec.vm)) throw new RecordError(`secondaries[${i}]: VM ${rec.vm} has two secondaries`);
+    world.secondaries.set(rec.vm, rec);
+  });
+  list(file, "switchovers").forEach((entry, i) => {
+    const where = `switchovers[${i}]`;
+    const fields = object(entry, where);
+    for (const name of ["vm", "from", "to"]) string(fields, name, where);
+    for (const name of ["primaryLostAt", "at"]) number(fields, name, where);
+    world.switchovers.set(fields.vm as string, fields as unknown as SwitchoverRecord);
+  });
+  list(file, "conversions").forEach((entry, i) => {
+    const c = conversionRecord(entry, `conversions[${i}]`, world);
+    if (world.conversions.has(c.vm)) throw new RecordError(`conversions[${i}]: VM ${c.vm} has two conversions`);
+    world.conversions.set(c.vm, c);
+  });
+}
+
+const SECONDARY_STATES: readonly string[] = ["Copying", "Lockstep", "Failed"];
+
+/** A secondary of a VM the file has, on a host it has while it holds one; a copying one has its copy. */
+function secondaryRecord(entry: unknown, where: string, world: World): SecondaryRecord {
+  const fields = object(entry, where);
+  const rec = fields as unknown as SecondaryRecord;
+  for (const name of ["vm", "key", "host", "primaryHost"]) string(fields, name, where);
+  if (!SECONDARY_STATES.includes(rec.state)) throw new RecordError(`${where}.state ${JSON.stringify(rec.state)} is not a secondary's state`);
+  const settings = faultToleranceSettingsProblem(fields.settings);
+  if (settings !== undefined) throw new RecordError(`${where}.settings.${settings}`);
+  for (const name of ["since", "cpu", "memoryMiB", "poweredOnAt"]) number(fields, name, where);
+  optionalNumber(fields, "primaryLostAt", where);
+  if (rec.lastExit !== undefined) number(object(rec.lastExit, `${where}.lastExit`), "at", `${where}.lastExit`);
+  if (!world.vms.has(rec.vm)) throw new RecordError(`${where}: secondary of unknown VM ${rec.vm}`);
+  if (rec.state === "Failed") return rec;
+  if (!world.hosts.has(rec.host)) throw new RecordError(`${where}: secondary on unknown host ${rec.host}`);
+  if ((rec.state === "Copying") !== (fields.copy !== undefined)) throw new RecordError(`${where}: a secondary has a copy while, and only while, it is Copying`);
+  if (fields.copy !== undefined) checkCopy(object(fields.copy, `${where}.copy`), `${where}.copy`);
+  if (fields.replacing !== undefined) {
+    const at = `${where}.replacing`;
+    const replacing = object(fields.replacing, at);
+    for (const name of ["key", "host"]) string(replacing, name, at);
+    number(replacing, "since", at);
+    const problem = faultToleranceSettingsProblem(replacing.settings);
+    if (problem !== undefined) throw new RecordError(`${at}.settings.${problem}`);
+    if (!world.hosts.has(rec.replacing!.host)) throw new RecordError(`${at}: secondary on unknown host ${rec.replacing!.host}`);
+  }
+  return rec;
+}
+
+const CONVERSION_PHASES: readonly string[] = ["Converting", "Succeeded", "Failed"];
+const HYPERVISORS: readonly string[] = ["esx", "hyperv", "kvm", "xen"];
+
+/** A conversion of a VM the file has; one under way goes from the VM's host to a host of the file. */
+function conversionRecord(entry: unknown, where: string, world: World): ConversionRecord {
+  const fields = object(entry, where);
+  const c = fields as unknown as ConversionRecord;
+  for (const name of ["vm", "key", "source", "target"]) string(fields, name, where);
+  if (!CONVERSION_PHASES.includes(c.phase)) throw new RecordError(`${where}.phase ${JSON.stringify(c.phase)} is not a conversion's phase`);
+  for (const name of ["from", "to"] as const) {
+    if (!HYPERVISORS.includes(c[name])) throw new RecordError(`${where}.${name} ${JSON.stringify(c[name])} is not a hypervisor type`);
+  }
+  const settings = conversionSettingsProblem({ key: c.key, rateMiBps: c.rateMiBps });
+  if (settings !== undefined) throw new RecordError(`${where}.${settings}`);
+  for (const name of ["startedAt", "endsAt", "totalMiB"]) number(fields, name, where);
+  optionalNumber(fields, "convertedMiB", where);
+  const config = object(fields.config, `${where}.config`);
+  for (const name of ["cpuFeatures", "disks", "nics"]) list(config, name, `${where}.config`);
+  object(config.workload, `${where}.config.workload`);
+  checked(where, () => validateVmConfig(c.vm, c.config));
+  const vm = world.vms.get(c.vm);
+  if (!vm) throw new RecordError(`${where}: conversion of unknown VM ${c.vm}`);
+  if (c.phase === "Converting" && (vm.host !== c.source || !world.hosts.has(c.target))) {
+    throw new RecordError(`${where}: VM ${c.vm} converts from ${c.source} for ${c.target} but is on ${vm.host}`);
+  }
+  return c;
 }
 
 function checked(where: string, check: () => void): void {

@@ -1,7 +1,7 @@
 // A VM's power transitions and its report. Transitions change the record; the caller arms the clock
 // timer for the one that completes later (boot, guest shutdown).
 
-import type { VmExitReason } from "../../api/types.ts";
+import type { Firmware, NicModel, VmExitReason } from "../../api/types.ts";
 import { ProviderError } from "../provider.ts";
 import type { VmConfig, VmObservation, WorkloadProfile } from "../../core/observation.ts";
 import type { HostTally } from "./hosts.ts";
@@ -13,6 +13,9 @@ import { copyVmConfig, isPoweredOn, lastTick, touch } from "./world.ts";
 import type { HostRecord, VmRecord, World } from "./world.ts";
 
 const PROFILES: readonly WorkloadProfile[] = ["Idle", "Steady", "Diurnal", "Bursty"];
+/** The NIC models the hypervisors offer: VMware's, QEMU's, Hyper-V's (synthetic and legacy), Xen's. */
+export const NIC_MODELS: readonly NicModel[] = ["vmxnet3", "e1000", "e1000e", "virtio", "rtl8139", "netvsc", "legacy", "netfront"];
+export const FIRMWARES: readonly Firmware[] = ["BIOS", "EFI", "EFISecureBoot"];
 
 /** A guest with a disk on a datastore in APD is frozen: it does no I/O, no work and sends no heartbeat. */
 export function isFrozen(vm: VmRecord, host: HostRecord): boolean {
@@ -124,7 +127,9 @@ export function validateVmConfig(id: string, config: VmConfig): void {
   });
   config.nics.forEach((nic, i) => {
     if (!nic.network) throw invalid(`nics[${i}].network`, "must be named");
+    if (nic.model !== undefined && !NIC_MODELS.includes(nic.model)) throw invalid(`nics[${i}].model`, `must be one of ${NIC_MODELS.join(", ")}`);
   });
+  if (config.firmware !== undefined && !FIRMWARES.includes(config.firmware)) throw invalid("firmware", `must be one of ${FIRMWARES.join(", ")}`);
   const problem = workloadProblem(config.workload);
   if (problem) throw invalid(`workload.${problem.field}`, problem.problem);
 }

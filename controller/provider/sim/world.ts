@@ -2,7 +2,9 @@
 // Heartbeats, lock renewals and CPU usage are not stored: they are derived from these records and the
 // clock when asked for, so a thousand idle hosts cost nothing between observations.
 
-import type { VmExitReason } from "../../api/types.ts";
+import type { Hypervisor, VmExitReason } from "../../api/types.ts";
+import type { ConversionPhase } from "../../core/conversion.ts";
+import type { FaultToleranceSettings, SecondaryState } from "../../core/fault-tolerance.ts";
 import type { MigrationPhase, MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
@@ -241,6 +243,70 @@ export interface ReplicationIndex {
   sharesDueAt?: number;
 }
 
+/**
+ * A fault-tolerant VM's secondary (vSphere FT), by VM id: made by a live copy over the FT logging link,
+ * then kept in lockstep. At most one per VM, but a move keeps the secondary it replaces in `replacing`.
+ */
+export interface SecondaryRecord {
+  vm: string;
+  key: string;
+  host: string;
+  /** The primary's host: when the secondary was made, then wherever the primary migrates. */
+  primaryHost: string;
+  state: SecondaryState;
+  since: number;
+  settings: FaultToleranceSettings;
+  /** The VM's vCPUs and memory when it was protected: what the secondary holds on its host. */
+  cpu: number;
+  memoryMiB: number;
+  /** The primary's run when it was protected: a secondary that goes live carries it on, unbroken. */
+  poweredOnAt: number;
+  lastExit?: { reason: VmExitReason; at: number };
+  /** While Copying: the live copy that makes it (precopy.ts's record, over the logging link). */
+  copy?: MigrationRecord;
+  reason?: string;
+  /** Lockstep: when the primary stopped answering over the logging link; it tries to go live FT_GO_LIVE_MS later. */
+  primaryLostAt?: number;
+  /** While a move copies: the secondary in lockstep that it replaces, which protects the VM until then. */
+  replacing?: ReplacedSecondary;
+}
+
+export interface ReplacedSecondary {
+  key: string;
+  host: string;
+  since: number;
+  settings: FaultToleranceSettings;
+}
+
+/** A secondary that went live (the last one of each VM). */
+export interface SwitchoverRecord {
+  vm: string;
+  from: string;
+  to: string;
+  primaryLostAt: number;
+  at: number;
+}
+
+/** One conversion to another hypervisor type (V2V), under way or ended: the last one of its VM. */
+export interface ConversionRecord {
+  vm: string;
+  key: string;
+  source: string;
+  target: string;
+  from: Hypervisor;
+  to: Hypervisor;
+  phase: ConversionPhase;
+  rateMiBps: number;
+  /** What the VM becomes on the target: its devices for the target's hypervisor. */
+  config: VmConfig;
+  startedAt: number;
+  endsAt: number;
+  totalMiB: number;
+  /** Set when it ended early: what it had converted then. */
+  convertedMiB?: number;
+  reason?: string;
+}
+
 export interface World {
   seed: number;
   hosts: Map<string, HostRecord>;
@@ -257,7 +323,20 @@ export interface World {
   /** Every failover from a replica, for the ground truth. */
   recoveries: RecoveryRecord[];
   replication: ReplicationIndex;
+  /** By VM id: each fault-tolerant VM's secondary. */
+  secondaries: Map<string, SecondaryRecord>;
+  /** By VM id: the last switch-over to a secondary. */
+  switchovers: Map<string, SwitchoverRecord>;
+  /** By VM id: each VM's conversion under way, or its last one. */
+  conversions: Map<string, ConversionRecord>;
   splitBrainAttempts: number;
+  /** Secondaries that tried to go live and lost the disk locks' test-and-set to a primary that still ran. */
+  goLiveRefused: number;
+  /**
+   * Secondaries that went live while their primary's host still ran the VM: a check, counted apart from the
+   * decision, that must stay 0 (no VM ever executes on two hosts).
+   */
+  twoPrimaries: number;
   /** The last revision handed out: revisions are unique across the world, so a re-created VM never repeats one. */
   revision: number;
 }
@@ -274,7 +353,12 @@ export function emptyWorld(seed: number): World {
     links: new Map(),
     recoveries: [],
     replication: { queue: [], scheduled: new Map(), syncsByLink: new Map(), datastoresSeen: new Set(), linksToShare: new Set() },
+    secondaries: new Map(),
+    switchovers: new Map(),
+    conversions: new Map(),
     splitBrainAttempts: 0,
+    goLiveRefused: 0,
+    twoPrimaries: 0,
     revision: 0,
   };
 }
@@ -353,7 +437,8 @@ export function copyVmConfig(config: VmConfig): VmConfig {
     memoryMiB: config.memoryMiB,
     cpuFeatures: [...config.cpuFeatures],
     disks: config.disks.map((disk) => ({ name: disk.name, sizeGiB: disk.sizeGiB, datastore: disk.datastore })),
-    nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress })),
+    nics: config.nics.map((nic) => ({ network: nic.network, macAddress: nic.macAddress, ...(nic.model !== undefined ? { model: nic.model } : {}) })),
+    ...(config.firmware !== undefined ? { firmware: config.firmware } : {}),
     workload: {
       profile: config.workload.profile,
       cpuPercent: config.workload.cpuPercent,

@@ -87,8 +87,8 @@ describe("live migration: durable", () => {
     await running(clock, sim, { "p/a": ["h1", guest(4096)] });
     await sim.close();
     const file = JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
-    assert.equal(file.version, 3);
-    for (const name of ["migrations", "replicas", "links", "recoveries"]) delete file[name];
+    assert.equal(file.version, 4);
+    for (const name of ["migrations", "replicas", "links", "recoveries", "secondaries", "switchovers", "conversions", "goLiveRefused", "twoPrimaries"]) delete file[name];
     file.version = 1;
     await writeFile(path, JSON.stringify(file));
 

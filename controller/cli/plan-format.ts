@@ -1,6 +1,7 @@
 // `vireo plan`'s table: the actions per object with their reasons, the VMs no host can take, the migrations
-// asked for with what is expected of them, and the drift as a diff (the patch from what the spec implies
-// to what the hosts report).
+// asked for with what is expected of them (a conversion's pre-check: what refuses it, what will not survive
+// it, how long it takes), and the drift as a diff (the patch from what the spec implies to what the hosts
+// report).
 
 import type { PlanReport, PlannedMigration } from "../engine/dry-run.ts";
 import { alignColumns } from "./table.ts";
@@ -37,7 +38,24 @@ function heldBack(report: Readonly<PlanReport>): string[] {
     sections.push(alignColumns([["WAITING", "REASON", "WHY"], ...report.waiting.map((w) => [`VirtualMachine ${w.namespace}/${w.name}`, w.reason, w.message])]).trimEnd());
   }
   if (report.migrations.length > 0) sections.push(migrationsTable(report.migrations));
+  for (const m of report.migrations) if (m.preCheck) sections.push(preCheckOf(m));
   return sections;
+}
+
+/** A conversion's pre-check: from and to, the disks and the expected time, then each blocker and warning. */
+function preCheckOf(m: Readonly<PlannedMigration>): string {
+  const p = m.preCheck!;
+  const verdict = p.blockers.length > 0 ? "refused" : "passes";
+  const lines = [`Pre-check of VirtualMachineMigration ${m.namespace}/${m.name} (${m.namespace}/${m.vm}, ${p.from} → ${p.to}): ${verdict}; ${Math.round(p.diskMiB)} MiB of disks, ~${formatSeconds(p.estimatedSeconds)} to convert`];
+  for (const b of p.blockers) lines.push(`  blocker: ${b}`);
+  for (const w of p.warnings) lines.push(`  warning: ${w}`);
+  return lines.join("\n");
+}
+
+function formatSeconds(seconds: number): string {
+  if (seconds < 120) return `${Math.ceil(seconds)} s`;
+  const minutes = Math.round(seconds / 60);
+  return minutes < 120 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
 function migrationsTable(migrations: readonly PlannedMigration[]): string {
@@ -53,10 +71,11 @@ function expected(m: Readonly<PlannedMigration>): string {
   return `${standing(m)}; ${estimate}`;
 }
 
-const STANDING: Record<PlannedMigration["verdict"], string> = { Live: "", Waiting: "waits", Cold: "cold", Refused: "fails", Cancelling: "cancelled" };
+const STANDING: Record<PlannedMigration["verdict"], string> = { Live: "", Waiting: "waits", Cold: "cold", Refused: "fails", Cancelling: "cancelled", Conversion: "converts" };
 
 /** "starts now" or the phase of a live copy under way; otherwise the verdict and its reason. */
 function standing(m: Readonly<PlannedMigration>): string {
   if (m.verdict === "Live") return m.phase === "Pending" ? "starts now" : m.phase;
+  if (m.verdict === "Conversion" && m.preCheck?.blockers.length) return `fails its pre-check: ${m.message ?? ""}`;
   return `${STANDING[m.verdict]}: ${m.message ?? ""}`;
 }

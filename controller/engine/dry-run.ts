@@ -3,7 +3,7 @@
 // and a status writer that keeps statuses in the plan's own store. The executor is the only place Vireo
 // acts, so this is what turns a reconcile into a plan: the decisions are the controller's own, not a copy.
 
-import type { DriftStatus, Kind, MigrationEstimate, MigrationRequestPhase, VireoObject, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
+import type { ConversionPreCheck, DriftStatus, Kind, MigrationEstimate, MigrationRequestPhase, VireoObject, VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
 import { keyOf, objectKey } from "../api/types.ts";
 import { findCondition } from "../api/conditions.ts";
 import type { Action } from "../planners/actions.ts";
@@ -54,6 +54,8 @@ export interface PlannedMigration {
   estimate?: MigrationEstimate;
   /** Why it waits or would fail, or how a cold move goes. */
   message?: string;
+  /** A conversion to another hypervisor type: what its pre-check found (blockers, warnings, the expected time). */
+  preCheck?: ConversionPreCheck;
 }
 
 export interface PlanReport {
@@ -117,6 +119,7 @@ function migrationsOf(ctx: ReconcileContext): PlannedMigration[] {
 function plannedMigration(request: Readonly<VirtualMachineMigration>, verdict: RequestVerdict): PlannedMigration {
   const target = targetOf(verdict) ?? request.spec.targetHost ?? request.status?.targetHost;
   const estimate = verdict.kind === "Refused" ? undefined : estimateOf(verdict) ?? request.status?.estimate;
+  const preCheck = verdict.kind === "Conversion" ? verdict.preCheck : request.status?.preCheck;
   return {
     namespace: request.metadata.namespace ?? "default",
     name: request.metadata.name,
@@ -126,11 +129,12 @@ function plannedMigration(request: Readonly<VirtualMachineMigration>, verdict: R
     ...(target !== undefined ? { target } : {}),
     ...(estimate ? { estimate } : {}),
     ...("message" in verdict ? { message: verdict.message } : {}),
+    ...(preCheck ? { preCheck } : {}),
   };
 }
 
 function targetOf(verdict: RequestVerdict): string | undefined {
-  return verdict.kind === "Live" || verdict.kind === "Cold" ? verdict.target : undefined;
+  return verdict.kind === "Live" || verdict.kind === "Cold" || verdict.kind === "Conversion" ? verdict.target : undefined;
 }
 
 function estimateOf(verdict: RequestVerdict): MigrationEstimate | undefined {
@@ -174,7 +178,8 @@ function plannedAction(action: Action, ctx: ReconcileContext): PlannedAction {
 function hostOf(action: Action, ctx: ReconcileContext): string | undefined {
   switch (action.type) {
     case "Start": return action.host;
-    case "Migrate": return action.target;
+    case "Migrate":
+    case "Convert": return action.target;
     case "CancelMigration": {
       const m = ctx.observed.migration(action.vm);
       return m?.key === action.key ? m.target : undefined;

@@ -89,11 +89,12 @@ export function gatherCluster(ctx: ReconcileContext, cluster: HostCluster): Clus
   const memory = { attempts: ctx.ha.attempts, failovers: ctx.ha.failovers, balancing: ctx.ha.balancing.get(name) ?? { holdDowns: new Map() }, moves: ctx.ha.moves };
   const ids = new Set(vms.map((f) => f.id));
   const migrations = ctx.observed.migrations().filter((m) => ids.has(m.vm));
+  const conversions = [...ctx.observed.conversions()].filter((c) => ids.has(c.vm));
   const requests = ctx.store.list("VirtualMachineMigration").filter((r) => ids.has(`${r.metadata.namespace ?? "default"}/${r.spec.vmName}`) && !migrationEnded(r));
   const previousRequests = ctx.requestVerdicts.get(name);
   const hostClusters = new Map(views.map((v) => [v.name, v.cluster?.metadata.name]));
   return {
-    cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, requests, hostClusters,
+    cluster, hosts: members, vms, snapshot: snapshotOf(ctx, cluster, members), memory, migrations, conversions, requests, hostClusters,
     ...(previousRequests ? { previousRequests } : {}),
     site: fleet.site(name),
     replicaSites,
@@ -119,6 +120,7 @@ async function executePlan(ctx: ReconcileContext, plan: ClusterPlan, situation: 
     const vm = vms.get(step.action.vm);
     if (vm) recordOutcome(ctx, vm, step, error);
     if (error !== undefined && step.action.type === "Migrate") refuseMove(plan, step.action.vm, step.action.key, error);
+    if (error !== undefined && step.action.type === "Convert") refuseConversion(plan, step.action.settings.key, error);
     // The VM reports what was done to it. A start the hosts refused changed nothing it could report, and
     // waking it would wake this cluster again at once (a VM waiting for a host asks for a round): the
     // cluster's own retry, with backoff, tries again.
@@ -135,6 +137,13 @@ function refuseMove(plan: ClusterPlan, vm: string, key: string, message: string)
   const move = plan.moves.get(vm);
   // Counted as a failed attempt by the next round (a move never reported is one), with the hosts' words.
   if (move?.key === key) plan.moves.set(vm, { ...move, lastFailure: message, startedAt: Number.NEGATIVE_INFINITY });
+}
+
+/** A conversion the hosts refused: noted on its verdict, so the next round ends it with their words and starts the VM again. */
+function refuseConversion(plan: ClusterPlan, key: string, message: string): void {
+  for (const [name, verdict] of plan.requestVerdicts) {
+    if (verdict.kind === "Conversion" && verdict.key === key) plan.requestVerdicts.set(name, { ...verdict, refused: message });
+  }
 }
 
 /** What an action came to, in HA's memory and as an event. */

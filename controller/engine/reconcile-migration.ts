@@ -1,13 +1,19 @@
 // Reconciles one VirtualMachineMigration: its cluster's planner decides when and where it moves (the
-// "migrations" stage); this reports where it stands from that verdict and from what the hosts report, and
-// tells its story as Events. Deleting it while it runs cancels it (the cluster stage does; the finalizer
-// waits until the hosts no longer run it).
+// "migrations" stage, and for a conversion the "conversions" stage too); this reports where it stands from
+// that verdict and from what the hosts report, and tells its story as Events. Deleting it while it runs
+// cancels it (the cluster stage does; the finalizer waits until the hosts no longer run it, or until a
+// conversion is over). A conversion that gives the VM new MACs hands them to the fleet's MAC registry once
+// the hosts converted it, before the VM starts with them.
 
-import type { VirtualMachine, VirtualMachineMigration } from "../api/types.ts";
+import type { VirtualMachine, VirtualMachineMigration, VirtualMachineMigrationStatus } from "../api/types.ts";
 import { objectKey } from "../api/types.ts";
-import { requestKey } from "../planners/cluster/migrations.ts";
+import { requestKey } from "../planners/migration/requests.ts";
+import { isUnderWay } from "../planners/cluster/conversions.ts";
 import type { RequestVerdict } from "../planners/cluster/types.ts";
 import type { MigrationObservation } from "../core/migration.ts";
+import type { ConversionObservation } from "../core/conversion.ts";
+import { sameMacs } from "../planners/migration/conversion-config.ts";
+import { conversionDowntime, conversionResult } from "../observe/conversions.ts";
 import { isEnded, requestStatus } from "../planners/migration/request-status.ts";
 import type { ReconcileResult } from "./runner.ts";
 import type { ReconcileContext } from "./context.ts";
@@ -24,6 +30,10 @@ export async function reconcileMigration(ctx: ReconcileContext, key: string): Pr
     const ours = ourMigration(ctx, request, id);
     if (vm) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
     if (ours && (ours.phase === "PreCopy" || ours.phase === "Switchover")) return { requeueAfter: 1_000 };
+    // A conversion deleted under way goes on (or, not begun, brings the VM back up) under its cluster's care; the object stays until then.
+    const verdict = vm ? verdictFor(ctx, request, vm) : undefined;
+    if (vm) adoptNewMacs(ctx, request, vm, id);
+    if (isUnderWay(verdict)) return { requeueAfter: 1_000 };
     await ctx.finalizers?.remove(request);
     return;
   }
@@ -36,15 +46,52 @@ export async function reconcileMigration(ctx: ReconcileContext, key: string): Pr
   const ours = ourMigration(ctx, request, id);
   const cluster = vm ? clusterByName(ctx, vm.spec.placement.cluster) : undefined;
   const orphaned = !vm ? `VirtualMachine ${id} does not exist` : !cluster ? `VM ${id}'s HostCluster ${vm.spec.placement.cluster} does not exist` : undefined;
-  const verdict = vm ? ctx.requestVerdicts.get(vm.spec.placement.cluster)?.get(`${namespace}/${request.metadata.name}`) : undefined;
+  const verdict = vm ? verdictFor(ctx, request, vm) : undefined;
+  if (vm) adoptNewMacs(ctx, request, vm, id);
   const instance = ctx.observed.vm(id);
-  const status = requestStatus({ request: withEstimate(request, verdict), ...(orphaned ? { orphaned } : {}), ...(verdict ? { verdict } : {}), ...(ours ? { observed: ours } : {}), ...(instance ? { instance } : {}), now: ctx.clock.now() });
+  const conversion = ourConversion(ctx, request, id);
+  const status = requestStatus({
+    request: withEstimate(request, verdict),
+    ...(orphaned ? { orphaned } : {}),
+    ...(verdict ? { verdict } : {}),
+    ...(ours ? { observed: ours } : {}),
+    ...(conversion ? { conversion } : {}),
+    ...(instance ? { instance } : {}),
+    now: ctx.clock.now(),
+  });
   const before = request.status?.phase;
   if (await writeStatusIfChanged(ctx, request, status)) tellPhase(ctx, request, before, status);
   // A request its cluster has not judged yet, or one that ended, wakes the cluster: its room or slot is free.
   if (vm && (!verdict || isEnded(status.phase))) ctx.enqueue(clusterKey(vm.spec.placement.cluster));
   // The stored object: a status just written moved its resourceVersion on, and the old one would conflict.
   if (isEnded(status.phase) && ctx.finalizers) await ctx.finalizers.remove((ctx.store.get(key) as VirtualMachineMigration | undefined) ?? request);
+}
+
+function verdictFor(ctx: ReconcileContext, request: Readonly<VirtualMachineMigration>, vm: Readonly<VirtualMachine>): RequestVerdict | undefined {
+  return ctx.requestVerdicts.get(vm.spec.placement.cluster)?.get(`${request.metadata.namespace ?? "default"}/${request.metadata.name}`);
+}
+
+/** The hosts' report of this request's conversion, if they have one. */
+function ourConversion(ctx: ReconcileContext, request: Readonly<VirtualMachineMigration>, id: string): ConversionObservation | undefined {
+  const observed = ctx.observed.conversion(id);
+  return observed?.key === requestKey(request) ? observed : undefined;
+}
+
+/**
+ * A conversion that gives up the MACs registered the VM on its target with new ones: the fleet's registry
+ * takes them as the VM's own (so its status, its desired configuration and every later start carry them)
+ * before its cluster starts it there. Once it runs, they are its MACs anyway.
+ */
+function adoptNewMacs(ctx: ReconcileContext, request: Readonly<VirtualMachineMigration>, vm: Readonly<VirtualMachine>, id: string): void {
+  if (request.spec.keepMacAddresses !== false) return;
+  const converted = ourConversion(ctx, request, id);
+  const instance = ctx.observed.vm(id);
+  if (converted?.phase !== "Succeeded" || instance?.host !== converted.target || instance.power !== "Off") return;
+  const networks = instance.config.nics.map((n) => ({ name: n.network, macAddress: n.macAddress }));
+  if (sameMacs(networks, ctx.macs.macsFor(vm))) return;
+  ctx.macs.adopt({ ...vm, status: { ...vm.status, networks } });
+  ctx.enqueue(objectKey("VirtualMachine", vm.metadata.name, vm.metadata.namespace));
+  ctx.enqueue(clusterKey(vm.spec.placement.cluster));
 }
 
 /** The hosts' report of this request's own live migration, if they have one. */
@@ -67,11 +114,31 @@ function withEstimate(request: Readonly<VirtualMachineMigration>, verdict: Reque
 function tellPhase(ctx: ReconcileContext, request: VirtualMachineMigration, before: string | undefined, status: NonNullable<VirtualMachineMigration["status"]>): void {
   if (before === status.phase) return;
   const message = status.conditions?.find((c) => c.type === "Ready")?.message ?? "";
+  if (status.preCheck) return tellConversion(ctx, request, status, message);
   switch (status.phase) {
     case "PreCopy": ctx.events.record(request, "Normal", "MigrationStarted", message); break;
     case "Succeeded": ctx.events.record(request, "Normal", "MigrationSucceeded", message); break;
     case "Failed": ctx.events.record(request, "Warning", "MigrationFailed", message); break;
     case "Cancelled": ctx.events.record(request, "Normal", "MigrationCancelled", message); break;
+    default: break;
+  }
+}
+
+/** A conversion's story: the pre-check passed (with what will not survive), the conversion began, how it ended. */
+function tellConversion(ctx: ReconcileContext, request: VirtualMachineMigration, status: Readonly<VirtualMachineMigrationStatus>, message: string): void {
+  const pre = status.preCheck!;
+  const result = conversionResult(status);
+  if (result) {
+    ctx.metrics.conversions.inc({ result });
+    const downtime = conversionDowntime(status);
+    if (downtime !== undefined) ctx.metrics.conversionDowntime.observe(downtime);
+  }
+  switch (status.phase) {
+    case "ShuttingDown": ctx.events.record(request, "Normal", "PreCheckPassed", `${pre.from} → ${pre.to}, ~${Math.ceil(pre.estimatedSeconds)} s to convert ${pre.diskMiB} MiB${pre.warnings.length > 0 ? `; what will not survive: ${pre.warnings.join("; ")}` : ""}`); break;
+    case "Converting": ctx.events.record(request, "Normal", "ConversionStarted", message); break;
+    case "Succeeded": ctx.events.record(request, "Normal", "ConversionSucceeded", message); break;
+    case "Failed": ctx.events.record(request, "Warning", result === "Refused" ? "PreCheckFailed" : "ConversionFailed", message); break;
+    case "Cancelled": ctx.events.record(request, "Normal", "ConversionCancelled", message); break;
     default: break;
   }
 }

@@ -5,6 +5,7 @@ import { KINDS } from "../api/types.ts";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 import type { ObjectStore } from "../sources/store.ts";
 import { MIGRATION_REASONS } from "./migrations.ts";
+import { attachConversionGauges, conversionCounter, conversionDowntimeHistogram } from "./conversions.ts";
 import { attachReplicationGauges } from "./replication.ts";
 import { attachFaultToleranceGauges } from "./fault-tolerance.ts";
 import { attachLabGauges } from "./labs.ts";
@@ -63,6 +64,8 @@ export class ControllerMetrics {
     registers: [this.registry],
   });
   readonly ftSwitchovers = new Counter({ name: "vireo_ft_switchovers_total", help: "Fault-tolerant secondaries that went live when their primary's host failed.", registers: [this.registry] });
+  readonly conversions = conversionCounter(this.registry);
+  readonly conversionDowntime = conversionDowntimeHistogram(this.registry);
   readonly replicationSyncs = new Counter({ name: "vireo_replication_syncs_total", help: "Replica syncs completed, by replication link (source->target cluster).", labelNames: ["link"] as const, registers: [this.registry] });
   readonly replicationSyncedBytes = new Counter({ name: "vireo_replication_synced_bytes_total", help: "Bytes shipped by completed replica syncs, by replication link.", labelNames: ["link"] as const, registers: [this.registry] });
   readonly rpoViolations = new Counter({ name: "vireo_replication_rpo_violations_total", help: "Times a replicated VM began violating its RPO.", registers: [this.registry] });
@@ -126,6 +129,7 @@ export function attachStoreGauges(metrics: ControllerMetrics, store: ObjectStore
   });
   attachHealthGauges(metrics, store);
   attachMigrationGauges(metrics, store);
+  attachConversionGauges(metrics.registry, store);
   attachReplicationGauges(metrics, store, now);
   attachFaultToleranceGauges(metrics, store, now);
   attachLabGauges(metrics, store);

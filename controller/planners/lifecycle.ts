@@ -81,7 +81,12 @@ export function desiredConfig(
     memoryMiB: vm.spec.memoryMiB,
     cpuFeatures: [...(baseline ?? hostFeatures)].sort(),
     disks: vm.spec.disks.map((d) => ({ name: d.name, sizeGiB: d.sizeGiB, datastore: d.datastore })),
-    nics: networks.map((n) => ({ network: n.name, macAddress: n.macAddress })),
+    // A NIC that names no model gets its platform's paravirtual one: absent here, as the hosts read it.
+    nics: networks.map((n, i) => {
+      const model = vm.spec.networks[i]?.name === n.name ? vm.spec.networks[i]?.model : undefined;
+      return { network: n.name, macAddress: n.macAddress, ...(model ? { model } : {}) };
+    }),
+    ...(vm.spec.firmware ? { firmware: vm.spec.firmware } : {}),
     workload: {
       profile: vm.spec.workload?.profile ?? "Steady",
       cpuPercent: vm.spec.workload?.cpuPercent ?? 20,
@@ -226,6 +231,11 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
   if (verdict?.kind === "RestartFailed") return { phase: "Failed", ready: false, stalled: { reason: "RestartFailed", message: verdict.message } };
   if (verdict?.kind === "Waiting") return { phase: "Pending", ready: false, reason: verdict.reason, message: verdict.message };
   if (verdict?.kind === "NotAdmitted") return { phase: "Pending", ready: false, reason: INSUFFICIENT_FAILOVER_CAPACITY, message: verdict.message };
+  // A conversion shuts it down, converts it and starts it on another hypervisor type: this says so.
+  if (verdict?.kind === "Converting" && (!instance || instance.power === "Off" || instance.power === "Stopping")) {
+    if (instance?.power === "Stopping") powerOffWhenGraceIsOver(s, actions);
+    return { phase: instance?.power === "Stopping" ? "Stopping" : "Migrating", ready: false, reason: "Converting", message: verdict.message, correcting: verdict.message };
+  }
   if (!instance || instance.power === "Off") {
     if (verdict?.kind === "Unschedulable") return { phase: "Unschedulable", ready: false, stalled: { reason: "Unschedulable", message: verdict.message }, needsPlacement: true };
     return { phase: "Pending", ready: false, reason: "Scheduling", message: "waiting for a host", needsPlacement: true };
@@ -309,7 +319,8 @@ function statusOf(s: Readonly<VmSituation>, p: Progress, want: DesiredPower, act
 
   const message = p.stalled?.message ?? p.message ?? "";
   // A recovering VM's original is not drift from its recovered spec: it is on its way out.
-  const drift = s.recovering ? undefined : driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
+  // Nor is a VM off while it is converted: that is the plan, not drift.
+  const drift = s.recovering || s.verdict?.kind === "Converting" ? undefined : driftStatus(previous.drift, vmDrift({ vm, ...(instance ? { instance } : {}), want, ...(s.forbiddenHost ? { forbiddenHost: s.forbiddenHost } : {}) }), s.now);
   if (drift) status.drift = drift;
   if (s.replication) status.replication = s.replication.status;
   if (s.faultTolerance) status.faultTolerance = s.faultTolerance.status;

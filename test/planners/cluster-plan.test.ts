@@ -178,7 +178,7 @@ const cases: Case[] = [
       const web = s.vms.find((f) => f.id === "default/web")!;
       assert.deepEqual(start.config, { ...desiredConfig(web.vm, web.networks, s.cluster, []), isolationResponse: "LeavePoweredOn" });
       assert.match(start.reason, /^placement \(score [\d.]+\)$/);
-      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["faultTolerance", 0, 0], ["evacuation", 0, 0], ["migrations", 0, 0], ["balancing", 0, 0], ["replication", 0, 0]]);
+      assert.deepEqual(plan.stages.map((st) => [st.stage, st.actions, st.verdicts]), [["conversions", 0, 0], ["restarts", 0, 0], ["admission", 0, 0], ["placement", 1, 0], ["faultTolerance", 0, 0], ["evacuation", 0, 0], ["migrations", 0, 0], ["balancing", 0, 0], ["replication", 0, 0]]);
     },
   },
   {
@@ -275,7 +275,7 @@ const cases: Case[] = [
     actions: ["evacuation Migrate default/web@h2"],
     verdicts: { web: { kind: "Migrating", target: "h2" } },
     registering: true,
-    also: (plan) => assert.deepEqual(plan.stages.map((st) => st.stage), ["evacuation", "migrations", "balancing", "replication"]),
+    also: (plan) => assert.deepEqual(plan.stages.map((st) => st.stage), ["conversions", "evacuation", "migrations", "balancing", "replication"]),
   },
   {
     name: "the cluster status counts the VMs running, those unschedulable and those awaiting capacity, with the hosts and their capacity",

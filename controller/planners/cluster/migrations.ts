@@ -1,7 +1,9 @@
 // Stage 5, requested migrations: each VirtualMachineMigration, oldest first, is checked before anything is
 // copied (the VM, its policy, the target and its CPU, placement's rules, the concurrency limits) and then
-// started live — or cold: shut down here, placed on the target by a later round. A refusal says why and
-// touches nothing; a request deleted while it runs is cancelled (the VM stays on its source).
+// started live — or cold: shut down here, placed on the target by a later round. A request for another
+// hypervisor type is a conversion (conversions.ts): its pre-check, then a cold move through the hosts'
+// conversion. A refusal says why and touches nothing; a request deleted while it runs is cancelled (the VM
+// stays on its source).
 
 import type { VirtualMachineMigration } from "../../api/types.ts";
 import { byCodeUnits } from "../../api/selectors.ts";
@@ -9,33 +11,41 @@ import { INSUFFICIENT_CPU, INSUFFICIENT_MEMORY } from "../../placement/index.ts"
 import { estimateMigration } from "../migration/estimate.ts";
 import { dirtyRateOf, migrationSettingsOf } from "../migration/settings.ts";
 import { maySend, migrationSlots, takeSlot } from "../migration/slots.ts";
+import { requestKey, requestName } from "../migration/requests.ts";
+import { conversionSlots, conversionTo, judgeConversion, isUnderWay } from "./conversions.ts";
 import { cpuIncompatibility, liveTargets, moveLive } from "./moves.ts";
 import type { ClusterSituation, RequestVerdict, StageState, VmFacts } from "./types.ts";
 
-/** The provider key of a request's live migration: unique per object, recognisable after it is gone. */
-export function requestKey(request: Readonly<VirtualMachineMigration>): string {
-  return `request:${request.metadata.namespace ?? "default"}/${request.metadata.name}/${request.metadata.uid ?? ""}`;
-}
+export { requestKey, requestName } from "../migration/requests.ts";
 
-export function requestName(request: Readonly<VirtualMachineMigration>): string {
-  return `${request.metadata.namespace ?? "default"}/${request.metadata.name}`;
+/** The slots a request may take: a live migration's, leaving its source; a conversion's, in the cluster. */
+interface Slots {
+  takeSlotFrom: (host: string) => boolean;
+  conversions: { free: number };
 }
 
 export function migrationsStage(s: Readonly<ClusterSituation>, state: StageState): void {
   cancelOrphans(s, state);
   const slots = migrationSlots(s, state);
   const claimed = new Map<string, string>();
-  for (const request of [...s.requests].sort(oldestFirst)) {
-    const verdict = judge(s, state, request, claimed, (source) => {
+  // Requests the conversions stage carried this round: their VMs are taken.
+  for (const [name, verdict] of state.requestVerdicts) if (verdict.kind === "Conversion" && isUnderWay(verdict)) claimed.set(verdict.vm, name);
+  const free: Slots = {
+    takeSlotFrom: (source) => {
       if (!maySend(slots, source)) return false;
       takeSlot(slots, source);
       return true;
-    });
-    state.requestVerdicts.set(requestName(request), verdict);
+    },
+    conversions: conversionSlots(s, state),
+  };
+  for (const request of [...s.requests].sort(oldestFirst)) {
+    const name = requestName(request);
+    if (state.requestVerdicts.has(name)) continue;
+    state.requestVerdicts.set(name, judge(s, state, request, claimed, free));
   }
 }
 
-function judge(s: Readonly<ClusterSituation>, state: StageState, request: Readonly<VirtualMachineMigration>, claimed: Map<string, string>, takeSlotFrom: (host: string) => boolean): RequestVerdict {
+function judge(s: Readonly<ClusterSituation>, state: StageState, request: Readonly<VirtualMachineMigration>, claimed: Map<string, string>, slots: Slots): RequestVerdict {
   const name = requestName(request);
   const id = `${request.metadata.namespace ?? "default"}/${request.spec.vmName}`;
   const f = s.vms.find((v) => v.id === id)!;
@@ -50,11 +60,18 @@ function judge(s: Readonly<ClusterSituation>, state: StageState, request: Readon
   if (other !== undefined) return { kind: "Refused", message: `VM ${id} already migrates under VirtualMachineMigration ${other}` };
   const running = s.migrations.find((m) => m.vm === id && (m.phase === "PreCopy" || m.phase === "Switchover"));
   if (running) return { kind: "Refused", message: `VM ${id} already migrates from ${running.source} to ${running.target}` };
+  const to = conversionTo(s, request, f);
+  if (to !== undefined) {
+    const targetRefusal = targetRefusalOf(s, request, f);
+    const verdict = judgeConversion(s, state, { request, f, to, ...(targetRefusal ? { targetRefusal } : {}) }, slots.conversions);
+    if (verdict.step !== "Refused") claimed.set(id, name);
+    return verdict;
+  }
   const refusal = refusalOf(s, request, f);
   if (refusal) return { kind: "Refused", message: refusal };
   claimed.set(id, name);
   const source = f.instance!.host;
-  return request.spec.mode === "Cold" ? startCold(state, request, f, source) : startLive(s, state, request, f, source, takeSlotFrom);
+  return request.spec.mode === "Cold" ? startCold(state, request, f, source) : startLive(s, state, request, f, source, slots.takeSlotFrom);
 }
 
 /** What makes the request impossible as asked, before anything is touched. */
@@ -63,15 +80,22 @@ function refusalOf(s: Readonly<ClusterSituation>, request: Readonly<VirtualMachi
   if (policy === "Never") return `VM ${f.id}'s migration policy is Never`;
   if (request.spec.mode === "Live" && policy === "Cold") return `VM ${f.id}'s migration policy is Cold: ask for mode Cold`;
   if (f.instance?.power !== "Running") return `VM ${f.id} is not running (${f.vm.status?.phase ?? "no host"}${f.vm.spec.runStrategy === "Halted" ? ", runStrategy Halted" : ""}): there is nothing to move`;
+  const refusal = targetRefusalOf(s, request, f);
+  if (refusal !== undefined || request.spec.targetHost === undefined || request.spec.mode !== "Live") return refusal;
+  const host = s.hosts.find((h) => h.name === request.spec.targetHost)!;
+  return cpuIncompatibility(f, s.hosts.find((h) => h.name === f.instance!.host), host);
+}
+
+/** Why the host the request names cannot take the VM whatever the mode: missing, another cluster's, the VM's own, in maintenance. */
+function targetRefusalOf(s: Readonly<ClusterSituation>, request: Readonly<VirtualMachineMigration>, f: Readonly<VmFacts>): string | undefined {
   const target = request.spec.targetHost;
   if (target === undefined) return undefined;
   if (!s.hostClusters.has(target)) return `host ${target} does not exist`;
   const cluster = s.hostClusters.get(target);
   if (cluster !== s.cluster.metadata.name) return `host ${target} is in ${cluster ? `cluster ${cluster}` : "no cluster"}, not in VM ${f.id}'s cluster ${s.cluster.metadata.name}`;
-  if (target === f.instance.host) return `VM ${f.id} already runs on host ${target}`;
-  const host = s.hosts.find((h) => h.name === target)!;
-  if (host.host?.spec.maintenance) return `host ${target} is in maintenance`;
-  if (request.spec.mode === "Live") return cpuIncompatibility(f, s.hosts.find((h) => h.name === f.instance!.host), host);
+  if (target === f.instance?.host) return `VM ${f.id} already runs on host ${target}`;
+  const host = s.hosts.find((h) => h.name === target);
+  if (host?.host?.spec.maintenance) return `host ${target} is in maintenance`;
   return undefined;
 }
 

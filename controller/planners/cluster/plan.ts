@@ -1,8 +1,9 @@
 // The cluster planner: every decision that needs the whole cluster, made from one snapshot by a pipeline
 // of stages in a fixed order, each seeing the capacity the stages before it took (docs/decisions/0007):
 //
-//   HA restarts (and recoveries from replicas) → admission control → placement of waiting VMs
-//   → fault-tolerant secondaries → maintenance evacuation → requested migrations → balancing → replication
+//   conversions under way → HA restarts (and recoveries from replicas) → admission control
+//   → placement of waiting VMs → fault-tolerant secondaries → maintenance evacuation
+//   → requested migrations → balancing → replication
 //
 // Pure: the same situation gives the same plan. The engine gathers the situation, executes the plan's
 // actions, records their outcomes, and publishes the verdicts for the VMs' own reconciles.
@@ -11,6 +12,7 @@ import { admissionStage } from "./admission.ts";
 import { balancingStage, type BalancingOutcome } from "./balancing.ts";
 import { evacuationStage, vacating } from "./evacuation.ts";
 import { migrationsStage } from "./migrations.ts";
+import { conversionsStage } from "./conversions.ts";
 import { placementStage } from "./placement.ts";
 import { restartStage } from "./restarts.ts";
 import { replicationStage } from "./replication.ts";
@@ -37,6 +39,8 @@ export function planCluster(s: Readonly<ClusterSituation>): ClusterPlan {
   // Hosts declared but not yet seen by an observation are being registered: placing now would call VMs
   // unschedulable for want of hosts that are a second away.
   const registering = s.hosts.some((h) => h.observed === undefined && h.host !== undefined);
+  // A VM being converted for another hypervisor type is held first: no stage after starts or moves it.
+  measure("conversions", () => conversionsStage(s, state));
   let restarts: ReturnType<typeof restartStage> = { newFailovers: [], settled: [], recovered: [] };
   if (!registering) {
     measure("restarts", () => { restarts = restartStage(s, state); });

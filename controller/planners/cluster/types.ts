@@ -4,6 +4,8 @@
 
 import type { BalancingRecommendation, HostCluster, HostClusterStatus, HostPhase, MigrationEstimate, VirtualMachine, VirtualMachineMigration, VmStatusNetwork } from "../../api/types.ts";
 import type { MigrationObservation } from "../../core/migration.ts";
+import type { ConversionObservation } from "../../core/conversion.ts";
+import type { ConversionVerdict } from "./conversions.ts";
 import type { Host } from "../../api/types.ts";
 import type { HostObservation, VmObservation } from "../../core/observation.ts";
 import type { ClusterSnapshot } from "../../placement/types.ts";
@@ -119,6 +121,8 @@ export interface ClusterSituation {
   memory: ClusterMemory;
   /** Migrations the hosts report for the cluster's VMs: under way, or the last one of each VM once ended. */
   migrations: readonly MigrationObservation[];
+  /** Conversions to another hypervisor type the hosts report for the cluster's VMs: under way, or the last one of each VM. */
+  conversions?: readonly ConversionObservation[];
   /** VirtualMachineMigration requests naming the cluster's VMs, not yet ended. */
   requests: readonly VirtualMachineMigration[];
   /** Every declared host's cluster (undefined: none), to tell a missing target from another cluster's. */
@@ -152,7 +156,9 @@ export type VmVerdict =
   /** It cannot leave a host that must be emptied: why (policy Never, pinned, no room, live attempts failed). */
   | { kind: "EvacuationBlocked"; host: string; message: string }
   /** It migrates live now. */
-  | { kind: "Migrating"; target: string; message: string };
+  | { kind: "Migrating"; target: string; message: string }
+  /** A VirtualMachineMigration converts it for another hypervisor type (shut down, converted, started on `target`). */
+  | { kind: "Converting"; target: string; message: string };
 
 /**
  * Why a VM of a lost site, or one recovering from its replica, waits: its original may still run
@@ -169,6 +175,7 @@ export type ClusterAction =
   | { stage: "restarts"; action: Extract<Action, { type: "Start" | "Recover" }>; restart: { fromHost: string; reason: FailoverReason; failedAt: number; priority: string }; recovery?: RecoveryRecord }
   | { stage: "placement"; action: Extract<Action, { type: "Start" }> }
   | { stage: "evacuation" | "migrations" | "balancing"; action: Extract<Action, { type: "Stop" | "Migrate" | "CancelMigration" }> }
+  | { stage: "migrations"; action: Extract<Action, { type: "Convert" | "Start" }> }
   | { stage: "replication"; action: Extract<Action, { type: "Replicate" | "StopReplication" }> }
   | { stage: "faultTolerance" | "balancing"; action: Extract<Action, { type: "Protect" | "Unprotect" }> };
 
@@ -208,7 +215,9 @@ export type RequestVerdict =
   /** A cold move: shut down on `source`, to power on at `target` (placement's choice when absent). */
   | { kind: "Cold"; source: string; target?: string; message: string }
   /** Deleted while it ran: cancelled. */
-  | { kind: "Cancelling"; message: string };
+  | { kind: "Cancelling"; message: string }
+  /** A move to another hypervisor type: its pre-check and where it stands (conversions.ts). */
+  | ConversionVerdict;
 
 export interface ClusterPlan {
   actions: ClusterAction[];
@@ -247,7 +256,7 @@ export interface StageSummary {
   verdicts: number;
 }
 
-export type StageName = "restarts" | "admission" | "placement" | "faultTolerance" | "evacuation" | "migrations" | "balancing" | "replication";
+export type StageName = "conversions" | "restarts" | "admission" | "placement" | "faultTolerance" | "evacuation" | "migrations" | "balancing" | "replication";
 
 /** What the VMs do to the cluster's capacity as the stages go: the snapshot each stage sees. */
 export interface StageState {

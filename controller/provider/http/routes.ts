@@ -4,8 +4,8 @@
 
 import type { SimulatedHosts } from "../sim/index.ts";
 import {
-  MAX_WATCH_SECONDS, WireError, cancelMigrationBody, createBody, hostConfigBody, hostsBody, memoryBody, migrateBody, moveBody, networksBody, partitionBody,
-  recoverBody, replicationBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody, syncReplicaBody,
+  MAX_WATCH_SECONDS, WireError, cancelMigrationBody, convertBody, createBody, hostConfigBody, hostsBody, memoryBody, migrateBody, moveBody, networksBody,
+  partitionBody, protectBody, recoverBody, replicationBody, resetBody, slowdownBody, startBody, stopBody, storagePathsBody, syncReplicaBody,
 } from "./wire.ts";
 import type { ClockBody, ObservationBody } from "./wire.ts";
 import { route } from "./router.ts";
@@ -73,6 +73,22 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
     }),
     route("POST", "/v1/vms/:namespace/:name/replication/sync", true, async ({ params, body }) => {
       await sim.syncReplica(vmId(params), syncReplicaBody(body).key);
+      return NO_CONTENT;
+    }),
+    // A secondary is made, and a conversion runs, after the answer; how they go is in the observation's
+    // `secondaries`, `switchovers` and `conversions`.
+    route("PUT", "/v1/vms/:namespace/:name/secondary", true, async ({ params, body }) => {
+      const { host, key, settings } = protectBody(body);
+      await sim.protectVm(vmId(params), host, { key, settings });
+      return NO_CONTENT;
+    }),
+    route("DELETE", "/v1/vms/:namespace/:name/secondary", false, async ({ params }) => {
+      await sim.unprotectVm(vmId(params));
+      return NO_CONTENT;
+    }),
+    route("POST", "/v1/vms/:namespace/:name/convert", true, async ({ params, body }) => {
+      const { target, config, settings } = convertBody(body);
+      await sim.convertVm(vmId(params), target, config, settings);
       return NO_CONTENT;
     }),
     route("POST", "/v1/vms/:namespace/:name/recover", true, async ({ params, body }) => {

@@ -7,7 +7,12 @@ import { migrationSettingsProblem } from "../../core/migration.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, Observation, VmConfig } from "../../core/observation.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
+import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
+import type { ConversionSettings } from "../../core/conversion.ts";
 import { copyReplicationSettings, replicationSettingsProblem } from "../sim/replication.ts";
+import { copyFaultToleranceSettings, faultToleranceSettingsProblem } from "../sim/fault-tolerance.ts";
+import { conversionSettingsProblem } from "../sim/conversion.ts";
+import { FIRMWARES, NIC_MODELS } from "../sim/vms.ts";
 import { hostNameProblem, vmIdProblem } from "./names.ts";
 
 export const API_PREFIX = "/v1";
@@ -155,7 +160,7 @@ export function startBody(body: unknown): { host: string; config: VmConfig } {
   return { host: hostName(fields, "host", "body"), config: vmConfigBody(fields.config, "body.config") };
 }
 
-/** A VM's description, as `start` and `recover` take it. */
+/** A VM's description, as `start`, `recover` and `convert` take it. */
 function vmConfigBody(value: unknown, path: string): VmConfig {
   const config = object(value, path);
   const workload = object(config.workload, `${path}.workload`);
@@ -173,7 +178,8 @@ function vmConfigBody(value: unknown, path: string): VmConfig {
     nics: list(config, "nics", path).map((item, i) => {
       const nic = object(item, `${path}.nics[${i}]`);
       const at = `${path}.nics[${i}]`;
-      return { network: string(nic, "network", at), macAddress: string(nic, "macAddress", at) };
+      const model = nic.model === undefined ? {} : { model: oneOf(nic, "model", at, NIC_MODELS) };
+      return { network: string(nic, "network", at), macAddress: string(nic, "macAddress", at), ...model };
     }),
     workload: {
       profile: string(workload, "profile", `${path}.workload`) as VmConfig["workload"]["profile"],
@@ -188,7 +194,14 @@ function vmConfigBody(value: unknown, path: string): VmConfig {
     vm.isolationResponse = response as NonNullable<VmConfig["isolationResponse"]>;
   }
   if (config.managedBy !== undefined) vm.managedBy = string(config, "managedBy", path);
+  if (config.firmware !== undefined) vm.firmware = oneOf(config, "firmware", path, FIRMWARES);
   return vm;
+}
+
+function oneOf<T extends string>(fields: Fields, name: string, path: string, values: readonly T[]): T {
+  const value = string(fields, name, path);
+  if (!(values as readonly string[]).includes(value)) throw invalid(`${path}.${name}`, `must be one of ${values.join(", ")}`);
+  return value as T;
 }
 
 export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff" } {
@@ -315,5 +328,31 @@ export function recoverBody(body: unknown): { host: string; config: VmConfig; re
     config: vmConfigBody(fields.config, "body.config"),
     replicaOf,
     ...(fields.instanceAt !== undefined ? { instanceAt: number(fields, "instanceAt", "body") } : {}),
+  };
+}
+
+/** `PUT /v1/vms/:namespace/:name/secondary`: on which host, under which key, with every FT setting. */
+export function protectBody(body: unknown): { host: string; key: string; settings: FaultToleranceSettings } {
+  const fields = object(body, "body");
+  const problem = faultToleranceSettingsProblem(fields.settings);
+  if (problem !== undefined) throw new WireError(422, "Invalid", `body.settings${problem === "must be an object" ? " " : "."}${problem}`);
+  return {
+    host: hostName(fields, "host", "body"),
+    key: key(fields, "body"),
+    // Only the settings fault tolerance has: anything else in the objects stays behind.
+    settings: copyFaultToleranceSettings(fields.settings as FaultToleranceSettings),
+  };
+}
+
+/** `POST /v1/vms/:namespace/:name/convert`: for which host, into what, under which key and at what rate. */
+export function convertBody(body: unknown): { target: string; config: VmConfig; settings: ConversionSettings } {
+  const fields = object(body, "body");
+  const settings = object(fields.settings, "body.settings");
+  const problem = conversionSettingsProblem(settings);
+  if (problem !== undefined) throw new WireError(422, "Invalid", `body.settings.${problem}`);
+  return {
+    target: hostName(fields, "target", "body"),
+    config: vmConfigBody(fields.config, "body.config"),
+    settings: { key: settings.key as string, rateMiBps: settings.rateMiBps as number },
   };
 }

@@ -39,11 +39,14 @@ export function refuseTarget(world: World, vm: VmRecord, target: HostRecord): vo
 }
 
 /**
- * What makes the target unable to run this guest as it runs now, or undefined. The guest keeps its CPU
- * across the move, so the vendor must match (BEHAVIOUR.md, Live migration: Intel↔AMD is refused) and
- * the target must have every feature the guest sees; its disks and NICs must be reachable there too.
+ * What makes the target unable to run this guest as it runs now, or undefined. A running guest cannot
+ * change hypervisor (that takes a conversion, cold). It keeps its CPU across the move, so the vendor
+ * must match (BEHAVIOUR.md, Live migration: Intel↔AMD is refused) and the target must have every
+ * feature the guest sees; its disks and NICs must be reachable there too.
  */
 export function incompatibility(vm: VmRecord, source: HostRecord, target: HostRecord): string | undefined {
+  const hypervisor = target.config.hypervisor;
+  if (hypervisor !== source.config.hypervisor) return `it runs ${hypervisor}, the guest runs on ${source.config.hypervisor} (host ${source.name}); a running guest cannot change hypervisor`;
   const from = source.config.cpu.vendor;
   const to = target.config.cpu.vendor;
   if (from !== to) return `its CPU vendor is ${to}, the guest runs on ${from} (host ${source.name}); a guest cannot change CPU vendor while it runs`;

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { conversionMs } from "../../../controller/core/conversion.ts";
-import { fleet, refusal, running } from "../../support/migration.ts";
+import { fleet, refusal, running, settings } from "../../support/migration.ts";
 import { asKvm, conversion, conversionOf, esxVm } from "./fault-tolerance-support.ts";
 
 /** 20 GiB of disk at 100 MiB/s. */
@@ -97,6 +97,13 @@ describe("conversion to another hypervisor type", () => {
     await clock.advance(CONVERSION_MS);
     assert.deepEqual([(await sim.observe()).conversions, sim.groundTruth().vms], [[], []]);
     await sim.unregisterHost("k1");
+  });
+
+  it("is the only way to another hypervisor type: a live migration there is refused", async () => {
+    const { clock, sim } = await offOnEsx();
+    await sim.startVm("shop/db", "e1", esxVm());
+    await clock.advance(sim.timings.bootMs);
+    await assert.rejects(sim.migrateVm("shop/db", "k1", { key: "m", settings: settings() }), { code: "Incompatible", message: /a running guest cannot change hypervisor/ });
   });
 
   it("keeps the target host registered while it converts for it", async () => {

@@ -36,7 +36,7 @@ export interface PreCheckInput {
 /** The pre-check's findings: from, to, blockers, warnings, the disks' size and the conversion's expected time. */
 export function conversionPreCheck(input: Readonly<PreCheckInput>): ConversionPreCheck {
   const from = input.source.spec.hypervisor;
-  const diskMiB = input.config.disks.reduce((sum, d) => sum + d.sizeGiB * 1024, 0);
+  const diskMiB = diskMiBOf(input.config);
   return {
     from,
     to: input.to,
@@ -45,6 +45,11 @@ export function conversionPreCheck(input: Readonly<PreCheckInput>): ConversionPr
     estimatedSeconds: conversionMs(diskMiB, input.rateMiBps) / 1000,
     diskMiB,
   };
+}
+
+/** What a conversion reads and rewrites: the disks' total size, MiB. */
+export function diskMiBOf(config: Readonly<Pick<VmConfig, "disks">>): number {
+  return config.disks.reduce((sum, d) => sum + d.sizeGiB * 1024, 0);
 }
 
 /** The hosts of the target type the VM may go to: the one named, or every one its required host rules allow. */
@@ -127,8 +132,9 @@ function warningsOf(input: Readonly<PreCheckInput>): string[] {
   const { vm, to, config } = input;
   const from = input.source.spec.hypervisor;
   const warnings: string[] = [];
-  if (input.mode === "Live") warnings.push("a conversion is always cold: the VM is shut down, converted and started again (mode Live does not apply)");
-  if (input.power === "Off") warnings.push(`the VM is off: it is converted as it is and started on ${to} only if its runStrategy wants it running`);
+  const seconds = Math.ceil(conversionMs(diskMiBOf(config), input.rateMiBps) / 1000);
+  if (input.power === "Off") warnings.push(`the VM is off: it is converted as it is (~${seconds} s) and started on ${to} only if its runStrategy wants it running`);
+  else warnings.push(`a conversion is cold${input.mode === "Live" ? " whatever the mode" : ""}: the VM is down while it shuts down, is converted (~${seconds} s) and boots on ${to}`);
   vm.spec.networks.forEach((n, i) => {
     if (n.model !== undefined) return;
     const before = nicModelOn(from, config.nics[i]?.model);

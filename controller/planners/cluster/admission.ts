@@ -15,12 +15,12 @@ export function admissionStage(s: Readonly<ClusterSituation>, state: StageState,
   const candidates = waiting.filter((f) => !fitsNowhere(s, state, f));
   const ha = s.cluster.spec.ha;
   if (!ha.enabled) return candidates;
-  const plan = planAdmission({
+  const judge = (vms: readonly VmFacts[]) => planAdmission({
     policy: ha.admissionControl,
     snapshot: state.snapshot,
     protectedVms: protectedRequests(s),
     // A fault-tolerant VM powers on with its secondary: admission control counts both reservations (vSphere FT).
-    powerOns: candidates.flatMap((f) => {
+    powerOns: vms.flatMap((f) => {
       const primary = { request: requestOf(f.vm), priority: f.protection.priority, protected: f.protection.protected };
       return withSecondary(s, f) ? [primary, { request: secondaryRequest(f.vm), priority: f.protection.priority, protected: false }] : [primary];
     }),
@@ -28,6 +28,15 @@ export function admissionStage(s: Readonly<ClusterSituation>, state: StageState,
     // Every restart still to come (fenced, ordered, retried or short of room) needs room a power-on must not take.
     restartsAwaitingCapacity: [...state.verdicts.values()].filter((v) => v.kind === "Waiting").length,
   });
+  let plan = judge(candidates);
+  // A primary admitted without its secondary is not admitted: judged again without it, the VMs after it are
+  // not held back by room it will not take.
+  const halves = new Set(candidates.filter((f) => withSecondary(s, f) && plan.admitted.includes(f.id) && !plan.admitted.includes(secondaryId(f.id))).map((f) => f.id));
+  if (halves.size > 0) {
+    const secondaries = plan.refused.filter((r) => halves.has(primaryOf(r.vm) ?? ""));
+    const again = judge(candidates.filter((f) => !halves.has(f.id)));
+    plan = { ...again, refused: [...secondaries, ...again.refused] };
+  }
   for (const refusal of plan.refused) {
     const primary = primaryOf(refusal.vm);
     const vm = primary ?? refusal.vm;

@@ -24,7 +24,7 @@ import {
 export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageState): Map<string, FaultToleranceNote> {
   const notes = new Map<string, FaultToleranceNote>();
   const limits = limitsOf(s.cluster);
-  const load = faultToleranceLoad(s);
+  const load = faultToleranceLoad(s, limits);
   for (const f of s.vms) {
     const secondary = f.secondary;
     if (!f.protection.faultTolerance || f.vm.metadata.deletionTimestamp) {
@@ -67,11 +67,11 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
   return notes;
 }
 
-/** The FT VMs on each host now, primaries and live secondaries alike. */
-function faultToleranceLoad(s: Readonly<ClusterSituation>): FaultToleranceLoad {
+/** The FT VMs on each host now, primaries and live secondaries alike: those that may have fault tolerance. */
+function faultToleranceLoad(s: Readonly<ClusterSituation>, limits: Readonly<FaultToleranceLimits>): FaultToleranceLoad {
   const load: FaultToleranceLoad = new Map();
   for (const f of s.vms) {
-    if (!f.protection.faultTolerance) continue;
+    if (!f.protection.faultTolerance || whyNeverFaultTolerant(f.vm, limits) !== undefined) continue;
     if (f.instance && f.instance.power !== "Off") addLoad(load, f.instance.host, f.vm.spec.cpu);
     if (isLive(f.secondary)) addLoad(load, f.secondary.host, f.secondary.cpu);
   }

@@ -6,10 +6,10 @@ import { existsSync } from "node:fs";
 import type { Clock, Timer } from "../../core/clock.ts";
 import { ProviderError } from "../provider.ts";
 import type { FaultInjector, OutOfBandChanges, HypervisorProvider } from "../provider.ts";
-import type { HostConfig, Observation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
+import type { HostConfig, Observation, VmConfig, VmObservation } from "../../core/observation.ts";
 import type { MigrationSettings } from "../../core/migration.ts";
-import type { ReplicaState, ReplicationSettings } from "../../core/replication.ts";
-import type { FaultToleranceSettings, SecondaryState } from "../../core/fault-tolerance.ts";
+import type { ReplicationSettings } from "../../core/replication.ts";
+import type { FaultToleranceSettings } from "../../core/fault-tolerance.ts";
 import type { ConversionSettings } from "../../core/conversion.ts";
 import * as faults from "./faults.ts";
 import * as admin from "./admin.ts";
@@ -22,9 +22,11 @@ import { advanceSecondary, nextSecondaryEvent, protectVm, settleSecondaries, unp
 import { beginConversion, endBrokenConversions, finishConversion, forgetConversion, nextConversionEnd, refuseWhileConverting } from "./conversion.ts";
 import { secondaryHosts } from "./secondaries.ts";
 import { allocatedOn, hostOf, observeWorld, reportVm } from "./observation.ts";
+import { groundTruth } from "./ground-truth.ts";
+import type { GroundTruth } from "./ground-truth.ts";
 import { readStateFile, StateWriter } from "./persistence.ts";
 import { recoverVm } from "./recovery.ts";
-import { advanceReplication, configureReplication, nextReplicationEventAt, rebookReplicas, replicaState, requestSync, settleLinks, stopReplication } from "./replication.ts";
+import { advanceReplication, configureReplication, nextReplicationEventAt, rebookReplicas, requestSync, settleLinks, stopReplication } from "./replication.ts";
 import { parseWorld, serializeWorld, StateFileError } from "./state-file.ts";
 import type { RestoredWorld } from "./state-file.ts";
 import { resolveTimings } from "./timings.ts";
@@ -37,6 +39,7 @@ import type { HostRecord, VmRecord, World } from "./world.ts";
 export { DEFAULT_SIM_TIMINGS, resolveTimings } from "./timings.ts";
 export type { SimTimings } from "./timings.ts";
 export { StateFileError } from "./state-file.ts";
+export type { GroundTruth } from "./ground-truth.ts";
 export { cpuDemand } from "./usage.ts";
 
 /** Migration events handled in one turn of the clock before the rest wait for the next. */
@@ -66,29 +69,6 @@ export interface DiskLockView {
   acquiredAt: number;
   lastRenewal: number;
   expiresAt: number;
-}
-
-/** What is really true, whatever the hosts last reported: for tests and drills, never for the controller. */
-export interface GroundTruth {
-  hosts: { name: string; up: boolean; isolated: boolean; partitioned: boolean; storagePathsUp: number }[];
-  vms: { id: string; host: string; power: VmPowerState }[];
-  /** Live migrations under way: the target holds the VM's memory too until the switch-over. */
-  migrations: { vm: string; source: string; target: string }[];
-  /** Every replica: its state and the start of each instance it keeps (oldest first, the latest last). */
-  replicas: { vm: string; state: ReplicaState; instances: number[]; lastSyncStartedAt?: number }[];
-  /**
-   * Every failover from a replica: the instance it ran from, when the original last stopped writing, and
-   * what the original wrote after the instance's start (lost with the failover), MiB, exact.
-   */
-  recoveries: { vm: string; instanceAt: number; stoppedWritingAt: number; lostMiB: number }[];
-  /** Every secondary, with the one a move replaces: where it is and its state. */
-  secondaries: { vm: string; host: string; state: SecondaryState }[];
-  /** The last switch-over of each VM whose secondary went live; a switch-over loses nothing. */
-  switchovers: { vm: string; from: string; to: string; primaryLostAt: number; at: number; lostMiB: 0 }[];
-  /** Secondaries that tried to go live and lost the disk locks to a primary that still ran. */
-  goLiveRefused: number;
-  /** Secondaries that went live while their primary's host still ran the VM: the check that no VM ever runs twice, always 0. */
-  twoPrimaries: number;
 }
 
 const PROFILES: ReadonlySet<string> = new Set(["Idle", "Steady", "Diurnal", "Bursty"]);
@@ -526,34 +506,7 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
   }
 
   groundTruth(): GroundTruth {
-    return {
-      hosts: [...this.world.hosts.values()].map((host) => ({
-        name: host.name,
-        up: host.crashedAt === undefined,
-        isolated: host.isolatedAt !== undefined,
-        partitioned: host.partitionedAt !== undefined,
-        storagePathsUp: host.storagePathsUp,
-      })),
-      vms: [...this.world.vms.values()].map((vm) => ({ id: vm.id, host: vm.host, power: vm.power })),
-      migrations: migrationsUnderWay(this.world).map((m) => ({ vm: m.vm, source: m.source, target: m.target })),
-      replicas: [...this.world.replicas.values()].map((replica) => {
-        const last = replica.instances.at(-1);
-        return {
-          vm: replica.vm,
-          state: replicaState(this.world, replica).state,
-          instances: replica.instances.map((instance) => instance.startedAt),
-          ...(last ? { lastSyncStartedAt: last.startedAt } : {}),
-        };
-      }),
-      recoveries: this.world.recoveries.map((r) => ({ vm: r.vm, instanceAt: r.instanceAt, stoppedWritingAt: r.stoppedWritingAt, lostMiB: r.lostMiB })),
-      secondaries: [...this.world.secondaries.values()].flatMap((rec) => [
-        { vm: rec.vm, host: rec.host, state: rec.state },
-        ...(rec.replacing ? [{ vm: rec.vm, host: rec.replacing.host, state: "Lockstep" as const }] : []),
-      ]),
-      switchovers: [...this.world.switchovers.values()].map((s) => ({ vm: s.vm, from: s.from, to: s.to, primaryLostAt: s.primaryLostAt, at: s.at, lostMiB: 0 as const })),
-      goLiveRefused: this.world.goLiveRefused,
-      twoPrimaries: this.world.twoPrimaries,
-    };
+    return groundTruth(this.world);
   }
 
   /** Resolves once the latest state is on disk (at once without a state file); rejects on a failed save. */

@@ -1,9 +1,10 @@
-// `vireo migrate NAMESPACE/VM [--to HOST] [--cold]`: asks the running Vireo to move a VM (a
-// VirtualMachineMigration, in either mode) and reports its progress until it ends, as `kubectl wait` would
-// — the exit status says how it ended. `vireo balance approve CLUSTER ID` applies one of a Manual
-// cluster's balancing recommendations the same way.
+// `vireo migrate NAMESPACE/VM [--to HOST] [--cold] [--to-hypervisor TYPE [--new-macs]]`: asks the running
+// Vireo to move a VM (a VirtualMachineMigration, in either mode, or a conversion to another hypervisor type)
+// and reports its progress until it ends, as `kubectl wait` would — the exit status says how it ended; a
+// conversion's pre-check is printed as soon as it ran. `vireo balance approve CLUSTER ID` applies one of a
+// Manual cluster's balancing recommendations the same way.
 
-import type { HostCluster, VirtualMachineMigration } from "../api/types.ts";
+import type { HostCluster, Hypervisor, VirtualMachineMigration } from "../api/types.ts";
 import { findCondition } from "../api/conditions.ts";
 import { isEnded } from "../planners/migration/request-status.ts";
 import { parseArgs, UsageError, type FlagSpec } from "./args.ts";
@@ -23,14 +24,26 @@ const MIGRATE_FLAGS: FlagSpec = {
   ...TARGET_FLAGS,
   to: { type: "string", help: "the host to move it to (placement chooses without it)" },
   cold: { type: "boolean", default: false, help: "shut the VM down, move it, power it on (a cold migration)" },
+  "to-hypervisor": { type: "string", help: "convert it for another hypervisor type (esx, hyperv, kvm, xen): always cold" },
+  "new-macs": { type: "boolean", default: false, help: "with --to-hypervisor: give its NICs new MAC addresses instead of keeping them" },
 };
+
+const HYPERVISORS: readonly Hypervisor[] = ["esx", "hyperv", "kvm", "xen"];
 
 export async function migrate(argv: readonly string[], out: (line: string) => void): Promise<number> {
   const { flags, positionals } = parseArgs(argv, MIGRATE_FLAGS);
   const [id] = positionals;
   const match = /^([^/]+)\/([^/]+)$/.exec(id ?? "");
   if (!match) throw new UsageError("vireo migrate needs a VM as NAMESPACE/NAME");
-  const request = migrationRequest(match[1]!, match[2]!, { mode: flags["cold"] ? "Cold" : "Live", ...(flags["to"] ? { targetHost: flags["to"] as string } : {}) });
+  const hypervisor = flags["to-hypervisor"] as string | undefined;
+  if (hypervisor !== undefined && !HYPERVISORS.includes(hypervisor as Hypervisor)) throw new UsageError(`--to-hypervisor must be one of ${HYPERVISORS.join(", ")}, got ${hypervisor}`);
+  if (flags["new-macs"] && hypervisor === undefined) throw new UsageError("--new-macs goes with --to-hypervisor: only a conversion may change the MACs");
+  const request = migrationRequest(match[1]!, match[2]!, {
+    // A conversion is cold whatever the mode: asking for Cold says so in the object too.
+    mode: flags["cold"] || hypervisor !== undefined ? "Cold" : "Live",
+    ...(flags["to"] ? { targetHost: flags["to"] as string } : {}),
+    ...(hypervisor !== undefined ? { targetHypervisor: hypervisor as Hypervisor, keepMacAddresses: !flags["new-macs"] } : {}),
+  });
   return submitAndFollow(targetOf(flags), request, flags, out);
 }
 
@@ -68,11 +81,15 @@ async function submitAndFollow(target: RequestTarget, request: VirtualMachineMig
   if (!flags["wait"]) return 0;
   const deadline = Date.now() + Number(flags["timeout"]) * 1000;
   let said = "";
+  let toldPreCheck = false;
   for (;;) {
     const current = await readRequest(target, namespace, name);
     const line = progressLine(current);
     if (line !== said) out(line);
     said = line;
+    const preCheck = current?.status?.preCheck;
+    if (preCheck && !toldPreCheck) for (const told of preCheckLines(preCheck)) out(told);
+    toldPreCheck ||= preCheck !== undefined;
     if (current && isEnded(current.status?.phase)) return current.status?.phase === "Succeeded" ? 0 : 1;
     if (Date.now() > deadline) {
       out(`still ${current?.status?.phase ?? "not seen"} after ${String(flags["timeout"])} s; it goes on without this command`);
@@ -80,6 +97,15 @@ async function submitAndFollow(target: RequestTarget, request: VirtualMachineMig
     }
     await new Promise((resolve) => setTimeout(resolve, 500));
   }
+}
+
+/** A conversion's pre-check, once: from and to, the expected time, each blocker and warning. */
+function preCheckLines(p: NonNullable<NonNullable<VirtualMachineMigration["status"]>["preCheck"]>): string[] {
+  return [
+    `pre-check ${p.from} → ${p.to}: ${p.blockers.length > 0 ? "refused" : "passed"}; ${p.diskMiB} MiB of disks, ~${Math.ceil(p.estimatedSeconds)} s to convert`,
+    ...p.blockers.map((b) => `  blocker: ${b}`),
+    ...p.warnings.map((w) => `  warning: ${w}`),
+  ];
 }
 
 function progressLine(request: VirtualMachineMigration | undefined): string {

@@ -53,7 +53,7 @@ function preCheckOf(m: Readonly<PlannedMigration>): string {
 }
 
 function formatSeconds(seconds: number): string {
-  if (seconds < 120) return `${Math.ceil(seconds)} s`;
+  if (seconds < 600) return `${Math.ceil(seconds)} s`;
   const minutes = Math.round(seconds / 60);
   return minutes < 120 ? `${minutes} min` : `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }

@@ -6,7 +6,7 @@ import { mkdirSync, existsSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { dump } from "js-yaml";
-import type { VirtualMachineMigration, VireoObject } from "../api/types.ts";
+import type { Hypervisor, VirtualMachineMigration, VireoObject } from "../api/types.ts";
 import { API_VERSION, keyOf, objectKey } from "../api/types.ts";
 import { validateManifest } from "../api/schema.ts";
 import { writeFileAtomic } from "../state/atomic-write.ts";
@@ -23,13 +23,29 @@ export interface RequestTarget {
 }
 
 /** A new VirtualMachineMigration for `namespace/vm`, named as kubectl's generateName would. */
-export function migrationRequest(namespace: string, vm: string, options: { targetHost?: string; mode: "Live" | "Cold"; labels?: Record<string, string> }): VirtualMachineMigration {
+export interface MigrationAsk {
+  targetHost?: string;
+  /** Another hypervisor type: a conversion. */
+  targetHypervisor?: Hypervisor;
+  mode: "Live" | "Cold";
+  /** A conversion gives the NICs new MACs (false) or keeps them (true, the default). */
+  keepMacAddresses?: boolean;
+  labels?: Record<string, string>;
+}
+
+export function migrationRequest(namespace: string, vm: string, options: MigrationAsk): VirtualMachineMigration {
   const name = `${vm.slice(0, 50)}-migration-${randomBytes(3).toString("hex").slice(0, 5)}`;
   const request: VirtualMachineMigration = {
     apiVersion: API_VERSION,
     kind: "VirtualMachineMigration",
     metadata: { name, namespace, ...(options.labels ? { labels: options.labels } : {}) },
-    spec: { vmName: vm, mode: options.mode, keepMacAddresses: true, ...(options.targetHost ? { targetHost: options.targetHost } : {}) },
+    spec: {
+      vmName: vm,
+      mode: options.mode,
+      keepMacAddresses: options.keepMacAddresses ?? true,
+      ...(options.targetHost ? { targetHost: options.targetHost } : {}),
+      ...(options.targetHypervisor ? { targetHypervisor: options.targetHypervisor } : {}),
+    },
   };
   const checked = validateManifest(request);
   if (!checked.ok) throw new UsageError(checked.errors.map((e) => `${e.path}: ${e.message}`).join("; "));

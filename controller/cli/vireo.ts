@@ -16,7 +16,8 @@ Usage:
   vireo hostsim --state FILE --token-file FILE [--listen HOST:PORT] [--seed N] [--time-scale N] [--insecure-no-auth]
   vireo plan (--manifests DIR [--state-dir DIR] | [--kubeconfig PATH]) [--provider URL --provider-token-file FILE] [-o table|json]
   vireo sim power-off|power-on|move|set-memory|set-networks|create NAMESPACE/NAME … (--state-dir DIR | --provider URL --provider-token-file FILE)
-  vireo migrate NAMESPACE/VM [--to HOST] [--cold] [--no-wait] [--timeout SECONDS] (--state-dir DIR | --kubeconfig PATH)
+  vireo migrate NAMESPACE/VM [--to HOST] [--cold | --to-hypervisor esx|hyperv|kvm|xen [--new-macs]] [--no-wait] [--timeout SECONDS]
+            (--state-dir DIR | --kubeconfig PATH)
   vireo balance approve CLUSTER RECOMMENDATION-ID [--no-wait] (--state-dir DIR | --kubeconfig PATH)
   vireo simulate SCENARIO.yaml [--seed N] [--report report.html] [--timeline run.json] [-o text|json]
             (a what-if run on a virtual clock: faults, maintenance, load; vireo simulate --help)

@@ -108,6 +108,12 @@ test("esx → kvm keeps the VM's name, labels and MACs, and takes its shutdown, 
     assert.ok(s.events.some((e) => e.object === "VirtualMachineMigration/default/to-kvm" && e.reason === reason), `event ${reason}`);
   }
   assert.deepEqual(await conversions(s), { Succeeded: 1, Failed: 0, Refused: 0, Cancelled: 0 });
+
+  // The same request again (re-applied from a checkout, say) has nothing to convert, and moves nothing.
+  s.apply(conversionYaml("again", "web"));
+  await s.until(() => ended(s, "again"), 60_000, 500);
+  assert.equal(request(s, "again").status?.failureReason, "VM default/web already runs on kvm (host kvm-2): there is nothing to convert");
+  assert.equal(s.vm("web").status?.host, "kvm-2");
   assert.equal(s.sim.splitBrainAttempts(), 0);
   await s.stop();
 });

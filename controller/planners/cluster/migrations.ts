@@ -67,7 +67,7 @@ function judge(s: Readonly<ClusterSituation>, state: StageState, request: Readon
     if (verdict.step !== "Refused") claimed.set(id, name);
     return verdict;
   }
-  const refusal = refusalOf(s, request, f);
+  const refusal = refusalOf(s, request, f) ?? convertedAlready(request, f);
   if (refusal) return { kind: "Refused", message: refusal };
   claimed.set(id, name);
   const source = f.instance!.host;
@@ -84,6 +84,13 @@ function refusalOf(s: Readonly<ClusterSituation>, request: Readonly<VirtualMachi
   if (refusal !== undefined || request.spec.targetHost === undefined || request.spec.mode !== "Live") return refusal;
   const host = s.hosts.find((h) => h.name === request.spec.targetHost)!;
   return cpuIncompatibility(f, s.hosts.find((h) => h.name === f.instance!.host), host);
+}
+
+/** A request for the hypervisor type the VM is on already, naming no host: nothing to convert (a conversion applied again, say). */
+function convertedAlready(request: Readonly<VirtualMachineMigration>, f: Readonly<VmFacts>): string | undefined {
+  const type = f.instanceHost?.host?.spec.hypervisor;
+  if (request.spec.targetHypervisor === undefined || request.spec.targetHost !== undefined || request.spec.targetHypervisor !== type) return undefined;
+  return `VM ${f.id} already runs on ${type} (host ${f.instance?.host}): there is nothing to convert`;
 }
 
 /** Why the host the request names cannot take the VM whatever the mode: missing, another cluster's, the VM's own, in maintenance. */

@@ -48,40 +48,35 @@ async function attempt(action: () => Promise<unknown>): Promise<void> {
 
 let keys = 0;
 
+const HOST_FAULTS: Record<(typeof hostFaults)[number], (sim: SimulatedHosts, host: string) => Promise<void>> = {
+  crash: (sim, host) => sim.crashHost(host),
+  recover: (sim, host) => sim.recoverHost(host),
+  isolate: (sim, host) => sim.isolateHost(host),
+  heal: (sim, host) => sim.healIsolation(host),
+  partition: (sim, host) => sim.partitionHosts([host]),
+  "heal-partition": (sim, host) => sim.healPartition([host]),
+  "storage-lost": (sim, host) => sim.setStoragePathsUp(host, 0),
+  "storage-back": (sim, host) => sim.setStoragePathsUp(host, 2),
+};
+
 async function apply(sim: SimulatedHosts, clock: VirtualClock, step: Op): Promise<void> {
-  const vm = "vm" in step ? VMS[step.vm]! : undefined;
+  if (step.type === "advance") return clock.advance(step.ms);
+  if (!("vm" in step)) return HOST_FAULTS[step.type](sim, HOSTS[step.host]!);
+  const vm = VMS[step.vm]!;
   const host = "host" in step ? HOSTS[step.host]! : "";
   switch (step.type) {
     case "protect":
-      return attempt(() => sim.protectVm(vm!.id, host, { key: `k${++keys}`, settings: ft() }));
+      return attempt(() => sim.protectVm(vm.id, host, { key: `k${++keys}`, settings: ft() }));
     case "migrate":
-      return attempt(() => sim.migrateVm(vm!.id, host, { key: `k${++keys}`, settings: settings({ bandwidthMiBps: 1000 }) }));
+      return attempt(() => sim.migrateVm(vm.id, host, { key: `k${++keys}`, settings: settings({ bandwidthMiBps: 1000 }) }));
     case "start":
-      return attempt(() => sim.startVm(vm!.id, host, guest(vm!.memoryMiB, vm!.dirty)));
+      return attempt(() => sim.startVm(vm.id, host, guest(vm.memoryMiB, vm.dirty)));
     case "unprotect":
-      return attempt(() => sim.unprotectVm(vm!.id));
+      return attempt(() => sim.unprotectVm(vm.id));
     case "stop":
-      return attempt(() => sim.stopVm(vm!.id, "PowerOff"));
+      return attempt(() => sim.stopVm(vm.id, "PowerOff"));
     case "reset":
-      return attempt(() => sim.resetVm(vm!.id, `r${++keys}`));
-    case "crash":
-      return sim.crashHost(host);
-    case "recover":
-      return sim.recoverHost(host);
-    case "isolate":
-      return sim.isolateHost(host);
-    case "heal":
-      return sim.healIsolation(host);
-    case "partition":
-      return sim.partitionHosts([host]);
-    case "heal-partition":
-      return sim.healPartition([host]);
-    case "storage-lost":
-      return sim.setStoragePathsUp(host, 0);
-    case "storage-back":
-      return sim.setStoragePathsUp(host, 2);
-    case "advance":
-      return clock.advance(step.ms);
+      return attempt(() => sim.resetVm(vm.id, `r${++keys}`));
   }
 }
 
@@ -101,9 +96,8 @@ function checkSwitchovers(before: Truth, after: Truth): void {
   }
 }
 
-async function checkInvariants(sim: SimulatedHosts): Promise<void> {
-  const truth = sim.groundTruth();
-  assert.equal(truth.twoPrimaries, 0, "a secondary went live beside a primary that still ran");
+/** A VM that runs on a live host holds its disk locks there, and a live host holds only the locks of VMs it runs. */
+function checkLocks(sim: SimulatedHosts, truth: Truth): void {
   const hosts = new Map(truth.hosts.map((h) => [h.name, h]));
   const locks = sim.diskLocks();
   for (const vm of truth.vms) {
@@ -115,14 +109,21 @@ async function checkInvariants(sim: SimulatedHosts): Promise<void> {
     if (!hosts.get(lock.host)!.up) continue;
     assert.ok(holder && holder.host === lock.host && holder.power !== "Off", `live host ${lock.host} holds ${lock.vmId}'s lock without running it`);
   }
+}
+
+async function checkInvariants(sim: SimulatedHosts): Promise<void> {
+  const truth = sim.groundTruth();
+  assert.equal(truth.twoPrimaries, 0, "a secondary went live beside a primary that still ran");
+  checkLocks(sim, truth);
+  const up = new Set(truth.hosts.filter((h) => h.up).map((h) => h.name));
   for (const secondary of truth.secondaries.filter((s) => s.state !== "Failed")) {
     const vm = truth.vms.find((v) => v.id === secondary.vm);
     assert.notEqual(secondary.host, vm?.host, `${secondary.vm}'s secondary is on its primary's host`);
-    assert.ok(hosts.get(secondary.host)!.up, `${secondary.vm}'s secondary lives on ${secondary.host}, which is down`);
+    assert.ok(up.has(secondary.host), `${secondary.vm}'s secondary lives on ${secondary.host}, which is down`);
   }
   const observation = await sim.observe();
   for (const host of observation.hosts) {
-    if (hosts.get(host.name)!.up) assert.ok(host.allocated.memoryMiB <= HOST_MEMORY, `host ${host.name} holds ${host.allocated.memoryMiB} MiB`);
+    if (up.has(host.name)) assert.ok(host.allocated.memoryMiB <= HOST_MEMORY, `host ${host.name} holds ${host.allocated.memoryMiB} MiB`);
   }
   assert.equal(observation.splitBrainAttempts, 0);
 }

@@ -98,7 +98,14 @@ function situationOf(ctx: ReconcileContext, vm: VirtualMachine, id: string, plac
   const replica = ctx.observed.replica(id);
   const replication = replicationView(placed.declared, replica, ctx.replication.notes.get(vm.spec.placement.cluster)?.get(id), ctx.replication.recoveries.get(id), ctx.clock.now());
   const protection = protectionOf(placed.declared, ctx.store.list("HAPolicy"), cluster);
-  const faultTolerance = faultToleranceView(vm.status?.faultTolerance, ctx.faultTolerance.notes.get(vm.spec.placement.cluster)?.get(id), ctx.observed.secondary(id), ctx.observed.switchover(id), ctx.clock.now());
+  const note = ctx.faultTolerance.notes.get(vm.spec.placement.cluster)?.get(id);
+  const secondary = ctx.observed.secondary(id);
+  const switchover = ctx.observed.switchover(id);
+  const faultTolerance = faultToleranceView({
+    ...(vm.status?.faultTolerance ? { previous: vm.status.faultTolerance } : {}),
+    ...(note ? { note } : {}), ...(secondary ? { secondary } : {}), ...(switchover ? { switchover } : {}),
+    now: ctx.clock.now(),
+  });
   const record = ctx.ha.failovers.get(id);
   const verdict = verdictOf(ctx, vm);
   return {

@@ -135,7 +135,9 @@ test("vSphere's limits: four FT VMs fill two hosts, the fifth is refused protect
   s.apply(vmYaml("db-5", { labels: { tier: "db" }, cpu: 1 }) + vmYaml("big", { labels: { tier: "db" }, cpu: 10 }));
   await s.until(() => ft(s.vm("db-5"))?.state === "NotProtected" && ft(s.vm("big"))?.state === "NotProtected", 120_000);
   const refused = s.vm("db-5");
-  assert.match(ft(refused)!.reason!, /no host can take its secondary: 1 runs its fault-tolerant primary, 1 at the FT limit of 4 VMs per host/);
+  assert.match(ft(refused)!.reason!, /^no host can take its secondary: /);
+  assert.match(ft(refused)!.reason!, /\b1 runs its fault-tolerant primary\b/);
+  assert.match(ft(refused)!.reason!, /\b1 at the FT limit of 4 VMs per host\b/);
   assert.equal(refused.status?.phase, "Running", "refused protection, not refused to run");
   assert.equal(condition(refused, "FaultTolerant")?.status, "False");
   assert.match(ft(s.vm("big"))!.reason!, /10 vCPUs; fault tolerance allows at most 8 per VM/);

@@ -11,13 +11,12 @@
 // The hosts themselves make a secondary go live when its primary's host fails; this stage only finds, the
 // next round, a VM running from its former secondary's host with none, and makes it a new one.
 
-import { hostsThatFit } from "../../placement/index.ts";
-import { reasonsByCount } from "../../placement/index.ts";
-import type { HostExclusion } from "../../placement/types.ts";
+import { placeBatch } from "../../placement/index.ts";
+import type { HostExclusion, PlacedVm } from "../../placement/types.ts";
 import { vacating } from "./evacuation.ts";
 import type { ClusterSituation, StageState, VmFacts } from "./types.ts";
 import {
-  addLoad, faultToleranceSettingsOf, isLive, limitReached, limitsOf, placedSecondary, preferOtherRack, secondaryId, secondaryRequest, whyNeverFaultTolerant,
+  addLoad, faultToleranceSettingsOf, isLive, limitReached, limitsOf, primaryOf, RACK_LABEL, secondaryId, secondaryRequest, whyNeverFaultTolerant, ZONE_LABEL,
   type FaultToleranceLimits, type FaultToleranceLoad, type FaultToleranceNote,
 } from "../ha/fault-tolerance.ts";
 
@@ -25,6 +24,7 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
   const notes = new Map<string, FaultToleranceNote>();
   const limits = limitsOf(s.cluster);
   const load = faultToleranceLoad(s, limits);
+  const needs: Need[] = [];
   for (const f of s.vms) {
     const secondary = f.secondary;
     if (!f.protection.faultTolerance || f.vm.metadata.deletionTimestamp) {
@@ -49,22 +49,110 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
     if (secondary?.state === "Lockstep") {
       const leaving = vacating(s.hosts.find((h) => h.name === secondary.host));
       const migrating = s.migrations.some((m) => m.vm === f.id && (m.phase === "PreCopy" || m.phase === "Switchover"));
-      if (leaving && !migrating) {
-        const moved = makeSecondary(s, state, f, load, limits, `its secondary's host ${secondary.host} is ${leaving}`, secondary.host);
-        notes.set(f.id, { state: "Protected", secondaryHost: secondary.host, ...(moved.host ? { reason: `moving its secondary from ${secondary.host} (${leaving}) to ${moved.host}` } : { reason: `its secondary's host is ${leaving}, and no other host can take it: ${moved.why}` }) });
-      } else {
-        notes.set(f.id, { state: "Protected", secondaryHost: secondary.host });
-      }
+      notes.set(f.id, { state: "Protected", secondaryHost: secondary.host });
+      if (leaving && !migrating) needs.push({ f, why: `its secondary's host ${secondary.host} is ${leaving}`, replacing: secondary.host });
       continue;
     }
     // None yet, or the last one failed (its host failed, it went live, it lost the race to go live).
-    const why = secondary?.state === "Failed" ? `its secondary on ${secondary.host} failed (${secondary.reason ?? "no reason given"})` : "fault tolerance is declared";
-    const made = makeSecondary(s, state, f, load, limits, why);
-    notes.set(f.id, made.host
-      ? { state: "Starting", secondaryHost: made.host, reason: `making its secondary on ${made.host}` }
-      : { state: made.limited ? "NotProtected" : "NeedsSecondary", reason: made.why });
+    needs.push({ f, why: secondary?.state === "Failed" ? `its secondary on ${secondary.host} failed (${secondary.reason ?? "no reason given"})` : "fault tolerance is declared" });
+  }
+  for (const outcome of placeSecondaries(s, state, needs, load, limits)) {
+    const { need: { f, replacing }, host, why, limited } = outcome;
+    if (replacing !== undefined) {
+      notes.set(f.id, { state: "Protected", secondaryHost: replacing, reason: host ? `moving its secondary from ${replacing} (being emptied) to ${host}` : `its secondary's host ${replacing} is being emptied, and no other host can take it: ${why}` });
+    } else {
+      notes.set(f.id, host ? { state: "Starting", secondaryHost: host, reason: `making its secondary on ${host}` } : { state: limited ? "NotProtected" : "NeedsSecondary", reason: why });
+    }
   }
   return notes;
+}
+
+/** A VM that needs a secondary made: a first one, one to replace a failed one, or one to move off `replacing`. */
+interface Need {
+  f: VmFacts;
+  why: string;
+  replacing?: string;
+}
+
+interface Outcome {
+  need: Need;
+  /** Where its secondary is asked for, or undefined when nowhere. */
+  host?: string;
+  why: string;
+  /** Only fault tolerance's own rules stood in the way (its primary's host, the per-host limits), not room. */
+  limited: boolean;
+}
+
+/** Rounds of placement at most: a round places what fits, the per-host limits turn some back for the next. */
+const MAX_ROUNDS = 4;
+
+/**
+ * Places the secondaries in a few batches of placement (its filters and scores, with a preference for another
+ * rack than the primary's, and the pair kept apart), then holds each placed one to the per-host limits in
+ * the batch's order; those the limits turn back try again in the next round, with the full hosts excluded.
+ * Each secondary asked for is counted at once in the snapshot and the limits, for the rest of the round.
+ */
+function placeSecondaries(s: Readonly<ClusterSituation>, state: StageState, needs: readonly Need[], load: FaultToleranceLoad, limits: Readonly<FaultToleranceLimits>): Outcome[] {
+  const outcomes: Outcome[] = [];
+  if (needs.length === 0) return outcomes;
+  if (s.snapshot.hosts.length < 2) return needs.map((need) => ({ need, why: "fault tolerance needs a second host in the cluster", limited: true }));
+  const rackOf = new Map(s.snapshot.hosts.map((h) => [h.name, h.labels[RACK_LABEL] ?? h.labels[ZONE_LABEL]]));
+  const rackKey = s.snapshot.hosts.some((h) => h.labels[RACK_LABEL] !== undefined) ? RACK_LABEL : ZONE_LABEL;
+  let pending = [...needs];
+  for (let round = 0; round < MAX_ROUNDS && pending.length > 0; round++) {
+    const apart = new Map(state.snapshot.apart ?? []);
+    const requests = pending.map((need) => {
+      const primary = need.f.instance!.host;
+      const excluded: HostExclusion[] = [{ host: primary, reason: "runs its fault-tolerant primary" }];
+      if (need.replacing !== undefined) excluded.push({ host: need.replacing, reason: "holds its secondary now" });
+      for (const host of s.snapshot.hosts) {
+        const reached = limitReached(load, host.name, need.f.vm.spec.cpu, limits);
+        if (reached && host.name !== primary && host.name !== need.replacing) excluded.push({ host: host.name, reason: reached });
+      }
+      const request = secondaryRequest(need.f.vm, rackOf.get(primary) !== undefined ? { key: rackKey, value: rackOf.get(primary)! } : undefined);
+      apart.set(request.id, excluded);
+      return request;
+    });
+    const byId = new Map(pending.map((need, i) => [requests[i]!.id, need]));
+    const plan = placeBatch({ ...state.snapshot, apart }, requests);
+    const accepted: PlacedVm[] = [];
+    const retry: Need[] = [];
+    for (const placement of plan.placements) {
+      const need = byId.get(placement.vm)!;
+      // Placement counts room; the limits count FT VMs, which the batch itself may have pushed over.
+      if (limitReached(load, placement.host, need.f.vm.spec.cpu, limits)) {
+        retry.push(need);
+        continue;
+      }
+      addLoad(load, placement.host, need.f.vm.spec.cpu);
+      ask(s, state, need, placement.host);
+      accepted.push({ id: `${secondaryId(need.f.id)}@${placement.host}`, namespace: need.f.vm.metadata.namespace ?? "default", labels: {}, host: placement.host, cpu: need.f.vm.spec.cpu, memoryMiB: need.f.vm.spec.memoryMiB });
+      outcomes.push({ need, host: placement.host, why: need.why, limited: false });
+    }
+    for (const refusal of plan.unschedulable) {
+      const need = byId.get(refusal.vm)!;
+      const reasons = Object.keys(refusal.reasons);
+      const limited = reasons.length > 0 && reasons.every((r) => r === "runs its fault-tolerant primary" || r === "holds its secondary now" || r.startsWith("at the FT limit"));
+      outcomes.push({ need, why: `no host can take its secondary: ${refusal.message.replace(/^0\/\d+ hosts fit: /, "")}`, limited });
+    }
+    if (accepted.length > 0) {
+      const pairs = new Map(state.snapshot.apart ?? []);
+      for (const placed of accepted) {
+        const vm = primaryOf(placed.id)!;
+        const primary = byId.get(secondaryId(vm))!.f.instance!.host;
+        pairs.set(vm, [...(pairs.get(vm) ?? []), { host: placed.host, reason: "holds its fault-tolerant secondary" }]);
+        pairs.set(secondaryId(vm), [{ host: primary, reason: "runs its fault-tolerant primary" }]);
+      }
+      state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, ...accepted], apart: pairs };
+    }
+    pending = retry;
+  }
+  for (const need of pending) outcomes.push({ need, why: "no host can take its secondary within the FT limits this round", limited: false });
+  return outcomes;
+}
+
+function ask(s: Readonly<ClusterSituation>, state: StageState, need: Readonly<Need>, host: string): void {
+  state.actions.push({ stage: "faultTolerance", action: { type: "Protect", vm: need.f.id, host, key: `ft:${need.f.id}@${host}`, settings: faultToleranceSettingsOf(s.cluster, need.f.vm), reason: need.why } });
 }
 
 /** The FT VMs on each host now, primaries and live secondaries alike: those that may have fault tolerance. */
@@ -76,46 +164,6 @@ function faultToleranceLoad(s: Readonly<ClusterSituation>, limits: Readonly<Faul
     if (isLive(f.secondary)) addLoad(load, f.secondary.host, f.secondary.cpu);
   }
   return load;
-}
-
-/**
- * Asks for a secondary on the best host that may take it (`replacing` the one on that host, if any),
- * counting it at once on that host for the rest of the round. Returns its host, or why there is none and
- * whether only the FT limits stood in the way.
- */
-function makeSecondary(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>, load: FaultToleranceLoad, limits: Readonly<FaultToleranceLimits>, reason: string, replacing?: string): { host?: string; why: string; limited: boolean } {
-  const primary = f.instance!.host;
-  const request = secondaryRequest(f.vm);
-  const excluded: HostExclusion[] = [{ host: primary, reason: "runs its fault-tolerant primary" }];
-  if (replacing !== undefined) excluded.push({ host: replacing, reason: "holds its secondary now" });
-  const apart = new Map(state.snapshot.apart ?? []);
-  apart.set(request.id, excluded);
-  // The secondary it replaces still holds its room until the new one is in lockstep: it stays in the snapshot.
-  const fit = hostsThatFit({ ...state.snapshot, apart }, request);
-  const limited: Record<string, number> = {};
-  const allowed = fit.fits.filter((host) => {
-    const reached = limitReached(load, host, f.vm.spec.cpu, limits);
-    if (reached) limited[reached] = (limited[reached] ?? 0) + 1;
-    return reached === undefined;
-  });
-  const labelsOf = (host: string) => s.snapshot.hosts.find((h) => h.name === host)?.labels;
-  const host = preferOtherRack(allowed, labelsOf(primary) ?? {}, labelsOf);
-  if (host === undefined) {
-    const hosts = s.snapshot.hosts.length;
-    if (hosts < 2) return { why: "fault tolerance needs a second host in the cluster", limited: true };
-    const refusals = [...reasonsByCount(fit.rejected), ...Object.entries(limited)].map(([why, n]) => `${n} ${why}`);
-    const onlyLimits = fit.fits.length > 0;
-    return { why: `no host can take its secondary: ${refusals.join(", ") || "no other host"}`, limited: onlyLimits };
-  }
-  state.actions.push({ stage: "faultTolerance", action: { type: "Protect", vm: f.id, host, key: `ft:${f.id}@${host}`, settings: faultToleranceSettingsOf(s.cluster, f.vm), reason } });
-  const namespace = f.vm.metadata.namespace ?? "default";
-  state.snapshot = {
-    ...state.snapshot,
-    placed: [...state.snapshot.placed, { ...placedSecondary({ vm: f.id, key: "", host, primaryHost: primary, state: "Copying", since: s.now, cpu: f.vm.spec.cpu, memoryMiB: f.vm.spec.memoryMiB }, namespace), id: `${secondaryId(f.id)}@${host}` }],
-    apart: new Map([...(state.snapshot.apart ?? []), [f.id, [{ host, reason: "holds its fault-tolerant secondary" }]], [secondaryId(f.id), [{ host: primary, reason: "runs its fault-tolerant primary" }]]]),
-  };
-  addLoad(load, host, f.vm.spec.cpu);
-  return { host, why: reason, limited: false };
 }
 
 function unprotect(state: StageState, f: Readonly<VmFacts>, reason: string): void {

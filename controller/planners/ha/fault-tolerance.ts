@@ -91,16 +91,19 @@ export function placedSecondary(secondary: Readonly<SecondaryObservation>, names
 
 /**
  * The request a new secondary is placed by: the VM's size, CPU features, datastores, networks and required
- * host affinity; no VM (anti-)affinity, which binds the primary, not its shadow.
+ * host affinity; no VM (anti-)affinity, which binds the primary, not its shadow. With the primary's rack (or
+ * zone), it prefers the hosts of the others: a rack's loss then takes one of the pair only.
  */
-export function secondaryRequest(vm: Readonly<VirtualMachine>): VmRequest {
+export function secondaryRequest(vm: Readonly<VirtualMachine>, primaryRack?: { key: string; value: string }): VmRequest {
   const request = requestOf(vm);
   const required = vm.spec.placement.hostAffinity?.required;
+  const preferred = primaryRack ? [{ weight: 100, preference: { matchExpressions: [{ key: primaryRack.key, operator: "NotIn" as const, values: [primaryRack.value] }] } }] : undefined;
+  const hostAffinity = required || preferred ? { ...(required ? { required } : {}), ...(preferred ? { preferred } : {}) } : undefined;
   return {
     ...request,
     id: secondaryId(vmId(vm)),
     labels: {},
-    placement: { cluster: vm.spec.placement.cluster, ...(vm.spec.placement.hypervisor ? { hypervisor: vm.spec.placement.hypervisor } : {}), ...(required ? { hostAffinity: { required } } : {}) },
+    placement: { cluster: vm.spec.placement.cluster, ...(vm.spec.placement.hypervisor ? { hypervisor: vm.spec.placement.hypervisor } : {}), ...(hostAffinity ? { hostAffinity } : {}) },
   };
 }
 
@@ -112,20 +115,6 @@ export function pairsApart(pairs: readonly { vm: string; primaryHost: string; se
     apart.set(secondaryId(pair.vm), [{ host: pair.primaryHost, reason: "runs its fault-tolerant primary" }]);
   }
   return apart;
-}
-
-/**
- * The host for a secondary among those that fit (best first): the first in another rack (or zone) than the
- * primary's, else the first. Hosts without the label count as a rack of their own.
- */
-export function preferOtherRack(fits: readonly string[], primaryLabels: Readonly<Record<string, string>>, labelsOf: (host: string) => Readonly<Record<string, string>> | undefined): string | undefined {
-  for (const key of [RACK_LABEL, ZONE_LABEL]) {
-    const mine = primaryLabels[key];
-    if (mine === undefined) continue;
-    const other = fits.find((host) => labelsOf(host)?.[key] !== mine);
-    if (other !== undefined) return other;
-  }
-  return fits[0];
 }
 
 /** One VM's fault tolerance, as its cluster's round found it: what its status says. */
@@ -140,39 +129,51 @@ export interface FaultToleranceView {
   condition: ConditionInput;
 }
 
+/** What a VM's fault tolerance status is made of: its last status, the round's note, and the hosts' reports. */
+export interface FaultToleranceInput {
+  previous?: Readonly<VmFaultToleranceStatus>;
+  note?: Readonly<FaultToleranceNote>;
+  secondary?: Readonly<SecondaryObservation>;
+  switchover?: Readonly<SwitchoverObservation>;
+  now: number;
+}
+
 /**
  * The VM's fault tolerance as its status tells it: the round's note, the secondary as the hosts report it
  * (lag, slowdown), the switch-overs so far (counted once each, from the last one the hosts report), and
  * since when it has been without a secondary in lockstep. Undefined for a VM without fault tolerance.
  */
-export function faultToleranceView(
-  previous: Readonly<VmFaultToleranceStatus> | undefined,
-  note: Readonly<FaultToleranceNote> | undefined,
-  secondary: Readonly<SecondaryObservation> | undefined,
-  switchover: Readonly<SwitchoverObservation> | undefined,
-  now: number,
-): FaultToleranceView | undefined {
+export function faultToleranceView(input: Readonly<FaultToleranceInput>): FaultToleranceView | undefined {
+  const { previous, note, secondary, now } = input;
   if (!note) return undefined;
-  const status: VmFaultToleranceStatus = { state: note.state };
-  if (note.reason) status.reason = note.reason;
+  const status: VmFaultToleranceStatus = { state: note.state, ...(note.reason ? { reason: note.reason } : {}) };
   const host = note.secondaryHost ?? (isLive(secondary) ? secondary.host : undefined);
   if (host) status.secondaryHost = host;
-  if (note.state === "Protected" && secondary?.state === "Lockstep") {
-    if (secondary.lagMs !== undefined) status.lagMs = Math.round(secondary.lagMs);
-    if (secondary.slowdownPercent !== undefined) status.slowdownPercent = Math.round(secondary.slowdownPercent);
-  }
-  let switchovers = previous?.switchovers ?? 0;
-  let last = previous?.lastSwitchover;
-  if (switchover && (!last || Date.parse(last.time) < switchover.at)) {
-    switchovers += 1;
-    last = { from: switchover.from, to: switchover.to, time: new Date(switchover.at).toISOString() };
-  }
-  if (switchovers > 0) status.switchovers = switchovers;
-  if (last) status.lastSwitchover = { ...last };
+  if (note.state === "Protected" && secondary?.state === "Lockstep") Object.assign(status, lockstepFigures(secondary));
+  Object.assign(status, switchoversSoFar(previous, input.switchover));
   if (note.state !== "Protected") status.unprotectedSince = previous?.state !== "Protected" && previous?.unprotectedSince ? previous.unprotectedSince : new Date(now).toISOString();
-  const slowed = status.slowdownPercent !== undefined && status.slowdownPercent > 0 ? `; the FT logging link slows the primary ${status.slowdownPercent} %` : "";
-  const message = note.state === "Protected"
-    ? `its secondary runs in lockstep on host ${host}${status.lagMs !== undefined ? `, ${status.lagMs} ms behind` : ""}${slowed}${note.reason ? ` (${note.reason})` : ""}`
-    : note.reason ?? note.state;
-  return { status, condition: { type: "FaultTolerant", status: note.state === "Protected", reason: note.state, message } };
+  return { status, condition: { type: "FaultTolerant", status: note.state === "Protected", reason: note.state, message: conditionMessage(status, note) } };
+}
+
+function lockstepFigures(secondary: Readonly<SecondaryObservation>): Pick<VmFaultToleranceStatus, "lagMs" | "slowdownPercent"> {
+  return {
+    ...(secondary.lagMs !== undefined ? { lagMs: Math.round(secondary.lagMs) } : {}),
+    ...(secondary.slowdownPercent !== undefined ? { slowdownPercent: Math.round(secondary.slowdownPercent) } : {}),
+  };
+}
+
+/** The switch-overs counted so far, the hosts' last one added once when it is newer than the last counted. */
+function switchoversSoFar(previous: Readonly<VmFaultToleranceStatus> | undefined, switchover: Readonly<SwitchoverObservation> | undefined): Pick<VmFaultToleranceStatus, "switchovers" | "lastSwitchover"> {
+  const last = previous?.lastSwitchover;
+  if (switchover && (!last || Date.parse(last.time) < switchover.at)) {
+    return { switchovers: (previous?.switchovers ?? 0) + 1, lastSwitchover: { from: switchover.from, to: switchover.to, time: new Date(switchover.at).toISOString() } };
+  }
+  return { ...(previous?.switchovers ? { switchovers: previous.switchovers } : {}), ...(last ? { lastSwitchover: { ...last } } : {}) };
+}
+
+function conditionMessage(status: Readonly<VmFaultToleranceStatus>, note: Readonly<FaultToleranceNote>): string {
+  if (note.state !== "Protected") return note.reason ?? note.state;
+  const lag = status.lagMs !== undefined ? `, ${status.lagMs} ms behind` : "";
+  const slowed = status.slowdownPercent ? `; the FT logging link slows the primary ${status.slowdownPercent} %` : "";
+  return `its secondary runs in lockstep on host ${status.secondaryHost}${lag}${slowed}${note.reason ? ` (${note.reason})` : ""}`;
 }

@@ -4,6 +4,7 @@
 import { benchPlacement } from "./placement.ts";
 import { benchCluster } from "./cluster.ts";
 import { benchFailover } from "./failover.ts";
+import { benchFaultTolerance } from "./fault-tolerance.ts";
 import { benchDrift } from "./drift.ts";
 import { benchMigration } from "./migration.ts";
 import { benchBalancing } from "./balancing.ts";
@@ -22,6 +23,7 @@ const benchmarks: readonly Benchmark[] = [
   { name: "placement", run: benchPlacement },
   { name: "cluster", run: benchCluster },
   { name: "failover", run: benchFailover },
+  { name: "fault-tolerance", run: benchFaultTolerance },
   { name: "drift", run: benchDrift },
   { name: "migration", run: benchMigration },
   { name: "balancing", run: benchBalancing },

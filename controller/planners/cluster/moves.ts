@@ -8,12 +8,15 @@ import { migrationSettingsOf } from "../migration/settings.ts";
 import type { ClusterAction, ClusterSituation, HostFacts, StageState, VmFacts } from "./types.ts";
 
 /**
- * Why `target` cannot run the guest as it runs now, or undefined when it can (BEHAVIOUR.md, Live
- * migration: the guest sees the cluster's baseline, or its first host's features; Intel↔AMD is refused).
+ * Why `target` cannot run the guest as it runs now, or undefined when it can: another hypervisor type (that
+ * takes a conversion, cold: conversions.ts), or its CPU (BEHAVIOUR.md, Live migration: the guest sees the
+ * cluster's baseline, or its first host's features; Intel↔AMD is refused).
  */
 export function cpuIncompatibility(f: Readonly<VmFacts>, source: Readonly<HostFacts> | undefined, target: Readonly<HostFacts>): string | undefined {
   const cpu = target.host?.spec.cpu;
   if (!cpu) return `host ${target.name} is not declared`;
+  const from = source?.host?.spec.hypervisor;
+  if (from !== undefined && from !== target.host!.spec.hypervisor) return `host ${target.name} runs ${target.host!.spec.hypervisor}, the VM runs on ${from}: a live migration cannot change hypervisor type (a conversion can: targetHypervisor)`;
   const vendor = source?.host?.spec.cpu.vendor;
   if (vendor !== undefined && vendor !== cpu.vendor) return `host ${target.name} has an ${cpu.vendor} CPU, the VM runs on ${vendor}: live migration between CPU vendors is refused`;
   const have = new Set(cpu.features);

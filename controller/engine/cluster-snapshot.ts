@@ -48,7 +48,7 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
     if (!isLive(secondary)) continue;
     const primaryHost = ctx.observed.vm(secondary.vm)?.host ?? secondary.primaryHost;
     if (!memberNames.has(secondary.host) && !memberNames.has(primaryHost)) continue;
-    if (memberNames.has(secondary.host)) placed.push(placedSecondary(secondary, secondary.vm.slice(0, secondary.vm.indexOf("/"))));
+    if (memberNames.has(secondary.host)) placed.push(placedSecondary(secondary));
     pairs.push({ vm: secondary.vm, primaryHost, secondaryHost: secondary.host });
   }
   const baseline = cluster.spec.cpuBaseline;

@@ -5,6 +5,9 @@
 // copy attempted, no host's memory overcommitted — a migrating VM counted on its target too —, no required
 // placement rule broken by a running VM); once
 // every fault has healed and enough time has passed, every VM that should run runs and none is lost.
+// Some policies protect with FaultTolerance: no secondary ever goes live while its primary still runs, and a
+// fault-tolerant VM whose host crashes while it has a secondary in lockstep on a healthy host runs on from
+// it with its uptime unbroken (no data lost, no reboot); a secondary's memory counts on its host.
 //
 // fast-check prints the seed and path of a failure; replay it with VIREO_CHAOS_SEED=<seed>
 // (and VIREO_CHAOS_PATH=<path> for the shrunk case). VIREO_QUICK=1 runs ~50 fleets instead of 1,000+.
@@ -38,7 +41,7 @@ interface VmPlan {
   migration: "Live" | "LiveIfPossible" | "Cold" | "Never";
   dirtyRateMiBps: number;
 }
-interface PolicyPlan { priority: string; isolationResponse: string }
+interface PolicyPlan { priority: string; isolationResponse: string; protection: "Restart" | "FaultTolerance" }
 type FaultPlan =
   | { type: "HostCrash"; host: number }
   | { type: "NetworkIsolation"; host: number }
@@ -66,6 +69,7 @@ const vmArb = fc.record({
 const policyArb = fc.record({
   priority: fc.constantFrom("Highest", "High", "Medium", "Low", "Lowest"),
   isolationResponse: fc.constantFrom("LeavePoweredOn", "PowerOff", "Shutdown"),
+  protection: fc.constantFrom("Restart", "Restart", "FaultTolerance") as fc.Arbitrary<PolicyPlan["protection"]>,
 });
 const faultArb: fc.Arbitrary<FaultPlan> = fc.oneof(
   fc.record({ type: fc.constant("HostCrash" as const), host: fc.nat(5) }),
@@ -121,7 +125,7 @@ spec:
     yaml += `apiVersion: vireo.dev/v1alpha1
 kind: HAPolicy
 metadata: {name: ${tier}, namespace: default}
-spec: {selector: {matchLabels: {tier: ${tier}}}, restartPriority: ${policy.priority}, isolationResponse: ${policy.isolationResponse}}
+spec: {selector: {matchLabels: {tier: ${tier}}}, restartPriority: ${policy.priority}, isolationResponse: ${policy.isolationResponse}, protection: ${policy.protection}}
 ---
 `;
   }
@@ -178,7 +182,11 @@ async function apply(s: Scenario, fleet: Fleet, fault: FaultPlan, heal: boolean,
       const i = fault.host % fleet.hosts.length;
       return s.apply(hostManifest(i, fleet.hosts[i]!, !heal));
     }
-    case "HostCrash": return heal ? s.sim.recoverHost(host(fault.host)) : s.sim.crashHost(host(fault.host));
+    case "HostCrash": {
+      if (heal) return s.sim.recoverHost(host(fault.host));
+      protectedBy.push(...guardedByASecondary(s, host(fault.host)));
+      return s.sim.crashHost(host(fault.host));
+    }
     case "NetworkIsolation": return heal ? s.sim.healIsolation(host(fault.host)) : s.sim.isolateHost(host(fault.host));
     case "NetworkPartition": {
       const hosts = [...new Set(fault.hosts.map(host))];
@@ -197,6 +205,31 @@ async function apply(s: Scenario, fleet: Fleet, fault: FaultPlan, heal: boolean,
   }
 }
 
+/** Fault-tolerant VMs of a host about to crash, with a secondary in lockstep on a healthy host: they must run on. */
+interface Guarded { vm: string; secondaryHost: string; poweredOnAt: number | undefined }
+let protectedBy: Guarded[] = [];
+
+function guardedByASecondary(s: Scenario, crashing: string): Guarded[] {
+  const truth = s.sim.groundTruth();
+  const healthy = new Set(truth.hosts.filter((h) => h.up && !h.isolated && !h.partitioned && h.storagePathsUp === 2).map((h) => h.name));
+  const primaries = new Map(truth.vms.filter((vm) => vm.host === crashing && vm.power === "Running").map((vm) => [vm.id, vm]));
+  const crashingHost = truth.hosts.find((h) => h.name === crashing);
+  if (!crashingHost?.up || crashingHost.isolated || crashingHost.partitioned) return [];
+  return truth.secondaries
+    .filter((x) => x.state === "Lockstep" && primaries.has(x.vm) && healthy.has(x.host) && !truth.migrations.some((m) => m.vm === x.vm))
+    .map((x) => ({ vm: x.vm, secondaryHost: x.host, poweredOnAt: s.sim.observeVm(x.vm)?.poweredOnAt }));
+}
+
+/** Each guarded VM runs from its secondary's host with the uptime it had: nothing lost, no reboot. */
+function assertSwitchedOver(s: Scenario, when: string): void {
+  for (const g of protectedBy) {
+    const now = s.sim.observeVm(g.vm);
+    assert.equal(now?.power, "Running", `${when}: ${g.vm} had a secondary in lockstep on ${g.secondaryHost} when its host crashed, and does not run`);
+    assert.equal(now?.poweredOnAt, g.poweredOnAt, `${when}: ${g.vm} had a secondary in lockstep on ${g.secondaryHost} when its host crashed, and booted again`);
+  }
+  protectedBy = [];
+}
+
 /** What must hold at every step, from the simulator's ground truth. */
 function assertSafe(s: Scenario, fleet: Fleet, when: string): void {
   assert.equal(s.sim.splitBrainAttempts(), 0, `${when}: a power-on was refused as a possible second copy`);
@@ -205,8 +238,11 @@ function assertSafe(s: Scenario, fleet: Fleet, when: string): void {
   const plans = new Map(fleet.vms.map((vm, i) => [`default/vm${i}`, vm]));
   const memory = new Map<string, number>();
   for (const vm of on) memory.set(vm.host, (memory.get(vm.host) ?? 0) + plans.get(vm.id)!.memoryMiB);
-  // A VM migrating live holds its memory on the target too, until it switches over.
+  // A VM migrating live holds its memory on the target too, until it switches over; a secondary holds it on its host.
   for (const m of truth.migrations) memory.set(m.target, (memory.get(m.target) ?? 0) + plans.get(m.vm)!.memoryMiB);
+  for (const x of truth.secondaries) if (x.state !== "Failed") memory.set(x.host, (memory.get(x.host) ?? 0) + plans.get(x.vm)!.memoryMiB);
+  assert.equal(truth.twoPrimaries, 0, `${when}: a secondary went live while its primary still ran`);
+  for (const x of truth.switchovers) assert.equal(x.lostMiB, 0, `${when}: ${x.vm}'s switch-over lost data`);
   for (const [host, used] of memory) {
     const capacity = fleet.hosts[Number(host.slice(1))]!.memoryMiB;
     assert.ok(used <= capacity, `${when}: host ${host} runs ${used} MiB of VMs on ${capacity} MiB`);
@@ -223,6 +259,7 @@ function assertSafe(s: Scenario, fleet: Fleet, when: string): void {
 
 async function runFleet(generated: Fleet): Promise<void> {
   const fleet = feasible(generated);
+  protectedBy = [];
   const s = await Scenario.start(manifests(fleet), { seed: fleet.seed, observeIntervalMs: 5_000 });
   try {
     await s.advance(60_000);
@@ -236,7 +273,14 @@ async function runFleet(generated: Fleet): Promise<void> {
         const event = events[next++]!;
         await apply(s, fleet, event.fault, event.heal, event.index);
       }
-      await s.advance(STEP_MS);
+      // The go-live happens within a second of the crash: look before anything else can happen to the VM.
+      if (protectedBy.length > 0) {
+        await s.advance(2_000);
+        assertSwitchedOver(s, `t=${(s.clock.now() - start) / 1000}s`);
+        await s.advance(STEP_MS - 2_000);
+      } else {
+        await s.advance(STEP_MS);
+      }
       assertSafe(s, fleet, `t=${(s.clock.now() - start) / 1000}s`);
     }
     // Every fault has healed (a crash heals by the host's recovery): let HA and placement finish.

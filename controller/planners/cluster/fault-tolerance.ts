@@ -11,12 +11,12 @@
 // The hosts themselves make a secondary go live when its primary's host fails; this stage only finds, the
 // next round, a VM running from its former secondary's host with none, and makes it a new one.
 
-import { placeBatch } from "../../placement/index.ts";
+import { hostsThatFit, placeBatch, VM_ANTI_AFFINITY } from "../../placement/index.ts";
 import type { HostExclusion, PlacedVm } from "../../placement/types.ts";
 import { vacating } from "./evacuation.ts";
 import type { ClusterSituation, StageState, VmFacts } from "./types.ts";
 import {
-  addLoad, faultToleranceSettingsOf, isLive, limitReached, limitsOf, primaryOf, RACK_LABEL, secondaryId, secondaryRequest, whyNeverFaultTolerant, ZONE_LABEL,
+  addLoad, faultToleranceSettingsOf, isLive, limitReached, limitsOf, placedSecondary, primaryOf, RACK_LABEL, secondaryId, secondaryRequest, whyNeverFaultTolerant, ZONE_LABEL,
   type FaultToleranceLimits, type FaultToleranceLoad, type FaultToleranceNote,
 } from "../ha/fault-tolerance.ts";
 
@@ -40,6 +40,12 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
     const power = f.instance?.power;
     if (power !== "Running") {
       notes.set(f.id, { state: "NeedsSecondary", reason: `the VM is ${power === undefined ? "on no host" : power.toLowerCase()}: its secondary is made once it runs` });
+      continue;
+    }
+    const conflict = isLive(secondary) ? antiAffineOn(state, f, secondary.host) : undefined;
+    if (conflict) {
+      unprotect(state, f, conflict);
+      notes.set(f.id, { state: "NeedsSecondary", reason: conflict });
       continue;
     }
     if (secondary?.state === "Copying") {
@@ -126,7 +132,7 @@ function placeSecondaries(s: Readonly<ClusterSituation>, state: StageState, need
       }
       addLoad(load, placement.host, need.f.vm.spec.cpu);
       ask(s, state, need, placement.host);
-      accepted.push({ id: `${secondaryId(need.f.id)}@${placement.host}`, namespace: need.f.vm.metadata.namespace ?? "default", labels: {}, host: placement.host, cpu: need.f.vm.spec.cpu, memoryMiB: need.f.vm.spec.memoryMiB });
+      accepted.push({ ...placedSecondary({ vm: need.f.id, key: "", host: placement.host, primaryHost: need.f.instance!.host, state: "Copying", since: s.now, cpu: need.f.vm.spec.cpu, memoryMiB: need.f.vm.spec.memoryMiB }), id: `${secondaryId(need.f.id)}@${placement.host}` });
       outcomes.push({ need, host: placement.host, why: need.why, limited: false });
     }
     for (const refusal of plan.unschedulable) {
@@ -166,6 +172,20 @@ function faultToleranceLoad(s: Readonly<ClusterSituation>, limits: Readonly<Faul
   return load;
 }
 
+/**
+ * Why the VM may not go live on `host` now, when a VM it is anti-affine to (either way) runs or starts there:
+ * its secondary gives way, or going live would break the rule. Undefined when it may, or no rule applies.
+ */
+function antiAffineOn(state: Readonly<StageState>, f: Readonly<VmFacts>, host: string): string | undefined {
+  const snapshot = state.snapshot;
+  const rules = f.vm.spec.placement.vmAntiAffinity?.required !== undefined || snapshot.placed.some((p) => p.antiAffinity !== undefined);
+  if (!rules) return undefined;
+  const only = snapshot.hosts.filter((h) => h.name === host).map(({ unavailable: _, ...h }) => h);
+  // The room is the secondary's already: only the rules are asked about.
+  const fit = hostsThatFit({ ...snapshot, hosts: only, apart: new Map() }, { ...secondaryRequest(f.vm), cpu: 0, memoryMiB: 0 });
+  return fit.rejected[VM_ANTI_AFFINITY] ? `its secondary's host ${host} runs a VM it is anti-affine to: going live there would break the rule, so the secondary gives way` : undefined;
+}
+
 function unprotect(state: StageState, f: Readonly<VmFacts>, reason: string): void {
   state.actions.push({ stage: "faultTolerance", action: { type: "Unprotect", vm: f.id, reason } });
 }
@@ -176,6 +196,6 @@ function unprotect(state: StageState, f: Readonly<VmFacts>, reason: string): voi
  */
 export function moveSecondary(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>, to: string, reason: string): void {
   state.actions.push({ stage: "balancing", action: { type: "Protect", vm: f.id, host: to, key: `ft:${f.id}@${to}`, settings: faultToleranceSettingsOf(s.cluster, f.vm), reason } });
-  const namespace = f.vm.metadata.namespace ?? "default";
-  state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, { id: `${secondaryId(f.id)}@${to}`, namespace, labels: {}, host: to, cpu: f.vm.spec.cpu, memoryMiB: f.vm.spec.memoryMiB }] };
+  const placed = placedSecondary({ vm: f.id, key: "", host: to, primaryHost: f.instance?.host ?? "", state: "Copying", since: s.now, cpu: f.vm.spec.cpu, memoryMiB: f.vm.spec.memoryMiB });
+  state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, { ...placed, id: `${secondaryId(f.id)}@${to}` }] };
 }

@@ -84,26 +84,38 @@ export function isLive(secondary: Readonly<SecondaryObservation> | undefined): s
   return secondary !== undefined && secondary.state !== "Failed";
 }
 
-/** The secondary as placement sees it: the primary's size on its host, matching no one's rules. */
-export function placedSecondary(secondary: Readonly<SecondaryObservation>, namespace: string): PlacedVm {
-  return { id: secondaryId(secondary.vm), namespace, labels: {}, host: secondary.host, cpu: secondary.cpu, memoryMiB: secondary.memoryMiB };
+/**
+ * The secondary as placement sees it: the primary's size on its host. It carries none of the VM's labels or
+ * rules: it holds room, not a place in anyone's anti-affinity domain. It is placed only where the VM itself
+ * may run (secondaryRequest), and a VM placed beside it later that the VM is anti-affine to makes the
+ * fault tolerance stage drop it (planners/cluster/fault-tolerance.ts): a secondary gives way to VMs.
+ */
+export function placedSecondary(secondary: Readonly<SecondaryObservation>): PlacedVm {
+  return { id: secondaryId(secondary.vm), namespace: secondary.vm.slice(0, secondary.vm.indexOf("/")), labels: {}, host: secondary.host, cpu: secondary.cpu, memoryMiB: secondary.memoryMiB };
 }
 
 /**
- * The request a new secondary is placed by: the VM's size, CPU features, datastores, networks and required
- * host affinity; no VM (anti-)affinity, which binds the primary, not its shadow. With the primary's rack (or
- * zone), it prefers the hosts of the others: a rack's loss then takes one of the pair only.
+ * The request a new secondary is placed by: the VM's size, CPU features, datastores, networks, required host
+ * affinity and required VM anti-affinity — it may become the VM at any moment, so it goes only where the VM
+ * may run. Not its required VM affinity, which its primary meets on the primary's host and no other host
+ * could. With the primary's rack (or zone), it prefers the hosts of the others: a rack's loss then takes
+ * one of the pair only.
  */
 export function secondaryRequest(vm: Readonly<VirtualMachine>, primaryRack?: { key: string; value: string }): VmRequest {
   const request = requestOf(vm);
-  const required = vm.spec.placement.hostAffinity?.required;
+  const { hostAffinity: declared, vmAntiAffinity } = vm.spec.placement;
+  const required = declared?.required;
   const preferred = primaryRack ? [{ weight: 100, preference: { matchExpressions: [{ key: primaryRack.key, operator: "NotIn" as const, values: [primaryRack.value] }] } }] : undefined;
   const hostAffinity = required || preferred ? { ...(required ? { required } : {}), ...(preferred ? { preferred } : {}) } : undefined;
   return {
     ...request,
     id: secondaryId(vmId(vm)),
-    labels: {},
-    placement: { cluster: vm.spec.placement.cluster, ...(vm.spec.placement.hypervisor ? { hypervisor: vm.spec.placement.hypervisor } : {}), ...(hostAffinity ? { hostAffinity } : {}) },
+    placement: {
+      cluster: vm.spec.placement.cluster,
+      ...(vm.spec.placement.hypervisor ? { hypervisor: vm.spec.placement.hypervisor } : {}),
+      ...(hostAffinity ? { hostAffinity } : {}),
+      ...(vmAntiAffinity?.required ? { vmAntiAffinity: { required: vmAntiAffinity.required } } : {}),
+    },
   };
 }
 

@@ -16,11 +16,12 @@ import { DEFAULT_SIM_TIMINGS } from "../../controller/provider/sim/timings.ts";
 const ESX_FEATURES = ["sse4_2", "avx", "avx2", "avx512f"];
 
 /** Two ESXi hosts (with avx512f) and two KVM hosts (without), all seeing datastore shared and networks prod and lab. */
-function mixedFleet(kvmMemoryMiB = 65536): string {
+function mixedFleet(kvmMemoryMiB = 65536, kvmFeatures?: string[]): string {
   const networks = ["prod", "lab"];
+  const kvm = { hypervisor: "kvm", memoryMiB: kvmMemoryMiB, networks, ...(kvmFeatures ? { features: kvmFeatures } : {}) };
   return clusterYaml()
     + hostYaml("esx-1", { features: ESX_FEATURES, networks }) + hostYaml("esx-2", { features: ESX_FEATURES, networks })
-    + hostYaml("kvm-1", { hypervisor: "kvm", memoryMiB: kvmMemoryMiB, networks }) + hostYaml("kvm-2", { hypervisor: "kvm", memoryMiB: kvmMemoryMiB, networks });
+    + hostYaml("kvm-1", kvm) + hostYaml("kvm-2", kvm);
 }
 
 /** A VM that prefers esx-1, so a test knows where it runs before it is converted. */
@@ -260,5 +261,22 @@ test("a controller killed mid-conversion finds it on the hosts after its restart
   assert.equal(watch.maxCopies, 1);
   assert.equal(watch.hosts.size, 2, `ran on ${[...watch.hosts].join(", ")}`);
   assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
+test("a conversion applied together with its VM waits for the VM's first host, then converts it; a live move in a mixed cluster goes only to a host of the VM's own type", async () => {
+  // mover prefers esx-1, then kvm-2: once it leaves esx-1, placement's choice would be kvm-2.
+  const mover = vmYaml("mover").replace("placement: {cluster: prod}", "placement: {cluster: prod, hostAffinity: {preferred: [{weight: 100, preference: {matchLabels: {vireo.dev/host: esx-1}}}, {weight: 50, preference: {matchLabels: {vireo.dev/host: kvm-2}}}]}}");
+  // The KVM hosts have every CPU feature the ESXi hosts have: only their type keeps a live move off them.
+  const s = await Scenario.start(mixedFleet(65536, ESX_FEATURES) + onEsx1("fresh") + conversionYaml("fresh-to-kvm", "fresh") + mover);
+  await s.until(() => ended(s, "fresh-to-kvm"), 900_000, 500);
+  assert.equal(request(s, "fresh-to-kvm").status?.phase, "Succeeded", request(s, "fresh-to-kvm").status?.failureReason);
+  assert.equal(request(s, "fresh-to-kvm").status?.sourceHost, "esx-1");
+  await s.until(() => s.vm("mover").status?.phase === "Running");
+  // Placement would rather take it to kvm-2, but a running guest cannot change hypervisor: only esx-2 will do.
+  s.apply(conversionYaml("mover-live", "mover", ""));
+  await s.until(() => ended(s, "mover-live"), 600_000, 500);
+  assert.equal(request(s, "mover-live").status?.phase, "Succeeded", request(s, "mover-live").status?.failureReason);
+  assert.equal(s.vm("mover").status?.host, "esx-2");
   await s.stop();
 });

@@ -12,6 +12,7 @@ import { estimateMigration } from "../migration/estimate.ts";
 import { dirtyRateOf, migrationSettingsOf } from "../migration/settings.ts";
 import { maySend, migrationSlots, takeSlot } from "../migration/slots.ts";
 import { requestKey, requestName } from "../migration/requests.ts";
+import { desiredPower } from "../run-strategy.ts";
 import { conversionSlots, conversionTo, judgeConversion, isUnderWay } from "./conversions.ts";
 import { cpuIncompatibility, liveTargets, moveLive } from "./moves.ts";
 import type { ClusterSituation, RequestVerdict, StageState, VmFacts } from "./types.ts";
@@ -66,6 +67,10 @@ function judge(s: Readonly<ClusterSituation>, state: StageState, request: Readon
     const verdict = judgeConversion(s, state, { request, f, to, ...(targetRefusal ? { targetRefusal } : {}) }, slots.conversions);
     if (verdict.step !== "Refused") claimed.set(id, name);
     return verdict;
+  }
+  // A conversion asked for with its VM (applied together, from a checkout): it waits for the VM's first host.
+  if (request.spec.targetHypervisor !== undefined && !f.instance && desiredPower(f.vm, undefined) === "On") {
+    return { kind: "Waiting", message: `waiting for VM ${id} to be placed before it can be converted for ${request.spec.targetHypervisor}` };
   }
   const refusal = refusalOf(s, request, f) ?? convertedAlready(request, f);
   if (refusal) return { kind: "Refused", message: refusal };

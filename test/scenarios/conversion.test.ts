@@ -7,12 +7,15 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Scenario, condition, clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
 import type { VirtualMachineMigration } from "../../controller/api/types.ts";
 import { objectKey } from "../../controller/api/types.ts";
 import { DEFAULT_CONVERSION_RATE_MIBPS } from "../../controller/core/conversion.ts";
 import { DEFAULT_SIM_TIMINGS } from "../../controller/provider/sim/timings.ts";
 
+const REPO = join(import.meta.dirname, "..", "..");
 const ESX_FEATURES = ["sse4_2", "avx", "avx2", "avx512f"];
 
 /** Two ESXi hosts (with avx512f) and two KVM hosts (without), all seeing datastore shared and networks prod and lab. */
@@ -278,5 +281,21 @@ test("a conversion applied together with its VM waits for the VM's first host, t
   await s.until(() => ended(s, "mover-live"), 600_000, 500);
   assert.equal(request(s, "mover-live").status?.phase, "Succeeded", request(s, "mover-live").status?.failureReason);
   assert.equal(s.vm("mover").status?.host, "esx-2");
+  await s.stop();
+});
+
+test("the example: manifests/requests/convert-legacy-crm.yaml converts ci/legacy-crm from cluster lab's ESXi hosts to its KVM hosts", async () => {
+  const read = (...path: string[]) => readFileSync(join(REPO, "manifests", ...path), "utf8");
+  const fleet = ["hosts.yaml", "clusters.yaml"].map((f) => read("examples", f)).join("\n---\n") + "\n---\n" + read("examples", "labs", "hosts.yaml") + "\n---\n" + read("examples", "v2v", "legacy-crm.yaml");
+  const s = await Scenario.start(fleet);
+  await s.until(() => s.vm("legacy-crm", "ci").status?.phase === "Running", 120_000);
+  assert.equal(s.vm("legacy-crm", "ci").status?.host, "esx-lab-01");
+  s.apply(read("requests", "convert-legacy-crm.yaml"));
+  const done = () => s.store.get(objectKey("VirtualMachineMigration", "legacy-crm-to-kvm", "ci")) as VirtualMachineMigration;
+  await s.until(() => done().status?.phase === "Succeeded", 900_000, 1_000);
+  assert.deepEqual(done().status?.preCheck?.blockers, []);
+  await s.until(() => s.vm("legacy-crm", "ci").status?.phase === "Running", 60_000);
+  assert.match(s.vm("legacy-crm", "ci").status?.host ?? "", /^kvm-0[12]$/);
+  assert.equal(s.controller.ctx.observed.vm("ci/legacy-crm")?.config.firmware, "EFI", "its firmware came along");
   await s.stop();
 });

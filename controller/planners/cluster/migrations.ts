@@ -13,7 +13,8 @@ import { dirtyRateOf, migrationSettingsOf } from "../migration/settings.ts";
 import { maySend, migrationSlots, takeSlot } from "../migration/slots.ts";
 import { requestKey, requestName } from "../migration/requests.ts";
 import { desiredPower } from "../run-strategy.ts";
-import { conversionSlots, conversionTo, judgeConversion, isUnderWay } from "./conversions.ts";
+import { isUnderWay } from "./conversions.ts";
+import { conversionSlots, conversionTo, judgeConversion } from "./conversion-requests.ts";
 import { cpuIncompatibility, liveTargets, moveLive } from "./moves.ts";
 import type { ClusterSituation, RequestVerdict, StageState, VmFacts } from "./types.ts";
 

@@ -247,6 +247,25 @@ test("the target host fails while the VM converts: the request fails with the ho
   await s.stop();
 });
 
+test("the source host fails while the VM converts: the VM, unconverted, starts on another host of its own type, never on a KVM host", async () => {
+  const s = await Scenario.start(mixedFleet() + onEsx1("web"));
+  await s.until(() => s.vm("web").status?.phase === "Running");
+  const watch = watchHosts(s, "default/web");
+  s.apply(conversionYaml("web-to-kvm", "web"));
+  await s.until(() => request(s, "web-to-kvm").status?.phase === "Converting" && (request(s, "web-to-kvm").status?.conversion?.convertedMiB ?? 0) > 0, 120_000, 500);
+  await s.sim.crashHost("esx-1");
+  await s.until(() => ended(s, "web-to-kvm"), 120_000, 500);
+  // The hosts end the conversion at once; the controller knows esx-1 failed only once its heartbeats are missed for 15 s.
+  assert.match(request(s, "web-to-kvm").status?.failureReason ?? "", /^the conversion failed: host esx-1 failed; the VM stays on host esx-1; it starts again on esx-[12]$/);
+  await s.until(() => s.vm("web").status?.phase === "Running", 180_000);
+  await s.advance(60_000);
+  watch.stop();
+  assert.equal(s.vm("web").status?.host, "esx-2");
+  assert.deepEqual([...watch.hosts].sort(), ["esx-1", "esx-2"]);
+  assert.equal(s.sim.splitBrainAttempts(), 0);
+  await s.stop();
+});
+
 test("a controller killed mid-conversion finds it on the hosts after its restart and carries it to the end: the VM starts once, on the target", async () => {
   const s = await Scenario.start(mixedFleet() + onEsx1("db", { memoryMiB: 8192 }));
   await s.until(() => s.vm("db").status?.phase === "Running");

@@ -14,7 +14,7 @@ import { byCodeUnits } from "../../api/selectors.ts";
 import { DEFAULT_CONVERSION_RATE_MIBPS } from "../../core/conversion.ts";
 import type { ConversionObservation } from "../../core/conversion.ts";
 import type { VmConfig } from "../../core/observation.ts";
-import { requestOf } from "../../placement/index.ts";
+import { hostsThatFit, requestOf } from "../../placement/index.ts";
 import { placedVm } from "../ha/restart-order.ts";
 import { desiredConfig } from "../lifecycle.ts";
 import { desiredPower } from "../run-strategy.ts";
@@ -225,31 +225,31 @@ function reported(t: Turn, c: Readonly<ConversionObservation>): ConversionVerdic
 
 /** Converted, the VM is registered off on the target: it takes on its new MACs, if it gets any, and starts there. */
 function landed(t: Turn): ConversionVerdict {
-  const { s, f, before } = t;
+  const { f, before } = t;
   const i = f.instance;
   const target = before.target ?? "";
   const done = `converted ${before.from} → ${before.to}`;
   if (!i) return { ...before, step: "Failed", message: `${done}, but no host reports the VM any more` };
-  if (i.host !== target) return { ...before, step: "Succeeded", message: `${done}; the VM is on host ${i.host} now` };
+  if (i.host !== target) return { ...before, step: i.power === "Off" ? "Failed" : "Succeeded", message: `${done}; the VM is on host ${i.host} now` };
   if (i.power === "Running") return { ...before, step: "Succeeded", message: `${done}: running on ${target}` };
-  if (i.power !== "Off") return { ...before, step: "Starting", message: `${done}: starting on ${target}` };
+  if (i.power !== "Off") return { ...before, step: "Starting", message: `${done}: starting on ${i.host}` };
   if (t.request?.spec.keepMacAddresses === false && !sameMacs(i.config.nics, f.networks)) {
     const message = `${done}: taking on its new MAC addresses before it starts on ${target}`;
     hold(t.state, f, { target, message, reserve: true });
     return { ...before, step: "Converting", message };
   }
   if (!wantsOn(f, before)) return { ...before, step: "Succeeded", message: `${done}: registered on ${target}, off as its runStrategy asks` };
-  const host = s.hosts.find((h) => h.name === target)?.host;
-  if (!host) return { ...before, step: "Failed", message: `${done}, but host ${target} is gone` };
-  const config = convertedConfig(f.vm, f.networks, s.cluster, host, before.to, { isolationResponse: f.protection.isolationResponse });
-  startOn(t.state, f, { host: target, config, reason: `${describeRequest(before)}: starting it on ${target}, converted for ${before.to}` });
-  return { ...before, step: "Starting", message: `${done}: starting on ${target}` };
+  const where = startOfType(t.s, t.state, f, { preferred: target, type: before.to, converted: true, reason: `${describeRequest(before)}: starting it, converted for ${before.to}` });
+  if (where !== undefined) return { ...before, step: "Starting", message: `${done}: starting on ${where}` };
+  const message = `${done}: waiting for a ${before.to} host to take it (host ${target} cannot now)`;
+  hold(t.state, f, { target, message });
+  return { ...before, step: "Starting", message };
 }
 
 /** The conversion ends before the VM reached the target: it starts again where it was, unconverted. */
 function fail(t: Turn, why: string): ConversionVerdict {
-  const back = startAgainAtSource(t);
-  return { ...t.before, step: "Failed", message: `${why}; ${back ? `it starts again on ${t.before.source}` : `the VM stays on ${t.before.source}`}` };
+  const back = restartUnconverted(t);
+  return { ...t.before, step: "Failed", message: `${why}; ${back !== undefined ? `it starts again on ${back}` : `the VM stays on ${t.before.source}`}` };
 }
 
 /** Deleted before the conversion began: nothing is converted, the VM comes back up where it was. */
@@ -258,45 +258,59 @@ function cancel(t: Turn): ConversionVerdict {
   const i = f.instance;
   const cancelled = "deleted before its conversion began: nothing was converted";
   if (!i || i.host !== before.source || i.power === "Starting" || i.power === "Running") return { ...before, step: "Cancelled", message: `${cancelled}${i ? `, the VM is on ${i.host}` : ""}` };
-  if (i.power === "Stopping") {
-    const message = `${cancelled}; the VM starts again on ${before.source} once its guest has shut down`;
-    hold(t.state, f, { target: before.source, message });
-    return { ...before, step: "Cancelling", message };
-  }
-  if (!startAgainAtSource(t)) return { ...before, step: "Cancelled", message: `${cancelled}; the VM stays off on ${before.source}` };
-  return { ...before, step: "Cancelling", message: `${cancelled}; starting it again on ${before.source}` };
+  if (i.power === "Off" && !wantsOn(f, before)) return { ...before, step: "Cancelled", message: `${cancelled}; the VM stays off on ${before.source}` };
+  const back = i.power === "Off" ? restartUnconverted(t) : undefined;
+  if (back !== undefined) return { ...before, step: "Cancelling", message: `${cancelled}; starting it again on ${back}` };
+  const message = i.power === "Stopping" ? `${cancelled}; the VM starts again on ${before.source} once its guest has shut down` : `${cancelled}; waiting for a ${before.from} host to start it again`;
+  hold(t.state, f, { target: before.source, message });
+  return { ...before, step: "Cancelling", message };
 }
 
-/** Starts the VM again on its source when it is off there and should run; whether it did. */
-function startAgainAtSource(t: Turn): boolean {
-  const { s, f, before } = t;
+/** Starts the VM again, unconverted, when it is off on its source and should run: there, or on another host of its type; where, if it did. */
+function restartUnconverted(t: Turn): string | undefined {
+  const { f, before } = t;
   const i = f.instance;
-  if (!i || i.power !== "Off" || i.host !== before.source || !wantsOn(f, before)) return false;
-  const features = s.hosts.find((h) => h.name === before.source)?.host?.spec.cpu.features ?? [];
-  const config = { ...desiredConfig(f.vm, f.networks, s.cluster, features), isolationResponse: f.protection.isolationResponse };
-  startOn(t.state, f, { host: before.source, config, reason: `${describeRequest(before)}: starting it again on ${before.source}, unconverted` });
-  return true;
+  if (!i || i.power !== "Off" || i.host !== before.source || !wantsOn(f, before)) return undefined;
+  return startOfType(t.s, t.state, f, { preferred: before.source, type: before.from, converted: false, reason: `${describeRequest(before)}: starting it again, unconverted` });
 }
 
 /**
  * A conversion no request speaks for this round (its request ended or is gone, a controller restarted): held
- * while it runs; once it ended, a VM still off where it left it since is started (on the target if it was
- * converted, on its source if not) when it should run.
+ * while it runs; once it ended, a VM still off where it left it since is started when it should run — on a
+ * host of the type it has now (the target's if it was converted, its source's if not), and held until one
+ * can take it, so placement never starts it on a host of the other type.
  */
 function finishUnclaimed(s: Readonly<ClusterSituation>, state: StageState, c: Readonly<ConversionObservation>): void {
   const f = s.vms.find((v) => v.id === c.vm);
   if (!f || state.handled.has(f.id)) return;
+  const i = f.instance;
+  const converted = c.phase === "Succeeded";
+  const where = converted ? c.target : c.source;
   if (c.phase === "Converting") {
     hold(state, f, { target: c.target, message: `converting for ${c.to} on ${c.target}: ${Math.round(c.convertedMiB)} of ${Math.round(c.totalMiB)} MiB`, reserve: true });
     return;
   }
-  const i = f.instance;
-  const where = c.phase === "Succeeded" ? c.target : c.source;
-  const host = s.hosts.find((h) => h.name === where)?.host;
-  if (!host || !i || i.power !== "Off" || i.host !== where || i.since > c.endsAt || desiredPower(f.vm, i) !== "On") return;
+  if (!i || i.power !== "Off" || i.host !== where || i.since > c.endsAt || desiredPower(f.vm, i) !== "On") return;
+  const type = converted ? c.to : c.from;
+  const started = startOfType(s, state, f, { preferred: where, type, converted, reason: `starting it after its conversion ${converted ? `for ${c.to}` : "failed"}` });
+  if (started === undefined) hold(state, f, { target: where, message: `waiting for a ${type} host to take it after its conversion ${converted ? `for ${c.to}` : "failed"}` });
+}
+
+/**
+ * Starts the VM on `preferred` when placement's filters let it go there now, else on the best other host of
+ * `type` (a VM of one hypervisor type boots on that type only); the host it starts on, or undefined.
+ */
+function startOfType(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>, start: { preferred: string; type: Hypervisor; converted: boolean; reason: string }): string | undefined {
+  const fits = hostsThatFit(state.snapshot, { ...requestOf(f.vm), hypervisor: start.type }).fits;
+  const host = fits.includes(start.preferred) ? start.preferred : fits[0];
+  const declared = s.hosts.find((h) => h.name === host)?.host;
+  if (host === undefined || !declared) return undefined;
   const isolation = { isolationResponse: f.protection.isolationResponse };
-  const config = c.phase === "Succeeded" ? convertedConfig(f.vm, f.networks, s.cluster, host, c.to, isolation) : { ...desiredConfig(f.vm, f.networks, s.cluster, host.spec.cpu.features), ...isolation };
-  startOn(state, f, { host: where, config, reason: `starting it on ${where} after its conversion ${c.phase === "Succeeded" ? `for ${c.to}` : "failed"}` });
+  const config = start.converted
+    ? convertedConfig(f.vm, f.networks, s.cluster, declared, start.type, isolation)
+    : { ...desiredConfig(f.vm, f.networks, s.cluster, declared.spec.cpu.features), ...isolation };
+  startOn(state, f, { host, config, reason: `${start.reason} on ${host}` });
+  return host;
 }
 
 // ------------------------------------------------------------------ what the steps share

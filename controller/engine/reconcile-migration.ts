@@ -114,7 +114,7 @@ function withEstimate(request: Readonly<VirtualMachineMigration>, verdict: Reque
 function tellPhase(ctx: ReconcileContext, request: VirtualMachineMigration, before: string | undefined, status: NonNullable<VirtualMachineMigration["status"]>): void {
   if (before === status.phase) return;
   const message = status.conditions?.find((c) => c.type === "Ready")?.message ?? "";
-  if (status.preCheck) return tellConversion(ctx, request, status, message);
+  if (status.preCheck) return tellConversion(ctx, request, { before, status, message });
   switch (status.phase) {
     case "PreCopy": ctx.events.record(request, "Normal", "MigrationStarted", message); break;
     case "Succeeded": ctx.events.record(request, "Normal", "MigrationSucceeded", message); break;
@@ -125,7 +125,8 @@ function tellPhase(ctx: ReconcileContext, request: VirtualMachineMigration, befo
 }
 
 /** A conversion's story: the pre-check passed (with what will not survive), the conversion began, how it ended. */
-function tellConversion(ctx: ReconcileContext, request: VirtualMachineMigration, status: Readonly<VirtualMachineMigrationStatus>, message: string): void {
+function tellConversion(ctx: ReconcileContext, request: VirtualMachineMigration, change: { before: string | undefined; status: Readonly<VirtualMachineMigrationStatus>; message: string }): void {
+  const { status, message } = change;
   const pre = status.preCheck!;
   const result = conversionResult(status);
   if (result) {
@@ -133,8 +134,10 @@ function tellConversion(ctx: ReconcileContext, request: VirtualMachineMigration,
     const downtime = conversionDowntime(status);
     if (downtime !== undefined) ctx.metrics.conversionDowntime.observe(downtime);
   }
+  // A VM that is off goes straight to Converting: its pre-check passed all the same.
+  const begun = status.phase === "ShuttingDown" || (status.phase === "Converting" && (change.before === undefined || change.before === "Pending"));
+  if (begun) ctx.events.record(request, "Normal", "PreCheckPassed", `${pre.from} → ${pre.to}, ~${Math.ceil(pre.estimatedSeconds)} s to convert ${pre.diskMiB} MiB${pre.warnings.length > 0 ? `; what will not survive: ${pre.warnings.join("; ")}` : ""}`);
   switch (status.phase) {
-    case "ShuttingDown": ctx.events.record(request, "Normal", "PreCheckPassed", `${pre.from} → ${pre.to}, ~${Math.ceil(pre.estimatedSeconds)} s to convert ${pre.diskMiB} MiB${pre.warnings.length > 0 ? `; what will not survive: ${pre.warnings.join("; ")}` : ""}`); break;
     case "Converting": ctx.events.record(request, "Normal", "ConversionStarted", message); break;
     case "Succeeded": ctx.events.record(request, "Normal", "ConversionSucceeded", message); break;
     case "Failed": ctx.events.record(request, "Warning", result === "Refused" ? "PreCheckFailed" : "ConversionFailed", message); break;

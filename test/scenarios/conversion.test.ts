@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Scenario, condition, clusterYaml, hostYaml, vmYaml } from "../support/scenario.ts";
-import type { VirtualMachineMigration } from "../../controller/api/types.ts";
+import type { VirtualMachine, VirtualMachineMigration } from "../../controller/api/types.ts";
 import { objectKey } from "../../controller/api/types.ts";
 import { DEFAULT_CONVERSION_RATE_MIBPS } from "../../controller/core/conversion.ts";
 import { DEFAULT_SIM_TIMINGS } from "../../controller/provider/sim/timings.ts";
@@ -73,9 +73,14 @@ test("esx → kvm keeps the VM's name, labels and MACs, and takes its shutdown, 
   const macs = before.status?.networks;
   assert.equal(macs?.length, 2);
   const phases: string[] = [];
+  const vmStates = new Set<string>();
   s.onStatus = (key, status) => {
     const phase = (status as { phase?: string }).phase ?? "";
     if (key === "VirtualMachineMigration/default/to-kvm" && phases.at(-1) !== phase) phases.push(phase);
+    if (key === "VirtualMachine/default/web") {
+      const vmStatus = status as NonNullable<VirtualMachine["status"]>;
+      vmStates.add(`${phase}/${vmStatus.conditions?.find((c) => c.type === "Ready")?.reason}${vmStatus.drift ? "/drifted" : ""}`);
+    }
   };
   const watch = watchHosts(s, "default/web");
 
@@ -108,6 +113,8 @@ test("esx → kvm keeps the VM's name, labels and MACs, and takes its shutdown, 
   assert.equal(after.status?.drift, undefined, "what runs is what its spec implies");
   assert.deepEqual([...watch.hosts].sort(), ["esx-1", "kvm-2"], "on its source, then on its target only");
   assert.equal(watch.maxCopies, 1);
+  assert.ok(vmStates.has("Stopping/Converting") && vmStates.has("Migrating/Converting"), `the VM said it was being converted: ${[...vmStates].join(", ")}`);
+  assert.ok(![...vmStates].some((st) => st.endsWith("/drifted")), "a planned power-off is not drift");
   for (const reason of ["PreCheckPassed", "ConversionStarted", "ConversionSucceeded"]) {
     assert.ok(s.events.some((e) => e.object === "VirtualMachineMigration/default/to-kvm" && e.reason === reason), `event ${reason}`);
   }

@@ -22,7 +22,7 @@ before(async () => {
   cp = await ControlPlane.start({ controllerManager: true });
   await kubectlOk(cp, ["apply", "-f", EXAMPLES]);
   vireo = vireoApiMode(cp, state.path);
-  await vireo.waitForLog(/synced: 11 hosts in 3 clusters, 19 VMs/);
+  await vireo.waitForLog(/synced: 11 hosts in 3 clusters, 20 VMs/);
 });
 
 after(async () => {

@@ -140,7 +140,7 @@ before(async () => {
   await eventually(() => candidates.some(logsLeading), WAIT_MS, () => candidates.map((c) => c.process.logs()).join("\n----\n"));
   leader = candidates.find(logsLeading)!;
   standby = candidates.find((c) => c !== leader)!;
-  await leader.process.waitForLog(/synced: 11 hosts in 3 clusters, 19 VMs/);
+  await leader.process.waitForLog(/synced: 11 hosts in 3 clusters, 20 VMs/);
   await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "--all", "--all-namespaces", WAIT]);
 });
 
@@ -190,7 +190,7 @@ test("SIGKILL of the leader: the standby takes the Lease over once it expires, a
   t.diagnostic(`lease taken over ${acquired - lastRenew} ms after the dead leader's last renewal (lease ${durationMs} ms)`);
   assert.ok(acquired <= bound, `acquired ${taken.spec.acquireTime}, later than ${held.spec.renewTime} + ${durationMs} ms + ${2 * MAX_RETRY_MS + TAKEOVER_SLACK_MS} ms`);
 
-  await standby.process.waitForLog(/synced: 11 hosts in 3 clusters, 19 VMs/);
+  await standby.process.waitForLog(/synced: 11 hosts in 3 clusters, 20 VMs/);
   // The new leader works: a VM applied now is placed, started and Ready.
   await kubectlOk(cp, ["apply", "-f", "-"], newVm("after-takeover"));
   await kubectlOk(cp, ["wait", "--for=condition=Ready", "vm", "after-takeover", "-n", "shop", WAIT]);

@@ -151,7 +151,7 @@ test("an API-mode process with leader election exposes the metrics docs/metrics.
   await kubectlOk(cp, ["apply", "-f", join(REPO, "manifests", "examples")]);
   vireo = vireoApiMode(cp, state.path, ["--leader-elect", "--leader-election-namespace", "default"]);
   const address = await metricsAddress(vireo);
-  await vireo.waitForLog(/synced: 11 hosts in 3 clusters, 19 VMs/);
+  await vireo.waitForLog(/synced: 11 hosts in 3 clusters, 20 VMs/);
   const documented = catalogue();
   const names = new Set(documented.map((d) => d.name));
   const deadline = Date.now() + WAIT_MS;

@@ -70,7 +70,7 @@ export function gatherCluster(ctx: ReconcileContext, cluster: HostCluster): Clus
     const secondary = ctx.observed.secondary(id);
     const instanceHost: HostView | undefined = instance ? byName.get(instance.host) ?? viewHost(ctx, instance.host, clusters) : undefined;
     return {
-      vm, declared, role, plans, id, networks,
+      vm: onItsPlatform(vm, instance ? byName.get(instance.host) : undefined), declared, role, plans, id, networks,
       ...(instance ? { instance } : {}),
       ...(instanceHost ? { instanceHost } : {}),
       ...(replica ? { replica } : {}),
@@ -100,6 +100,17 @@ export function gatherCluster(ctx: ReconcileContext, cluster: HostCluster): Clus
     replicaSites,
     now: ctx.clock.now(),
   };
+}
+
+/**
+ * The VM pinned to the hypervisor type of the member host it is registered on, when its spec pins none: its
+ * disks and devices are that platform's, so a restart or a move goes to a host of the same type, and only a
+ * conversion changes it (a VirtualMachineMigration with targetHypervisor).
+ */
+function onItsPlatform(vm: VirtualMachine, host: HostView | undefined): VirtualMachine {
+  const platform = host?.host?.spec.hypervisor;
+  if (platform === undefined || vm.spec.placement.hypervisor !== undefined) return vm;
+  return { ...vm, spec: { ...vm.spec, placement: { ...vm.spec.placement, hypervisor: platform } } };
 }
 
 /** Runs the plan's actions in order; returns how many failed. */

@@ -62,7 +62,6 @@ test("a plain VM passes esx → kvm with the disks' size and the time at 100 MiB
   assert.match(text, /its NIC on network prod becomes virtio \(vmxnet3 on esx\)/);
   assert.match(text, /VMware Tools stops working on kvm: install qemu-guest-agent/);
   assert.match(text, /moving it back to esx takes another conversion/);
-  assert.match(text, /spec.placement.hypervisor is not set: set it to kvm once converted/);
   assert.doesNotMatch(text, /MAC/, "MACs are kept by default: nothing to warn of");
 });
 

@@ -61,7 +61,8 @@ function preChecked(s: Readonly<ClusterSituation>, ask: Readonly<ConversionAsk>)
   const source = f.instanceHost!.host!;
   const { targetHost, targetHypervisor } = request.spec;
   const preCheck = conversionPreCheck({
-    vm: f.vm,
+    // As written: the cluster pins a VM to the type of the host it is on, which is what a conversion changes.
+    vm: f.declared,
     config: i.config,
     power: i.power,
     source,

@@ -146,7 +146,6 @@ function warningsOf(input: Readonly<PreCheckInput>): string[] {
   if (vm.spec.replication) warnings.push(`its replica in cluster ${vm.spec.replication.targetCluster} starts afresh with a full sync of its disks`);
   const ft = vm.status?.faultTolerance;
   if (ft && ft.state !== "NotProtected") warnings.push(`its fault-tolerant secondary${ft.secondaryHost ? ` on ${ft.secondaryHost}` : ""} is dropped when it shuts down`);
-  if (vm.spec.placement.hypervisor === undefined) warnings.push(`its spec.placement.hypervisor is not set: set it to ${to} once converted, or HA restarts and balancing may choose a host of another type`);
   const vendors = new Set(conversionCandidates(input).map((h) => h.spec.cpu.vendor));
   if (vendors.size > 0 && !vendors.has(input.source.spec.cpu.vendor)) warnings.push(`it moves from an ${input.source.spec.cpu.vendor} CPU to an ${[...vendors].join(" or ")} one`);
   warnings.push(`moving it back to ${from} takes another conversion: a VM cannot migrate live between hypervisor types`);

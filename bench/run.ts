@@ -2,7 +2,8 @@
 // Each benchmark prints its own figures beside its baseline; add one by adding a line to `benchmarks`.
 
 import { benchPlacement } from "./placement.ts";
-import { benchCluster } from "./cluster.ts";
+import { benchCluster, benchCluster10k } from "./cluster.ts";
+import { benchFileMode } from "./file-mode.ts";
 import { benchFailover } from "./failover.ts";
 import { benchFaultTolerance } from "./fault-tolerance.ts";
 import { benchDrift } from "./drift.ts";
@@ -22,6 +23,8 @@ interface Benchmark {
 const benchmarks: readonly Benchmark[] = [
   { name: "placement", run: benchPlacement },
   { name: "cluster", run: benchCluster },
+  { name: "cluster-10k", run: benchCluster10k },
+  { name: "file-mode", run: benchFileMode },
   { name: "failover", run: benchFailover },
   { name: "fault-tolerance", run: benchFaultTolerance },
   { name: "drift", run: benchDrift },

@@ -186,7 +186,8 @@ test("vireo runs from the image's files alone: --version, then the example fleet
   // The example fleet, in file mode with the in-process simulator, from the image's files.
   const examples = join(dir.path, "examples");
   cpSync(join(REPO, "manifests", "examples"), examples, { recursive: true });
-  const declared = readdirSync(examples)
+  // Every manifest of the directory and its subdirectories, as the file mode reads them.
+  const declared = (readdirSync(examples, { recursive: true }) as string[])
     .filter((f) => /\.ya?ml$/.test(f))
     .flatMap((f) => loadAll(readFileSync(join(examples, f), "utf8")) as ({ kind?: string; spec?: { runStrategy?: string } } | null)[])
     .filter((o) => o?.kind === "VirtualMachine");

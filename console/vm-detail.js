@@ -1,7 +1,7 @@
 // A VM's detail: what `vireo get vm -o yaml` says, readable — where it runs, its labels and owner, its
-// conditions, what is in flight (a migration's rounds and progress, the replica's lag, a failover's
-// attempts), the drift patch, and its recent events. Fetched from /api/vms/{namespace}/{name} when
-// selected, and again whenever the stream says the VM changed.
+// conditions, what is in flight (a migration's rounds and progress, the replica's lag, fault tolerance's
+// secondary, a failover's attempts), the drift patch, and its recent events. Fetched from
+// /api/vms/{namespace}/{name} when selected, and again whenever the stream says the VM changed.
 
 import { useEffect, useState } from "./vendor/hooks.mjs";
 import { ago, clockTime, gib, html, plural, tone } from "./format.js";
@@ -66,6 +66,7 @@ function InFlight({ vm, now }) {
     migrating ? ["migration", `Live migration: ${migrating}`] : undefined,
     s.lastFailover ? ["failover", failoverText(s.lastFailover, now)] : undefined,
     s.replication ? ["replication", replicationText(s.replication, now)] : undefined,
+    s.faultTolerance ? ["fault-tolerance", faultToleranceText(s.faultTolerance, now)] : undefined,
   ].filter(Boolean);
   return html`<section class="inflight" aria-labelledby="inflight-title">
     <h4 id="inflight-title">In flight</h4>
@@ -94,6 +95,16 @@ function replicationText(r, now) {
   const lag = r.lagSeconds !== undefined ? `${Math.round(r.lagSeconds)} s` : "unknown";
   const sync = r.lastSyncTime ? `, last sync ${ago(r.lastSyncTime, now)}` : "";
   return `Replication to ${r.targetCluster}: ${r.state}, lag ${lag} of an RPO of ${r.rpoSeconds} s${r.rpoViolated ? " — RPO violated" : ""}${sync}`;
+}
+
+function faultToleranceText(ft, now) {
+  const parts = [`Fault tolerance: ${ft.state}`];
+  if (ft.secondaryHost) parts.push(`secondary on ${ft.secondaryHost}`);
+  if (ft.lagMs !== undefined) parts.push(`${ft.lagMs} ms behind`);
+  if (ft.slowdownPercent) parts.push(`primary slowed ${ft.slowdownPercent} %`);
+  if (ft.switchovers) parts.push(`${plural(ft.switchovers, "switch-over")}, the last ${ago(ft.lastSwitchover.time, now)} from ${ft.lastSwitchover.from}`);
+  if (ft.state !== "Protected" && ft.unprotectedSince) parts.push(`without a secondary since ${ago(ft.unprotectedSince, now)}`);
+  return parts.join(", ") + (ft.reason && ft.state !== "Protected" ? ` — ${ft.reason}` : "");
 }
 
 function Conditions({ conditions, now }) {

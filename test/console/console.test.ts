@@ -128,6 +128,12 @@ test("the console loads with no console error and no request leaving the machine
   assert.notEqual(dark, light, "the page follows the system's dark preference");
   await shoot(t, "fleet-dark");
   await page.emulateMedia({ colorScheme: "light" });
+
+  // The fault-tolerant ledger's detail tells where its secondary runs, and how far behind.
+  await page.locator('article.tile [data-vm="shop/ledger"]').click();
+  const ft = page.locator('[data-inflight="fault-tolerance"]', { hasText: "Protected" });
+  await ft.waitFor({ timeout: PAGE_WAIT_MS });
+  assert.match((await ft.textContent())!, /^Fault tolerance: Protected, secondary on [a-z0-9-]+, \d+ ms behind/);
   assertClean();
 });
 

@@ -12,6 +12,7 @@ import { ObjectStore } from "../../controller/sources/store.ts";
 import { KubeClient } from "../../controller/sources/kube/client.ts";
 import { KubeObjectWriter } from "../../controller/sources/kube/object-writer.ts";
 import { FINALIZER, KubeStatusWriter } from "../../controller/sources/kube/writer.ts";
+import { LAST_APPLIED_ANNOTATION } from "../../controller/sources/kube/stored-form.ts";
 import { ControlPlane, eventually, kubectlOk } from "../support/cluster.ts";
 
 const NS = "qa";
@@ -84,6 +85,9 @@ test("apply creates a VM owned by its lab, applies changes to what the lab state
   const stored = store.get(key) as VirtualMachine | undefined;
   assert.equal(stored?.metadata.uid, created.metadata.uid, "the server's answer is in the store at once");
   assert.equal(stored?.metadata.resourceVersion, created.metadata.resourceVersion);
+  const owned = await getJson<VirtualMachine>(["vm", vm.metadata.name, "-n", NS, "--show-managed-fields"]);
+  assert.ok((owned.metadata as { managedFields?: unknown }).managedFields, "the server keeps who owns which field");
+  assert.equal((stored?.metadata as { managedFields?: unknown }).managedFields, undefined, "the store does not: Vireo never reads it");
 
   // Vireo's finalizer goes on as usual; a person edits what the lab states and adds what it does not.
   await new KubeStatusWriter(client, store).ensureFinalizer(store.get(key)!);
@@ -175,6 +179,12 @@ test("the status subresource takes a lab's full status as Vireo writes it", asyn
   await new KubeStatusWriter(client, store).writeStatus(lab, status);
   const written = await getJson<LabTopology>(["lab", "reported", "-n", NS]);
   assert.deepEqual(written.status, status);
+  // kubectl apply left its copy of the manifest on the lab; the store keeps the answer without it.
+  assert.ok(written.metadata.annotations?.[LAST_APPLIED_ANNOTATION]);
+  const stored = store.get(objectKey("LabTopology", "reported", NS))!;
+  assert.deepEqual(stored.status, status);
+  assert.equal(stored.metadata.annotations, undefined);
+  assert.equal((stored.metadata as { managedFields?: unknown }).managedFields, undefined);
   const table = await kubectlOk(cp, ["get", "labs", "reported", "-n", NS]);
   assert.match(table, /^NAME\s+OWNER\s+PHASE\s+COPIES\s+READY\s+NEXT EXPIRY\s+AGE\n/);
   assert.match(table, new RegExp(`reported\\s+team-qa\\s+Running\\s+1\\s+True\\s+${now.replaceAll(".", "\\.")}`));

@@ -12,6 +12,7 @@ import type { Logger } from "../../observe/log.ts";
 import type { KubeClient } from "./client.ts";
 import { resourceOf } from "./client.ts";
 import { Informer } from "./informer.ts";
+import { storedForm } from "./stored-form.ts";
 import type { KubeStatusWriter } from "./writer.ts";
 
 export interface KubeSourceOptions {
@@ -51,7 +52,7 @@ export class KubeSource {
       log: options.log,
       restarts: this.watchRestarts,
       handlers: {
-        upsert: (o: VireoObject) => { if (!olderThanStored(options.store, o)) options.store.upsert(o); },
+        upsert: (o: VireoObject) => { if (!olderThanStored(options.store, o)) options.store.upsert(storedForm(o)); },
         delete: (key: string) => options.store.delete(key),
         lost: () => this.lost(kind),
         resynced: () => this.resynced(kind),

@@ -14,6 +14,7 @@ import type { KubeClient, ResourceInfo } from "./client.ts";
 import { describeApiError, resourceOf, statusOf } from "./client.ts";
 import { ConflictError, FIELD_MANAGER } from "./writer.ts";
 import { APPLY_PATCH } from "./apis.ts";
+import { storedForm } from "./stored-form.ts";
 
 /** What Vireo states of an object: identity, labels, annotations, owner references and spec — never status. */
 export function applyConfiguration(object: Readonly<VireoObject>): Record<string, unknown> {
@@ -48,7 +49,7 @@ export class KubeObjectWriter implements ObjectWriter {
           ? this.client.custom.patchNamespacedCustomObject({ ...params, namespace: namespace ?? "default" }, APPLY_PATCH)
           : this.client.custom.patchClusterCustomObject(params, APPLY_PATCH);
       });
-      this.store.upsert({ ...(result as VireoObject), kind: object.kind } as VireoObject);
+      this.store.upsert(storedForm({ ...(result as VireoObject), kind: object.kind } as VireoObject));
     } catch (error) {
       // A forced apply has no field conflicts; a 409 is a race with another create of the same name.
       if (statusOf(error) === 409) throw new ConflictError(keyOf(object as VireoObject), { cause: error });
@@ -67,7 +68,7 @@ export class KubeObjectWriter implements ObjectWriter {
       const result = await this.client.call("delete", r.plural, () => this.send(r, object));
       const remaining = result as Partial<VireoObject> | undefined;
       if (remaining?.metadata?.deletionTimestamp && (remaining.metadata.finalizers ?? []).length > 0) {
-        this.store.upsert({ ...(remaining as VireoObject), kind: object.kind } as VireoObject);
+        this.store.upsert(storedForm({ ...(remaining as VireoObject), kind: object.kind } as VireoObject));
       } else {
         this.store.delete(key);
       }

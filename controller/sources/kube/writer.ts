@@ -14,6 +14,7 @@ import type { KubeClient } from "./client.ts";
 import { resourceOf, statusOf } from "./client.ts";
 import { MERGE_PATCH } from "./apis.ts";
 import { TokenBucket } from "../../engine/ratelimit.ts";
+import { storedForm } from "./stored-form.ts";
 
 export const FINALIZER = "vireo.dev/cleanup";
 /** Events' own budget, apart from status writes: client-go's event spam filter allows bursts of 25. */
@@ -102,7 +103,7 @@ export class KubeStatusWriter implements StatusWriter {
         const params = { group: r.group, version: r.version, plural: r.plural, name, body, fieldManager: FIELD_MANAGER };
         return status ? this.client.custom.patchClusterCustomObjectStatus(params, MERGE_PATCH) : this.client.custom.patchClusterCustomObject(params, MERGE_PATCH);
       });
-      return { ...(result as VireoObject), kind: object.kind } as VireoObject;
+      return storedForm({ ...(result as VireoObject), kind: object.kind } as VireoObject);
     } catch (error) {
       if (statusOf(error) === 409) {
         await this.reread(object);
@@ -121,7 +122,7 @@ export class KubeStatusWriter implements StatusWriter {
       const fresh = await this.client.call("get", r.plural, () => r.namespaced
         ? this.client.custom.getNamespacedCustomObject({ group: r.group, version: r.version, plural: r.plural, namespace: namespace!, name })
         : this.client.custom.getClusterCustomObject({ group: r.group, version: r.version, plural: r.plural, name }));
-      this.store.upsert({ ...(fresh as VireoObject), kind: object.kind } as VireoObject);
+      this.store.upsert(storedForm({ ...(fresh as VireoObject), kind: object.kind } as VireoObject));
     } catch (error) {
       if (statusOf(error) !== 404) throw error;
     }

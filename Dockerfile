@@ -42,7 +42,8 @@ RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack 
 # rest for code and buffers; young-generation semi-spaces of 4 MiB, where V8's default grows them to 64 MiB
 # each. The chart sets the same, as controller.nodeOptions.
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--max-old-space-size-percentage=50 --max-semi-space-size=4"
+    NODE_OPTIONS="--max-old-space-size-percentage=50 --max-semi-space-size=4" \
+    NODE_COMPILE_CACHE=/app/.compile-cache
 WORKDIR /app
 # Owned by root and read-only to the runtime user: the process cannot change its own code.
 COPY --from=build /app/node_modules ./node_modules
@@ -51,6 +52,16 @@ COPY controller ./controller
 COPY crds ./crds
 # The console's page, served by `vireo run` (its libraries are runtime dependencies, in node_modules).
 COPY console ./console
+
+# Every module's stripped TypeScript and V8 code, cached when the image is built, so the process never
+# loads Node's TypeScript stripper (about 30 MiB resident; docs/decisions/0013). Node keeps a cache per
+# user: it is filled as the user that runs, then made read-only to it like the code it was made from.
+# Run as another user (a restricted SCC's), Node strips the types itself, as without the cache.
+RUN install -d -o 65532 -g 65532 /app/.compile-cache
+USER 65532:65532
+RUN node controller/cli/compile-cache.ts
+USER root
+RUN chown -R root:root /app/.compile-cache && chmod -R a+rX,go-w /app/.compile-cache
 
 # 65532 is the conventional "nonroot" UID/GID (distroless, many controllers); the chart runs it as such.
 USER 65532:65532

@@ -12,7 +12,7 @@ import { ensureControlPlaneBinaries, ensureKubeScheduler, pinnedKubernetesVersio
 import type { ClusterSize } from "./cluster-fleet.ts";
 import type { ControllerFigures } from "./cluster-measure.ts";
 import { measureKubeScheduler, schedulerQps } from "./cluster-scheduler.ts";
-import { measureVireo, TIME_SCALE, vireoNodeOptions } from "./cluster-vireo.ts";
+import { measureVireo, TIME_SCALE, vireoImageEnv, vireoNodeOptions } from "./cluster-vireo.ts";
 import { table } from "./kube-api.ts";
 
 /** Issue 14's aims for the controller's peak resident memory in API mode, in MB (10^6 bytes). */
@@ -57,7 +57,7 @@ async function bench(size: Readonly<ClusterSize>): Promise<void> {
   const version = await pinnedKubernetesVersion();
   const rate = schedulerQps();
   console.log(`\ncluster: ${size.vms.toLocaleString("en")} VMs on ${size.hosts.toLocaleString("en")} hosts, and as many pods on as many Nodes, each run on a fresh kube-apiserver ${version} and etcd, objects created before the controller starts`);
-  console.log(`Vireo: vireo run --kubeconfig --time-scale ${TIME_SCALE} (a 20 s simulated boot takes 1 s), NODE_OPTIONS ${JSON.stringify(vireoNodeOptions())}`);
+  console.log(`Vireo: vireo run --kubeconfig --time-scale ${TIME_SCALE} (a 20 s simulated boot takes 1 s), NODE_OPTIONS ${JSON.stringify(vireoNodeOptions())}, compile cache ${vireoImageEnv().NODE_COMPILE_CACHE === undefined ? "off" : "filled as the image's"}`);
   console.log(`kube-scheduler ${version}: default configuration${rate ? `, client QPS ${rate.qps}, burst ${rate.burst}` : " (client QPS 50, burst 100)"}; pods tolerate the not-ready and unreachable taints`);
   console.log(table(rows(size, vireo, scheduler)));
   console.log("kube-scheduler's own floors in its scheduler_perf tests, on 5,000 nodes: 680–810 pods/s");

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { ensureControlPlaneBinaries } from "../test/envtest/setup.ts";
 import { ControlPlane } from "../test/envtest/controlplane.ts";
 import { REPO, VireoProcess, tempDir } from "../test/support/process.ts";
+import { vireoImageEnv } from "./cluster-vireo.ts";
 
 const HOSTS = 8;
 const VMS = 1_000;
@@ -53,7 +54,7 @@ export async function benchFootprint(): Promise<void> {
     const fresh = await footprint(vireo, metricsAt);
 
     console.log(`\nfootprint: vireo run --kubeconfig against kube-apiserver ${cp.server}, ${HOSTS} hosts, ${VMS} VMs applied with kubectl`);
-    console.log(`leader election ${process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? "off" : "on, as the chart runs it"}; NODE_OPTIONS ${JSON.stringify(nodeOptions())}`);
+    console.log(`leader election ${process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? "off" : "on, as the chart runs it"}; NODE_OPTIONS ${JSON.stringify(nodeOptions())}; compile cache ${vireoImageEnv().NODE_COMPILE_CACHE === undefined ? "off" : "filled as the image's"}`);
     console.log(table([
       ["", "idle, 0 VMs", `${VMS} VMs Ready`, "fresh leader", "aim"],
       row("resident memory now (MiB)", [idle, loaded, fresh], (f) => f.residentMiB, `< ${AIM_MIB}`),
@@ -80,7 +81,7 @@ function start(cp: ControlPlane, stateDir: string, snapshotDir?: string): VireoP
   const election = process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? [] : ["--leader-elect", "--leader-election-namespace", "bench"];
   const args = ["run", "--kubeconfig", cp.kubeconfigPath, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0", "--time-scale", String(TIME_SCALE), ...election];
   const options = [nodeOptions(), snapshotDir ? "--heapsnapshot-signal=SIGUSR2" : ""].join(" ").trim();
-  return new VireoProcess(args, { ...(snapshotDir ? { cwd: snapshotDir } : {}), env: { NODE_OPTIONS: options } });
+  return new VireoProcess(args, { ...(snapshotDir ? { cwd: snapshotDir } : {}), env: vireoImageEnv(options) });
 }
 
 function nodeOptions(): string {

@@ -8,15 +8,13 @@ import { join } from "node:path";
 import { ensureControlPlaneBinaries } from "../test/envtest/setup.ts";
 import { ControlPlane } from "../test/envtest/controlplane.ts";
 import { REPO, VireoProcess, tempDir } from "../test/support/process.ts";
-import { vireoImageEnv } from "./cluster-vireo.ts";
+import { vireoImageEnv, vireoNodeOptions } from "./cluster-vireo.ts";
 
 const HOSTS = 8;
 const VMS = 1_000;
 /** Simulated boot takes 20 s; at 20x it takes one real second. */
 const TIME_SCALE = 20;
 const AIM_MIB = 150;
-/** The chart's default memory limit for the controller (controller.resources.limits.memory). */
-const CHART_LIMIT_MIB = 512;
 
 interface Footprint {
   residentMiB: number;
@@ -54,7 +52,7 @@ export async function benchFootprint(): Promise<void> {
     const fresh = await footprint(vireo, metricsAt);
 
     console.log(`\nfootprint: vireo run --kubeconfig against kube-apiserver ${cp.server}, ${HOSTS} hosts, ${VMS} VMs applied with kubectl`);
-    console.log(`leader election ${process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? "off" : "on, as the chart runs it"}; NODE_OPTIONS ${JSON.stringify(nodeOptions())}; compile cache ${vireoImageEnv().NODE_COMPILE_CACHE === undefined ? "off" : "filled as the image's"}`);
+    console.log(`leader election ${process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? "off" : "on, as the chart runs it"}; NODE_OPTIONS ${JSON.stringify(vireoNodeOptions())}; compile cache ${vireoImageEnv().NODE_COMPILE_CACHE === undefined ? "off" : "filled as the image's"}`);
     console.log(table([
       ["", "idle, 0 VMs", `${VMS} VMs Ready`, "fresh leader", "aim"],
       row("resident memory now (MiB)", [idle, loaded, fresh], (f) => f.residentMiB, `< ${AIM_MIB}`),
@@ -80,15 +78,8 @@ export async function benchFootprint(): Promise<void> {
 function start(cp: ControlPlane, stateDir: string, snapshotDir?: string): VireoProcess {
   const election = process.env["VIREO_BENCH_LEADER_ELECT"] === "false" ? [] : ["--leader-elect", "--leader-election-namespace", "bench"];
   const args = ["run", "--kubeconfig", cp.kubeconfigPath, "--state-dir", stateDir, "--metrics-addr", "127.0.0.1:0", "--time-scale", String(TIME_SCALE), ...election];
-  const options = [nodeOptions(), snapshotDir ? "--heapsnapshot-signal=SIGUSR2" : ""].join(" ").trim();
+  const options = [vireoNodeOptions(), snapshotDir ? "--heapsnapshot-signal=SIGUSR2" : ""].join(" ").trim();
   return new VireoProcess(args, { ...(snapshotDir ? { cwd: snapshotDir } : {}), env: vireoImageEnv(options) });
-}
-
-function nodeOptions(): string {
-  const asked = process.env["VIREO_BENCH_NODE_OPTIONS"];
-  if (asked !== undefined) return asked;
-  const image = /NODE_OPTIONS="([^"]*)"/.exec(readFileSync(join(REPO, "Dockerfile"), "utf8"))?.[1] ?? "";
-  return image.replace(/--max-old-space-size-percentage=(\d+)/, (_, percent: string) => `--max-old-space-size=${Math.round(CHART_LIMIT_MIB * Number(percent) / 100)}`);
 }
 
 /** Waits for the controller's "synced" line with the VMs expected; returns where its metrics are served. */

@@ -4,7 +4,7 @@
 
 import type { Hypervisor, VmExitReason } from "../../api/types.ts";
 import type { ConversionPhase } from "../../core/conversion.ts";
-import type { FaultToleranceSettings, SecondaryState } from "../../core/fault-tolerance.ts";
+import type { FaultToleranceSettings, SecondaryState, SwitchoverObservation } from "../../core/fault-tolerance.ts";
 import type { MigrationPhase, MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
@@ -278,14 +278,8 @@ export interface ReplacedSecondary {
   settings: FaultToleranceSettings;
 }
 
-/** A secondary that went live (the last one of each VM). */
-export interface SwitchoverRecord {
-  vm: string;
-  from: string;
-  to: string;
-  primaryLostAt: number;
-  at: number;
-}
+/** A secondary that went live (the last one of each VM): kept as the hosts report it. */
+export type SwitchoverRecord = SwitchoverObservation;
 
 /** One conversion to another hypervisor type (V2V), under way or ended: the last one of its VM. */
 export interface ConversionRecord {

@@ -1,4 +1,4 @@
-// Stage 4, fault tolerance (vSphere FT): every running VM its HAPolicy protects with FaultTolerance keeps a
+// The fault tolerance stage (vSphere FT): every running VM its HAPolicy protects with FaultTolerance keeps a
 // secondary in lockstep on another host of the cluster. After placement, so that primaries are placed first
 // and secondaries take what is left, and before evacuation and balancing, which then see the secondaries'
 // reservations. The rules are planners/ha/fault-tolerance.ts's:
@@ -26,41 +26,9 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
   const load = faultToleranceLoad(s, limits);
   const needs: Need[] = [];
   for (const f of s.vms) {
-    const secondary = f.secondary;
-    if (!f.protection.faultTolerance || f.vm.metadata.deletionTimestamp) {
-      if (isLive(secondary)) unprotect(state, f, f.vm.metadata.deletionTimestamp ? "the VM is being deleted" : "its HAPolicy no longer protects it with FaultTolerance");
-      continue;
-    }
-    const never = whyNeverFaultTolerant(f.vm, limits);
-    if (never) {
-      if (isLive(secondary)) unprotect(state, f, never);
-      notes.set(f.id, { state: "NotProtected", reason: never });
-      continue;
-    }
-    const power = f.instance?.power;
-    if (power !== "Running") {
-      notes.set(f.id, { state: "NeedsSecondary", reason: `the VM is ${power === undefined ? "on no host" : power.toLowerCase()}: its secondary is made once it runs` });
-      continue;
-    }
-    const conflict = isLive(secondary) ? antiAffineOn(state, f, secondary.host) : undefined;
-    if (conflict) {
-      unprotect(state, f, conflict);
-      notes.set(f.id, { state: "NeedsSecondary", reason: conflict });
-      continue;
-    }
-    if (secondary?.state === "Copying") {
-      notes.set(f.id, { state: "Starting", secondaryHost: secondary.host, reason: `copying its memory to ${secondary.host}` });
-      continue;
-    }
-    if (secondary?.state === "Lockstep") {
-      const leaving = vacating(s.hosts.find((h) => h.name === secondary.host));
-      const migrating = s.migrations.some((m) => m.vm === f.id && (m.phase === "PreCopy" || m.phase === "Switchover"));
-      notes.set(f.id, { state: "Protected", secondaryHost: secondary.host });
-      if (leaving && !migrating) needs.push({ f, why: `its secondary's host ${secondary.host} is ${leaving}`, replacing: secondary.host });
-      continue;
-    }
-    // None yet, or the last one failed (its host failed, it went live, it lost the race to go live).
-    needs.push({ f, why: secondary?.state === "Failed" ? `its secondary on ${secondary.host} failed (${secondary.reason ?? "no reason given"})` : "fault tolerance is declared" });
+    const { note, need } = judge(s, state, f, limits);
+    if (note) notes.set(f.id, note);
+    if (need) needs.push(need);
   }
   for (const outcome of placeSecondaries(s, state, needs, load, limits)) {
     const { need: { f, replacing }, host, why, limited } = outcome;
@@ -73,9 +41,42 @@ export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageS
   return notes;
 }
 
+/**
+ * One VM's fault tolerance this round: what its status says, and whether it needs a secondary made. A
+ * secondary it may no longer have, or one that would break a rule were it to go live, is dropped here.
+ */
+function judge(s: Readonly<ClusterSituation>, state: StageState, f: Readonly<VmFacts>, limits: Readonly<FaultToleranceLimits>): { note?: FaultToleranceNote; need?: Need } {
+  const secondary = f.secondary;
+  if (!f.protection.faultTolerance || f.vm.metadata.deletionTimestamp) {
+    if (isLive(secondary)) unprotect(state, f, f.vm.metadata.deletionTimestamp ? "the VM is being deleted" : "its HAPolicy no longer protects it with FaultTolerance");
+    return {};
+  }
+  const never = whyNeverFaultTolerant(f.vm, limits);
+  if (never) {
+    if (isLive(secondary)) unprotect(state, f, never);
+    return { note: { state: "NotProtected", reason: never } };
+  }
+  const power = f.instance?.power;
+  if (power !== "Running") return { note: { state: "NeedsSecondary", reason: `the VM is ${power === undefined ? "on no host" : power.toLowerCase()}: its secondary is made once it runs` } };
+  const conflict = isLive(secondary) ? antiAffineOn(state, f, secondary.host) : undefined;
+  if (conflict) {
+    unprotect(state, f, conflict);
+    return { note: { state: "NeedsSecondary", reason: conflict } };
+  }
+  if (secondary?.state === "Copying") return { note: { state: "Starting", secondaryHost: secondary.host, reason: `copying its memory to ${secondary.host}` } };
+  if (secondary?.state === "Lockstep") {
+    const leaving = vacating(s.hosts.find((h) => h.name === secondary.host));
+    const migrating = s.migrations.some((m) => m.vm === f.id && (m.phase === "PreCopy" || m.phase === "Switchover"));
+    const note: FaultToleranceNote = { state: "Protected", secondaryHost: secondary.host };
+    return leaving && !migrating ? { note, need: { f, why: `its secondary's host ${secondary.host} is ${leaving}`, replacing: secondary.host } } : { note };
+  }
+  // None yet, or the last one failed (its host failed, it went live, it lost the race to go live).
+  return { need: { f, why: secondary?.state === "Failed" ? `its secondary on ${secondary.host} failed (${secondary.reason ?? "no reason given"})` : "fault tolerance is declared" } };
+}
+
 /** A VM that needs a secondary made: a first one, one to replace a failed one, or one to move off `replacing`. */
 interface Need {
-  f: VmFacts;
+  f: Readonly<VmFacts>;
   why: string;
   replacing?: string;
 }

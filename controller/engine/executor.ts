@@ -37,7 +37,7 @@ export async function executeReporting(ctx: ReconcileContext, action: Readonly<A
         break;
       }
       case "Stop":
-        await ctx.provider.stopVm(action.vm, action.mode);
+        await ctx.provider.stopVm(action.vm, action.mode, action.onHost === undefined ? {} : { onHost: action.onHost });
         break;
       case "Remove":
         await ctx.provider.removeVm(action.vm);
@@ -100,7 +100,8 @@ function isExpectedRefusal(action: Readonly<Action>, error: ProviderError): bool
     case "SyncReplica": return error.code === "NotFound" || error.code === "Conflict";
     case "StopReplication": return error.code === "NotFound";
     // A host out of reach cannot stop anything; the next observation says what became of the VM.
-    case "Stop":
+    // A stop bound to a host the VM has left since (onHost) is refused with Conflict: the next round replans.
+    case "Stop": return error.code === "NotFound" || error.code === "Unavailable" || error.code === "Conflict";
     case "Remove": return error.code === "NotFound" || error.code === "Unavailable";
     case "ResetVm": return error.code === "NotFound" || error.code === "Conflict" || error.code === "Unavailable";
     // The hosts say why (another vendor, a missing feature, no room, a host down): the migration's status reports it.

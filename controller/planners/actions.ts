@@ -11,7 +11,8 @@ export type Action =
   | { type: "RegisterHost"; host: string; config: HostConfig; reason: string }
   | { type: "UnregisterHost"; host: string; reason: string }
   | { type: "Start"; vm: string; host: string; config: VmConfig; reason: string }
-  | { type: "Stop"; vm: string; mode: "Shutdown" | "PowerOff"; reason: string }
+  /** `onHost`: only where the plan saw it; a VM the hosts have moved since is left alone (provider.ts). */
+  | { type: "Stop"; vm: string; mode: "Shutdown" | "PowerOff"; onHost?: string; reason: string }
   | { type: "Remove"; vm: string; reason: string }
   | { type: "ResetVm"; vm: string; key: string; reason: string }
   /** Live migration to `target` (core/migration.ts); `key` makes it idempotent and names it in observations. */

@@ -248,7 +248,7 @@ function planOn(s: Readonly<VmSituation>, actions: Action[]): Progress {
   if (verdict?.kind === "Evacuating" && verdict.cold) return { phase: "Stopping", ready: false, reason: "Evacuating", message: verdict.message, correcting: `shutting down (${verdict.message}: moving the VM (cold))` };
   if (verdict?.kind === "Migrating") return { phase: "Migrating", ready: true, reason: "Migrating", message: verdict.message };
   if (s.forbiddenHost) {
-    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", reason: `its rules forbid host ${instance.host} (${s.forbiddenHost}): moving the VM (cold)` });
+    actions.push({ type: "Stop", vm: idOf(vm), mode: "Shutdown", onHost: instance.host, reason: `its rules forbid host ${instance.host} (${s.forbiddenHost}): moving the VM (cold)` });
     return { phase: "Stopping", ready: false, reason: "Misplaced", message: `shutting down on host ${instance.host} to move it to a host its rules allow` };
   }
   const changes = configChanges(vm, s.networks, instance.config);

@@ -37,8 +37,12 @@ export interface HypervisorProvider {
    * InsufficientResources when the host cannot hold it, and with Unavailable when the host is down.
    */
   startVm(id: string, host: string, config: VmConfig): Promise<VmObservation>;
-  /** Powers the VM off: `Shutdown` asks the guest (takes time), `PowerOff` pulls the plug. No-op when Off. */
-  stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void>;
+  /**
+   * Powers the VM off: `Shutdown` asks the guest (takes time), `PowerOff` pulls the plug. No-op when Off. With
+   * `onHost`, only there: a VM the hosts have moved meanwhile (a secondary gone live) is refused with Conflict,
+   * so a stop planned from an observation a moment old never stops it where it runs now.
+   */
+  stopVm(id: string, mode: "Shutdown" | "PowerOff", options?: { onHost?: string }): Promise<void>;
   /** Powers the VM off if needed and removes it from its host, releasing its disk locks. No-op when unknown. */
   removeVm(id: string): Promise<void>;
   /**

@@ -170,3 +170,21 @@ test("admission control counts a fault-tolerant VM's secondary: refused where th
   await s.until(() => s.vm("plain").status?.phase === "Running", 60_000);
   assert.equal(s.vm("db-1").status?.phase, "Pending", "still refused with the plain VM running");
 });
+
+test("a host that crashes as it is put into maintenance: the cold evacuation planned from the last observation never stops the VM where its secondary has gone live", async (t) => {
+  const vm = ftVm("db-1", "esx-01").replace("placement: {cluster: prod,", "migration: {policy: Cold}\n  placement: {cluster: prod,");
+  const s = await Scenario.start(twoRacks() + FT_POLICY + vm);
+  t.after(() => s.stop());
+  await s.until(() => protectedVm(s, "db-1"), 120_000);
+  const secondaryHost = ft(s.vm("db-1"))!.secondaryHost!;
+  const poweredOnAt = s.sim.observeVm("default/db-1")!.poweredOnAt;
+  await s.sim.crashHost("esx-01");
+  s.apply(hostYaml("esx-01", { rack: "r1", maintenance: true }));
+  for (let i = 0; i < 10; i++) {
+    await s.advance(1_000);
+    const now = s.sim.observeVm("default/db-1")!;
+    if (now.host === secondaryHost) assert.equal(now.power, "Running", `${i + 1} s after the crash: stopped on ${secondaryHost}`);
+  }
+  const now = s.sim.observeVm("default/db-1")!;
+  assert.deepEqual([now.host, now.power, now.poweredOnAt], [secondaryHost, "Running", poweredOnAt]);
+});

@@ -322,7 +322,7 @@ function wantsOn(f: Readonly<VmFacts>, before: Readonly<ConversionVerdict>): boo
 }
 
 export function shutDown(state: StageState, f: Readonly<VmFacts>, v: Readonly<ConversionVerdict>): void {
-  state.actions.push({ stage: "migrations", action: { type: "Stop", vm: f.id, mode: "Shutdown", reason: `${describeRequest(v)}: shutting it down to convert it for ${v.to}` } });
+  state.actions.push({ stage: "migrations", action: { type: "Stop", vm: f.id, mode: "Shutdown", ...(f.instance ? { onHost: f.instance.host } : {}), reason: `${describeRequest(v)}: shutting it down to convert it for ${v.to}` } });
 }
 
 /**

@@ -64,7 +64,7 @@ function liveFailures(s: Readonly<ClusterSituation>, f: Readonly<VmFacts>): { co
 
 function moveCold(state: StageState, f: Readonly<VmFacts>, host: string, why: string, after: string): void {
   const message = `${why}: moving the VM (cold${after})`;
-  state.actions.push({ stage: "evacuation", action: { type: "Stop", vm: f.id, mode: "Shutdown", reason: message } });
+  state.actions.push({ stage: "evacuation", action: { type: "Stop", vm: f.id, mode: "Shutdown", ...(f.instance ? { onHost: f.instance.host } : {}), reason: message } });
   state.verdicts.set(f.id, { kind: "Evacuating", host, message: why, cold: true });
   state.handled.add(f.id);
 }

@@ -136,7 +136,7 @@ function startLive(s: Readonly<ClusterSituation>, state: StageState, request: Re
 function startCold(state: StageState, request: Readonly<VirtualMachineMigration>, f: Readonly<VmFacts>, source: string): RequestVerdict {
   const target = request.spec.targetHost;
   const reason = `VirtualMachineMigration ${requestName(request)}: moving the VM cold${target ? ` to ${target}` : ""}`;
-  state.actions.push({ stage: "migrations", action: { type: "Stop", vm: f.id, mode: "Shutdown", reason } });
+  state.actions.push({ stage: "migrations", action: { type: "Stop", vm: f.id, mode: "Shutdown", onHost: source, reason } });
   state.handled.add(f.id);
   state.verdicts.set(f.id, { kind: "Evacuating", host: source, message: reason, cold: true });
   return { kind: "Cold", source, ...(target ? { target } : {}), message: "shutting down" };

@@ -104,8 +104,8 @@ export class HttpProvider implements HypervisorProvider, FaultInjector, OutOfBan
     return this.request<VmObservation>("POST", `/vms/${pathOf(id)}/start`, { body: { host, config } });
   }
 
-  async stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void> {
-    await this.request("POST", `/vms/${pathOf(id)}/stop`, { body: { mode } });
+  async stopVm(id: string, mode: "Shutdown" | "PowerOff", options: { onHost?: string } = {}): Promise<void> {
+    await this.request("POST", `/vms/${pathOf(id)}/stop`, { body: { mode, ...(options.onHost !== undefined ? { onHost: options.onHost } : {}) } });
   }
 
   async removeVm(id: string): Promise<void> {

@@ -41,7 +41,8 @@ export function hostsimRoutes({ sim, timeScale }: RouteContext): Route[] {
       return { status: 200, body: await sim.startVm(vmId(params), host, config) };
     }),
     route("POST", "/v1/vms/:namespace/:name/stop", true, async ({ params, body }) => {
-      await sim.stopVm(vmId(params), stopBody(body).mode);
+      const { mode, onHost } = stopBody(body);
+      await sim.stopVm(vmId(params), mode, onHost === undefined ? {} : { onHost });
       return NO_CONTENT;
     }),
     route("DELETE", "/v1/vms/:namespace/:name", false, async ({ params }) => {

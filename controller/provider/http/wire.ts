@@ -204,10 +204,11 @@ function oneOf<T extends string>(fields: Fields, name: string, path: string, val
   return value as T;
 }
 
-export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff" } {
-  const mode = string(object(body, "body"), "mode", "body");
+export function stopBody(body: unknown): { mode: "Shutdown" | "PowerOff"; onHost?: string } {
+  const fields = object(body, "body");
+  const mode = string(fields, "mode", "body");
   if (mode !== "Shutdown" && mode !== "PowerOff") throw invalid("body.mode", `must be Shutdown or PowerOff, got ${JSON.stringify(mode)}`);
-  return { mode };
+  return fields.onHost === undefined ? { mode } : { mode, onHost: string(fields, "onHost", "body") };
 }
 
 export function storagePathsBody(body: unknown): { up: number; datastore?: string } {

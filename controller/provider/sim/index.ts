@@ -338,11 +338,12 @@ export class SimulatedHosts implements HypervisorProvider, FaultInjector, OutOfB
     this.changed();
   }
 
-  async stopVm(id: string, mode: "Shutdown" | "PowerOff"): Promise<void> {
+  async stopVm(id: string, mode: "Shutdown" | "PowerOff", options: { onHost?: string } = {}): Promise<void> {
     this.assertOpen();
     if (mode !== "Shutdown" && mode !== "PowerOff") throw new ProviderError("Invalid", `stop mode must be Shutdown or PowerOff, got ${String(mode)}`);
     const vm = this.world.vms.get(id);
     if (!vm) return;
+    if (options.onHost !== undefined && vm.host !== options.onHost) throw new ProviderError("Conflict", `VM ${id} runs on host ${vm.host} now, not on ${options.onHost}`);
     const now = this.clock.now();
     const host = hostOf(this.world, vm);
     if (!isReachable(host)) {

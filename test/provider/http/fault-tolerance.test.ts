@@ -85,7 +85,10 @@ describe("fault tolerance and conversions over hostsim's API", () => {
     assert.equal(await refusal(client.protectVm("shop/db", "k1", { key: "p", settings: ft() })), "Incompatible", "another hypervisor");
     assert.equal(await refusal(client.protectVm("shop/db", "h2", { key: "p", settings: ft({ copy: { ...ft().copy, maxRounds: 1.5 } }) })), "Invalid");
     assert.equal(await refusal(client.convertVm("shop/db", "h2", esxVm(), conversion())), "Conflict");
-    await client.stopVm("shop/db", "PowerOff");
+    // A stop bound to a host the VM is not on leaves it running: it was planned from an older observation.
+    assert.equal(await refusal(client.stopVm("shop/db", "PowerOff", { onHost: "h2" })), "Conflict");
+    assert.equal((await client.observe()).vms[0]!.power, "Running");
+    await client.stopVm("shop/db", "PowerOff", { onHost: "h1" });
     assert.equal(await refusal(client.convertVm("shop/db", "h2", esxVm(), conversion())), "Invalid", "the same hypervisor type");
   });
 

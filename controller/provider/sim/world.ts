@@ -2,9 +2,9 @@
 // Heartbeats, lock renewals and CPU usage are not stored: they are derived from these records and the
 // clock when asked for, so a thousand idle hosts cost nothing between observations.
 
-import type { Hypervisor, VmExitReason } from "../../api/types.ts";
-import type { ConversionPhase } from "../../core/conversion.ts";
-import type { FaultToleranceSettings, SecondaryState, SwitchoverObservation } from "../../core/fault-tolerance.ts";
+import type { VmExitReason } from "../../api/types.ts";
+import type { ConversionObservation } from "../../core/conversion.ts";
+import type { FaultToleranceSettings, SecondaryObservation, SwitchoverObservation } from "../../core/fault-tolerance.ts";
 import type { MigrationPhase, MigrationSettings } from "../../core/migration.ts";
 import type { HostConfig, HostObservation, VmConfig, VmObservation, VmPowerState } from "../../core/observation.ts";
 import type { ReplicationSettings } from "../../core/replication.ts";
@@ -245,26 +245,17 @@ export interface ReplicationIndex {
 
 /**
  * A fault-tolerant VM's secondary (vSphere FT), by VM id: made by a live copy over the FT logging link,
- * then kept in lockstep. At most one per VM, but a move keeps the secondary it replaces in `replacing`.
+ * then kept in lockstep. At most one per VM, but a move keeps the secondary it replaces in `replacing`. Its
+ * `primaryHost` follows the primary wherever it migrates; `cpu` and `memoryMiB` are the VM's when it was
+ * protected, what the secondary holds on its host.
  */
-export interface SecondaryRecord {
-  vm: string;
-  key: string;
-  host: string;
-  /** The primary's host: when the secondary was made, then wherever the primary migrates. */
-  primaryHost: string;
-  state: SecondaryState;
-  since: number;
+export interface SecondaryRecord extends Pick<SecondaryObservation, "vm" | "key" | "host" | "primaryHost" | "state" | "since" | "cpu" | "memoryMiB" | "reason"> {
   settings: FaultToleranceSettings;
-  /** The VM's vCPUs and memory when it was protected: what the secondary holds on its host. */
-  cpu: number;
-  memoryMiB: number;
   /** The primary's run when it was protected: a secondary that goes live carries it on, unbroken. */
   poweredOnAt: number;
   lastExit?: { reason: VmExitReason; at: number };
   /** While Copying: the live copy that makes it (precopy.ts's record, over the logging link). */
   copy?: MigrationRecord;
-  reason?: string;
   /** Lockstep: when the primary stopped answering over the logging link; it tries to go live FT_GO_LIVE_MS later. */
   primaryLostAt?: number;
   /** While a move copies: the secondary in lockstep that it replaces, which protects the VM until then. */
@@ -282,23 +273,12 @@ export interface ReplacedSecondary {
 export type SwitchoverRecord = SwitchoverObservation;
 
 /** One conversion to another hypervisor type (V2V), under way or ended: the last one of its VM. */
-export interface ConversionRecord {
-  vm: string;
-  key: string;
-  source: string;
-  target: string;
-  from: Hypervisor;
-  to: Hypervisor;
-  phase: ConversionPhase;
+export interface ConversionRecord extends Omit<ConversionObservation, "convertedMiB"> {
   rateMiBps: number;
   /** What the VM becomes on the target: its devices for the target's hypervisor. */
   config: VmConfig;
-  startedAt: number;
-  endsAt: number;
-  totalMiB: number;
   /** Set when it ended early: what it had converted then. */
   convertedMiB?: number;
-  reason?: string;
 }
 
 export interface World {

@@ -8,7 +8,7 @@ import { reachableDatastores } from "../planners/ha/storage.ts";
 import type { ReconcileContext } from "./context.ts";
 import { vmKeyOfId } from "./context.ts";
 import type { HostView } from "./views.ts";
-import { isLive, pairsApart, placedSecondary } from "../planners/ha/fault-tolerance.ts";
+import { isLive, placedSecondary, withPairsApart, type FaultTolerantPair } from "../planners/ha/fault-tolerance.ts";
 
 export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members: HostView[]): ClusterSnapshot {
   const hosts: CandidateHost[] = [];
@@ -42,7 +42,7 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
     }
   }
   // Fault-tolerant secondaries hold their primary's reservation where they are, and keep the pair apart.
-  const pairs: { vm: string; primaryHost: string; secondaryHost: string }[] = [];
+  const pairs: FaultTolerantPair[] = [];
   const memberNames = new Set(members.map((m) => m.name));
   for (const secondary of ctx.observed.secondaries()) {
     if (!isLive(secondary)) continue;
@@ -55,7 +55,7 @@ export function snapshotOf(ctx: ReconcileContext, cluster: HostCluster, members:
   return {
     hosts,
     placed,
-    ...(pairs.length > 0 ? { apart: pairsApart(pairs) } : {}),
+    ...(pairs.length > 0 ? { apart: withPairsApart(undefined, pairs) } : {}),
     strategy: cluster.spec.placement.strategy,
     ...(baseline ? { cpuBaseline: { ...(baseline.vendor ? { vendor: baseline.vendor } : {}), features: baseline.features } } : {}),
   };

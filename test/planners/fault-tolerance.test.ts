@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { faultToleranceView, limitReached, pairsApart, primaryOf, secondaryId } from "../../controller/planners/ha/fault-tolerance.ts";
+import { faultToleranceView, limitReached, primaryOf, secondaryId, withPairsApart } from "../../controller/planners/ha/fault-tolerance.ts";
 import type { SecondaryObservation, SwitchoverObservation } from "../../controller/core/fault-tolerance.ts";
 
 const LIMITS = { maxVmsPerHost: 4, maxVcpusPerHost: 8, maxVcpusPerVm: 8 };
@@ -26,9 +26,13 @@ test("a host takes one more FT VM while under both per-host limits, and says whi
 });
 
 test("a pair is kept apart both ways: the primary from its secondary's host, the secondary from its primary's", () => {
-  const apart = pairsApart([{ vm: "shop/db-1", primaryHost: "esx-01", secondaryHost: "esx-03" }]);
+  const apart = withPairsApart(undefined, [{ vm: "shop/db-1", primaryHost: "esx-01", secondaryHost: "esx-03" }]);
   assert.deepEqual(apart.get("shop/db-1"), [{ host: "esx-03", reason: "holds its fault-tolerant secondary" }]);
   assert.deepEqual(apart.get(secondaryId("shop/db-1")), [{ host: "esx-01", reason: "runs its fault-tolerant primary" }]);
+  // A secondary asked for elsewhere while the old one still runs: the primary is kept from both hosts.
+  const moving = withPairsApart(apart, [{ vm: "shop/db-1", primaryHost: "esx-01", secondaryHost: "esx-04" }]);
+  assert.deepEqual(moving.get("shop/db-1")!.map((x) => x.host), ["esx-03", "esx-04"]);
+  assert.deepEqual(apart.get("shop/db-1")!.map((x) => x.host), ["esx-03"], "the map given is left as it was");
 });
 
 const LOCKSTEP: SecondaryObservation = { vm: "shop/db-1", key: "k", host: "esx-03", primaryHost: "esx-01", state: "Lockstep", since: 0, lagMs: 5.4, slowdownPercent: 12.2, cpu: 2, memoryMiB: 4096 };

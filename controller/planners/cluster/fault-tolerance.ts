@@ -16,8 +16,9 @@ import type { HostExclusion, PlacedVm } from "../../placement/types.ts";
 import { vacating } from "./evacuation.ts";
 import type { ClusterSituation, StageState, VmFacts } from "./types.ts";
 import {
-  addLoad, faultToleranceSettingsOf, isLive, limitReached, limitsOf, placedSecondary, primaryOf, RACK_LABEL, secondaryId, secondaryRequest, whyNeverFaultTolerant, ZONE_LABEL,
-  type FaultToleranceLimits, type FaultToleranceLoad, type FaultToleranceNote,
+  addLoad, faultToleranceSettingsOf, HOLDS_SECONDARY_NOW, isFaultToleranceRule, isLive, limitReached, limitsOf, placedSecondary, RACK_LABEL, RUNS_PRIMARY,
+  secondaryId, secondaryRequest, whyNeverFaultTolerant, withPairsApart, ZONE_LABEL,
+  type FaultTolerantPair, type FaultToleranceLimits, type FaultToleranceLoad, type FaultToleranceNote,
 } from "../ha/fault-tolerance.ts";
 
 export function faultToleranceStage(s: Readonly<ClusterSituation>, state: StageState): Map<string, FaultToleranceNote> {
@@ -110,8 +111,8 @@ function placeSecondaries(s: Readonly<ClusterSituation>, state: StageState, need
     const apart = new Map(state.snapshot.apart ?? []);
     const requests = pending.map((need) => {
       const primary = need.f.instance!.host;
-      const excluded: HostExclusion[] = [{ host: primary, reason: "runs its fault-tolerant primary" }];
-      if (need.replacing !== undefined) excluded.push({ host: need.replacing, reason: "holds its secondary now" });
+      const excluded: HostExclusion[] = [{ host: primary, reason: RUNS_PRIMARY }];
+      if (need.replacing !== undefined) excluded.push({ host: need.replacing, reason: HOLDS_SECONDARY_NOW });
       for (const host of s.snapshot.hosts) {
         const reached = limitReached(load, host.name, need.f.vm.spec.cpu, limits);
         if (reached && host.name !== primary && host.name !== need.replacing) excluded.push({ host: host.name, reason: reached });
@@ -123,6 +124,7 @@ function placeSecondaries(s: Readonly<ClusterSituation>, state: StageState, need
     const byId = new Map(pending.map((need, i) => [requests[i]!.id, need]));
     const plan = placeBatch({ ...state.snapshot, apart }, requests);
     const accepted: PlacedVm[] = [];
+    const pairs: FaultTolerantPair[] = [];
     const retry: Need[] = [];
     for (const placement of plan.placements) {
       const need = byId.get(placement.vm)!;
@@ -134,24 +136,16 @@ function placeSecondaries(s: Readonly<ClusterSituation>, state: StageState, need
       addLoad(load, placement.host, need.f.vm.spec.cpu);
       ask(s, state, need, placement.host);
       accepted.push({ ...placedSecondary({ vm: need.f.id, key: "", host: placement.host, primaryHost: need.f.instance!.host, state: "Copying", since: s.now, cpu: need.f.vm.spec.cpu, memoryMiB: need.f.vm.spec.memoryMiB }), id: `${secondaryId(need.f.id)}@${placement.host}` });
+      pairs.push({ vm: need.f.id, primaryHost: need.f.instance!.host, secondaryHost: placement.host });
       outcomes.push({ need, host: placement.host, why: need.why, limited: false });
     }
     for (const refusal of plan.unschedulable) {
       const need = byId.get(refusal.vm)!;
       const reasons = Object.keys(refusal.reasons);
-      const limited = reasons.length > 0 && reasons.every((r) => r === "runs its fault-tolerant primary" || r === "holds its secondary now" || r.startsWith("at the FT limit"));
+      const limited = reasons.length > 0 && reasons.every(isFaultToleranceRule);
       outcomes.push({ need, why: `no host can take its secondary: ${refusal.message.replace(/^0\/\d+ hosts fit: /, "")}`, limited });
     }
-    if (accepted.length > 0) {
-      const pairs = new Map(state.snapshot.apart ?? []);
-      for (const placed of accepted) {
-        const vm = primaryOf(placed.id)!;
-        const primary = byId.get(secondaryId(vm))!.f.instance!.host;
-        pairs.set(vm, [...(pairs.get(vm) ?? []), { host: placed.host, reason: "holds its fault-tolerant secondary" }]);
-        pairs.set(secondaryId(vm), [{ host: primary, reason: "runs its fault-tolerant primary" }]);
-      }
-      state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, ...accepted], apart: pairs };
-    }
+    if (accepted.length > 0) state.snapshot = { ...state.snapshot, placed: [...state.snapshot.placed, ...accepted], apart: withPairsApart(state.snapshot.apart, pairs) };
     pending = retry;
   }
   for (const need of pending) outcomes.push({ need, why: "no host can take its secondary within the FT limits this round", limited: false });

@@ -74,8 +74,8 @@ export function addLoad(load: FaultToleranceLoad, host: string, vcpus: number): 
 /** Why `host` cannot take one more FT VM of `vcpus` ("at the FT limit of 4 VMs per host"), or undefined when it can. */
 export function limitReached(load: ReadonlyMap<string, { vms: number; vcpus: number }>, host: string, vcpus: number, limits: Readonly<FaultToleranceLimits>): string | undefined {
   const now = load.get(host) ?? { vms: 0, vcpus: 0 };
-  if (now.vms + 1 > limits.maxVmsPerHost) return `at the FT limit of ${limits.maxVmsPerHost} VMs per host`;
-  if (now.vcpus + vcpus > limits.maxVcpusPerHost) return `at the FT limit of ${limits.maxVcpusPerHost} vCPUs per host`;
+  if (now.vms + 1 > limits.maxVmsPerHost) return `${FT_LIMIT} of ${limits.maxVmsPerHost} VMs per host`;
+  if (now.vcpus + vcpus > limits.maxVcpusPerHost) return `${FT_LIMIT} of ${limits.maxVcpusPerHost} vCPUs per host`;
   return undefined;
 }
 
@@ -119,14 +119,35 @@ export function secondaryRequest(vm: Readonly<VirtualMachine>, primaryRack?: { k
   };
 }
 
-/** Each FT pair kept apart, both ways: the primary never goes to its secondary's host, nor the reverse. */
-export function pairsApart(pairs: readonly { vm: string; primaryHost: string; secondaryHost: string }[]): Map<string, HostExclusion[]> {
-  const apart = new Map<string, HostExclusion[]>();
+/** The reasons fault tolerance itself gives placement to refuse a host to one half of a pair. */
+export const HOLDS_SECONDARY = "holds its fault-tolerant secondary";
+export const RUNS_PRIMARY = "runs its fault-tolerant primary";
+/** A secondary that moves: not back onto the host it leaves. */
+export const HOLDS_SECONDARY_NOW = "holds its secondary now";
+const FT_LIMIT = "at the FT limit";
+
+export interface FaultTolerantPair {
+  vm: string;
+  primaryHost: string;
+  secondaryHost: string;
+}
+
+/**
+ * `apart` with each pair kept apart both ways: the primary never goes to its secondary's host, nor the
+ * reverse. A primary whose secondary moves is kept from both of its secondaries' hosts.
+ */
+export function withPairsApart(apart: ReadonlyMap<string, readonly HostExclusion[]> | undefined, pairs: readonly FaultTolerantPair[]): Map<string, HostExclusion[]> {
+  const next = new Map<string, HostExclusion[]>([...(apart ?? [])].map(([id, hosts]) => [id, [...hosts]]));
   for (const pair of pairs) {
-    apart.set(pair.vm, [{ host: pair.secondaryHost, reason: "holds its fault-tolerant secondary" }]);
-    apart.set(secondaryId(pair.vm), [{ host: pair.primaryHost, reason: "runs its fault-tolerant primary" }]);
+    next.set(pair.vm, [...(next.get(pair.vm) ?? []), { host: pair.secondaryHost, reason: HOLDS_SECONDARY }]);
+    next.set(secondaryId(pair.vm), [{ host: pair.primaryHost, reason: RUNS_PRIMARY }]);
   }
-  return apart;
+  return next;
+}
+
+/** Whether a placement refusal is fault tolerance's own rule (its pair, the per-host limits), not room. */
+export function isFaultToleranceRule(reason: string): boolean {
+  return reason === RUNS_PRIMARY || reason === HOLDS_SECONDARY_NOW || reason.startsWith(FT_LIMIT);
 }
 
 /** One VM's fault tolerance, as its cluster's round found it: what its status says. */

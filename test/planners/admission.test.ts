@@ -21,6 +21,7 @@ import {
   type PowerOn,
 } from "../../controller/planners/ha/admission.ts";
 import { failoverCapacity, failoverCapacityReport, failureSets, unplaceableAfter } from "../../controller/planners/ha/failover-capacity.ts";
+import { propertySeed } from "../support/random.ts";
 
 const GiB = 1024;
 
@@ -330,7 +331,7 @@ function checkAdmissionOrder(input: AdmissionInput): AdmissionPlan {
 }
 
 test("admission over random batches: the admitted set keeps the policy; a VM left waiting breaks it after those admitted before it, or waits behind a higher-priority VM that fits on its own", (t) => {
-  const seed = REPLAY_SEED ? Number(REPLAY_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const seed = propertySeed(REPLAY_SEED);
   const numRuns = QUICK ? 40 : 300;
   t.diagnostic(`seed ${seed} (replay: VIREO_ADMISSION_SEED=${seed}), ${numRuns} batches`);
   const started = performance.now();

@@ -25,6 +25,7 @@ import type { ClusterPlan, ClusterSituation, HoldDown } from "../../controller/p
 import { failoverCapacity } from "../../controller/planners/ha/failover-capacity.ts";
 import { NOW, balancingCluster, balancingSituation, type RunningVm } from "../support/balancing.ts";
 import { GiB, hostObject, vmObject } from "../support/objects.ts";
+import { propertySeed } from "../support/random.ts";
 
 const QUICK = process.env.VIREO_QUICK === "1";
 const REPLAY_SEED = process.env.VIREO_BALANCING_SEED;
@@ -224,7 +225,7 @@ function checkAdmission(s: ClusterSituation, w: World, after: ReadonlyMap<string
 }
 
 test("balancing passes over random clusters: required rules, hold-downs, capacity at every instant, the migration limits and admission control hold, and the imbalance never rises", (t) => {
-  const seed = REPLAY_SEED ? Number(REPLAY_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const seed = propertySeed(REPLAY_SEED);
   const numRuns = QUICK ? 60 : 400;
   t.diagnostic(`seed ${seed} (replay: VIREO_BALANCING_SEED=${seed}), ${numRuns} clusters`);
   const started = performance.now();

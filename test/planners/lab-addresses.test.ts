@@ -13,6 +13,7 @@ import type { LabAddress, LabNetwork, LabNetworkMode } from "../../controller/ap
 import { MAC_PREFIX } from "../../controller/planners/macs.ts";
 import { allocateAddresses, formatIpv4, labNetworkProblem, parseIpv4 } from "../../controller/planners/labs/addresses.ts";
 import type { AllocationInput, AllocationResult, NicRequest } from "../../controller/planners/labs/addresses.ts";
+import { propertySeed } from "../support/random.ts";
 
 // ------------------------------------------------------------------ a lab as the expander makes its NICs
 
@@ -522,7 +523,7 @@ function checkCompact(i: AllocationInput, addresses: readonly LabAddress[]): voi
 }
 
 test("random labs and scale changes: unique in every segment, stable across a restart and a scale change, refused exactly when too small or a fixed address is taken", (t) => {
-  const seed = REPLAY_SEED ? Number(REPLAY_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const seed = propertySeed(REPLAY_SEED);
   const numRuns = QUICK ? 100 : 1000;
   t.diagnostic(`seed ${seed} (replay: VIREO_LAB_ADDRESSES_SEED=${seed}), ${numRuns} labs`);
   const seen = { allocated: 0, tooSmall: 0, fixedTaken: 0, changed: 0, fenced: 0 };

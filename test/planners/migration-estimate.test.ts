@@ -31,6 +31,7 @@ import { AUTO_CONVERGE, DEFAULT_MIGRATION_LINK_MIBPS } from "../../controller/co
 import type { MigrationObservation, MigrationSettings } from "../../controller/core/migration.ts";
 import { estimateMigration } from "../../controller/planners/migration/estimate.ts";
 import { migrateAlone, settings } from "../support/migration.ts";
+import { propertySeed } from "../support/random.ts";
 
 const TOLERANCE = Object.freeze({ rounds: 1, downtimeShare: 0.1, downtimeMs: 5, durationShare: 0.05, durationSeconds: 0.1 });
 /** How far the dirty rate may be off for an outcome near a boundary, and in what steps it is tried. */
@@ -197,7 +198,7 @@ async function check(c: Case, tally: Tally): Promise<void> {
 }
 
 async function property(t: TestContext, name: string, cases: fc.Arbitrary<Case>, numRuns: number): Promise<void> {
-  const seed = REPLAY_SEED ? Number(REPLAY_SEED) : Math.floor(Math.random() * 2 ** 31);
+  const seed = propertySeed(REPLAY_SEED);
   t.diagnostic(`${name}: seed ${seed} (replay: VIREO_ESTIMATE_SEED=${seed}${QUICK ? " VIREO_QUICK=1" : ""}), ${numRuns} VMs`);
   const tally = newTally();
   await fc.assert(fc.asyncProperty(cases, (c) => check(c, tally)), { seed, numRuns, ...(REPLAY_PATH ? { path: REPLAY_PATH } : {}) });

@@ -12,6 +12,7 @@ import { ProviderError } from "../../../controller/provider/provider.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 import { guest, hostConfig, settings } from "../../support/migration.ts";
 import { ft } from "./fault-tolerance-support.ts";
+import { propertySeed } from "../../support/random.ts";
 
 const HOSTS = ["h1", "h2", "h3", "h4"];
 const HOST_MEMORY = 16_384;
@@ -130,7 +131,7 @@ async function checkInvariants(sim: SimulatedHosts): Promise<void> {
 
 describe("fault tolerance invariants under random operations", () => {
   it("never lets a VM go live twice, keeps locks with the VM that runs, secondaries off their primary's host, and hosts within their memory", async (t) => {
-    const seed = process.env.VIREO_FT_SEED ? Number(process.env.VIREO_FT_SEED) : Math.floor(Math.random() * 2 ** 31);
+    const seed = propertySeed(process.env.VIREO_FT_SEED);
     const numRuns = process.env.VIREO_FT_SEED ? 1 : process.env.VIREO_QUICK === "1" ? 40 : 200;
     t.diagnostic(`seed ${seed} (replay: VIREO_FT_SEED=${seed}), ${numRuns} runs`);
     let wentLive = 0;

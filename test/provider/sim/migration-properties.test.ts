@@ -11,6 +11,7 @@ import { VirtualClock } from "../../../controller/core/clock.ts";
 import { ProviderError } from "../../../controller/provider/provider.ts";
 import { SimulatedHosts } from "../../../controller/provider/sim/index.ts";
 import { guest, hostConfig, settings, underWay } from "../../support/migration.ts";
+import { propertySeed } from "../../support/random.ts";
 
 const HOSTS = ["h1", "h2", "h3"];
 const HOST_MEMORY = 16_384;
@@ -110,7 +111,7 @@ async function checkInvariants(sim: SimulatedHosts): Promise<void> {
 
 describe("live migration invariants under random operations", () => {
   it("keeps each running VM's locks with it, hosts within their memory, and migrations between live hosts", async (t) => {
-    const seed = process.env.VIREO_MIGRATION_SEED ? Number(process.env.VIREO_MIGRATION_SEED) : Math.floor(Math.random() * 2 ** 31);
+    const seed = propertySeed(process.env.VIREO_MIGRATION_SEED);
     const numRuns = process.env.VIREO_MIGRATION_SEED ? 1 : process.env.VIREO_QUICK === "1" ? 40 : 200;
     t.diagnostic(`seed ${seed} (replay: VIREO_MIGRATION_SEED=${seed}), ${numRuns} runs`);
     let migrated = 0;
